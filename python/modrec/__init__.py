@@ -1,0 +1,25 @@
+"""gr-modrec: lightweight automatic modulation recognition for GNU Radio.
+
+GNU Radio blocks are loaded lazily (PEP 562 ``__getattr__``) so that ``gnuradio.modrec.training``
+imports on a machine that has PyTorch but no GNU Radio, e.g. a GPU box or a cluster node.
+"""
+
+__version__ = "0.1.0"  # keep equal to VERSION_MAJOR.VERSION_API.VERSION_ABI in CMakeLists.txt
+
+# block name -> submodule that defines it
+_BLOCKS = {
+    "classifier": ".classifier",
+}
+
+
+def __getattr__(name):
+    if name in _BLOCKS:
+        import importlib
+
+        module = importlib.import_module(_BLOCKS[name], __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_BLOCKS))

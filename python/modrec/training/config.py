@@ -1,0 +1,231 @@
+"""Experiment configuration: one YAML file per experiment, validated into dataclasses.
+
+Errors name the file, the dotted field, what was expected and what was found, because a typo in
+a config otherwise surfaces as a silent default hours into a cluster job.
+"""
+
+import copy
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class DataConfig:
+    name: str = "rml2016-synth"
+    # None: $MODREC_CACHE/datasets/<name> or ~/.cache/gr-modrec/datasets/<name>
+    root: Optional[str] = None
+    # frames per (class, SNR) for each split; the dataset is generated when root lacks it
+    frames_per_class_snr: Dict[str, int] = field(default_factory=lambda: {"train": 1000, "val": 100, "test": 200})
+    seed: int = 2016
+    workers: int = 0  # 0 = all cores
+    generator: Dict[str, Any] = field(default_factory=dict)  # GeneratorConfig overrides
+
+
+@dataclass
+class ModelConfig:
+    name: str = "cnn3"
+    cfg: Dict[str, Any] = field(default_factory=dict)  # n_classes / frame_len are taken from the data
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    betas: tuple = (0.9, 0.999)
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "onecycle"  # onecycle | cosine | constant
+    warmup_frac: float = 0.1  # of all steps: onecycle pct_start, or cosine linear warm-up
+    final_lr_frac: float = 1e-3  # lr at the end, as a fraction of optim.lr
+
+
+@dataclass
+class AugmentConfig:
+    phase_rotation: bool = True  # uniform random carrier phase per frame
+    time_shift: bool = True  # random circular shift over the whole frame
+    freq_offset: float = 0.0  # max |CFO| in cycles/sample (0 = off)
+    conjugate: bool = False  # random I/Q conjugation (spectral flip)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 256
+    eval_batch_size: int = 2048
+    label_smoothing: float = 0.05
+    grad_clip: float = 5.0  # max grad norm, 0 = off
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads, 0 = all cores
+
+
+@dataclass
+class ExperimentConfig:
+    experiment: str = "experiment"
+    seed: int = 0
+    output_dir: Optional[str] = None  # default runs/<experiment>
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    source: Optional[str] = None  # the YAML file it came from (set by the loader)
+
+    @property
+    def run_dir(self):
+        return Path(self.output_dir or os.path.join("runs", self.experiment))
+
+    @property
+    def data_root(self):
+        if self.data.root:
+            return Path(self.data.root).expanduser()
+        base = os.environ.get("MODREC_CACHE") or os.path.join("~", ".cache", "gr-modrec")
+        return Path(base).expanduser() / "datasets" / self.data.name
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["optim"]["betas"] = list(d["optim"]["betas"])
+        return d
+
+
+_SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
+
+
+def _check_scalar(value, typ, where, source):
+    name = _SCALARS[typ]
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+    }[typ](value)
+    if not ok:
+        raise ConfigError(f"{source}: field '{where}' expected {name}, got {type(value).__name__} {value!r}")
+    return float(value) if typ is float else value
+
+
+def _build(cls, raw, source, prefix=""):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: field '{prefix.rstrip('.') or '<top>'}' expected a mapping, got {type(raw).__name__} {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        where = prefix + str(key)
+        if key not in fields or key == "source":
+            hint = difflib.get_close_matches(str(key), [f for f in fields if f != "source"], n=1)
+            hint = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
+            raise ConfigError(
+                f"{source}: unknown field '{where}'{hint}; expected one of {', '.join(f for f in fields if f != 'source')}"
+            )
+        default = fields[key].default
+        if default is dataclasses.MISSING:
+            default = fields[key].default_factory()
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _build(type(default), value, source, where + ".")
+        elif isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: field '{where}' expected a mapping, got {type(value).__name__} {value!r}")
+            kwargs[key] = value
+        elif isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)) or len(value) != len(default):
+                raise ConfigError(f"{source}: field '{where}' expected a list of {len(default)} numbers, got {value!r}")
+            kwargs[key] = tuple(_check_scalar(v, float, where, source) for v in value)
+        elif value is None and (default is None):
+            kwargs[key] = None
+        else:
+            typ = type(default) if default is not None else str
+            kwargs[key] = _check_scalar(value, typ, where, source)
+    return cls(**kwargs)
+
+
+def _validate(cfg, source):
+    def bad(where, expected, got):
+        raise ConfigError(f"{source}: field '{where}' expected {expected}, got {got!r}")
+
+    if cfg.train.epochs < 1:
+        bad("train.epochs", ">= 1", cfg.train.epochs)
+    if cfg.train.batch_size < 1:
+        bad("train.batch_size", ">= 1", cfg.train.batch_size)
+    if cfg.optim.name.lower() not in ("adamw", "adam", "sgd"):
+        bad("optim.name", "one of adamw, adam, sgd", cfg.optim.name)
+    if cfg.optim.lr <= 0:
+        bad("optim.lr", "> 0", cfg.optim.lr)
+    if cfg.schedule.name.lower() not in ("onecycle", "cosine", "constant"):
+        bad("schedule.name", "one of onecycle, cosine, constant", cfg.schedule.name)
+    if not 0 <= cfg.schedule.warmup_frac < 1:
+        bad("schedule.warmup_frac", "in [0, 1)", cfg.schedule.warmup_frac)
+    if not 0 <= cfg.train.label_smoothing < 1:
+        bad("train.label_smoothing", "in [0, 1)", cfg.train.label_smoothing)
+    dev = cfg.train.device
+    if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
+        bad("train.device", "auto, cpu, cuda, cuda:N or mps", dev)
+    for split in ("train", "val"):
+        n = cfg.data.frames_per_class_snr.get(split)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            bad(f"data.frames_per_class_snr.{split}", "an integer >= 1", n)
+    from .models import default_config
+
+    try:
+        known = default_config(cfg.model.name)
+    except KeyError as err:
+        raise ConfigError(f"{source}: field 'model.name': {err.args[0]}") from None
+    unknown = sorted(set(cfg.model.cfg) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{source}: field 'model.cfg' has unknown key(s) {', '.join(unknown)} for model "
+            f"'{cfg.model.name}'; expected a subset of {', '.join(known)}"
+        )
+
+
+def config_from_dict(raw, source="<dict>"):
+    cfg = _build(ExperimentConfig, raw, source)
+    _validate(cfg, source)
+    cfg.source = source
+    return cfg
+
+
+def load_config(path, overrides=()):
+    """Load ``path`` and apply ``overrides`` ("dotted.key=yaml-value" strings)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw.setdefault("experiment", path.stem)
+    raw = apply_overrides(raw, overrides, source=str(path))
+    return config_from_dict(raw, source=str(path))
+
+
+def apply_overrides(raw, overrides, source="<cli>"):
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{source}: override {item!r} should look like dotted.key=value")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: override {item!r}: '{p}' is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw

@@ -1,0 +1,6 @@
+"""Student models. Importing this package registers every model file."""
+
+from . import cnn3  # noqa: F401  (registers)
+from .registry import create_model, default_config, list_models, register_model
+
+__all__ = ["create_model", "default_config", "list_models", "register_model"]

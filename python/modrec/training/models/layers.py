@@ -1,0 +1,32 @@
+"""Layers shared by the students."""
+
+import torch
+from torch import nn
+
+
+class RMSNormIQ(nn.Module):
+    """Divide each frame by its RMS amplitude (sqrt of mean I^2+Q^2 over the frame).
+
+    Living inside the graph makes the exported model gain-invariant, so the runtime never has to
+    know how a receiver scaled its samples. ``eps`` keeps all-zero frames at zero instead of NaN;
+    it is tiny so that even very weak (1e-5 full scale) frames are still normalised.
+    """
+
+    def __init__(self, eps=1e-12):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x):
+        power = (x * x).sum(dim=1, keepdim=True).mean(dim=2, keepdim=True)
+        return x / torch.sqrt(power + self.eps)
+
+
+class GlobalAvgMaxPool1d(nn.Module):
+    """Concatenate global average and global max over time.
+
+    Global pooling makes the head independent of frame length and of where in the frame a
+    feature lands (circular time shifts), and max keeps sparse cues that averaging washes out.
+    """
+
+    def forward(self, x):
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)

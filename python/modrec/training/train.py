@@ -1,0 +1,372 @@
+"""Training loop: seeded, resumable, whole dataset in memory, batches by index permutation.
+
+On a 2-core laptop a DataLoader's worker processes cost more than they save for 200 MB of
+frames, and on a GPU the whole set fits in device memory, so batches are plain tensor slices.
+"""
+
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .flops import count_flops, count_params
+from .models import create_model
+
+CHECKPOINT_FORMAT = 1
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _read_split_npz(root, split):
+    """Minimal reader of the on-disk format, used only when the data package is unavailable."""
+    root = Path(root)
+    meta = json.loads((root / "meta.json").read_text())
+    shards = sorted((root / split).glob("shard-*.npz"))
+    if not shards:
+        raise FileNotFoundError(f"{root / split}: no shard-*.npz files (split '{split}' missing?)")
+    parts = [np.load(s) for s in shards]
+    return SimpleNamespace(
+        x=np.concatenate([p["x"] for p in parts]).astype(np.float32, copy=False),
+        y=np.concatenate([p["y"] for p in parts]).astype(np.int64, copy=False),
+        snr_db=np.concatenate([p["snr_db"] for p in parts]).astype(np.float32, copy=False),
+        meta=meta,
+    )
+
+
+def read_split(root, split):
+    root = Path(root)
+    if not (root / "meta.json").is_file():
+        raise FileNotFoundError(f"{root}: not a dataset (no meta.json)")
+    try:
+        from .data.dataset import load_split
+    except ImportError:
+        return _read_split_npz(root, split)
+    return load_split(root, split)
+
+
+def ensure_dataset(cfg, log=print):
+    """Generate the experiment's dataset into its cache dir unless it is already there."""
+    root = cfg.data_root
+    if (root / "meta.json").is_file():
+        return root
+    from .data.dataset import build_dataset
+    from .data.generator import GeneratorConfig
+
+    try:
+        gen_cfg = GeneratorConfig(**cfg.data.generator)
+    except TypeError as err:
+        raise ValueError(f"{cfg.source}: field 'data.generator': {err}") from None
+    log(f"dataset {cfg.data.name} not found at {root}: generating it (seed {cfg.data.seed})")
+    build_dataset(
+        root,
+        gen_cfg,
+        frames_per_class_snr=dict(cfg.data.frames_per_class_snr),
+        seed=cfg.data.seed,
+        splits=tuple(cfg.data.frames_per_class_snr),
+        workers=cfg.data.workers or os.cpu_count(),
+    )
+    return root
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def resolve_device(name="auto"):
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' requested but CUDA is not available (use --device auto or cpu)")
+    return dev
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _rng_state(gen):
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "generator": gen.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state, gen):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def augment(x, aug, gen):
+    """Random channel effects the runtime will see but a clean generator may not cover."""
+    n, _, length = x.shape
+    dev = x.device
+    if aug.phase_rotation or aug.freq_offset > 0:
+        phi = torch.zeros(n, 1, device=dev)
+        if aug.phase_rotation:
+            phi = phi + 2 * math.pi * torch.rand(n, 1, generator=gen, device=dev)
+        if aug.freq_offset > 0:
+            f = (2 * torch.rand(n, 1, generator=gen, device=dev) - 1) * aug.freq_offset
+            phi = phi + 2 * math.pi * f * torch.arange(length, device=dev)
+        c, s = torch.cos(phi), torch.sin(phi)
+        i, q = x[:, 0], x[:, 1]
+        x = torch.stack([i * c - q * s, i * s + q * c], dim=1)
+    if aug.conjugate:
+        sign = torch.where(torch.rand(n, 1, generator=gen, device=dev) < 0.5, -1.0, 1.0)
+        x = torch.stack([x[:, 0], x[:, 1] * sign], dim=1)
+    if aug.time_shift:
+        shift = torch.randint(0, length, (n, 1), generator=gen, device=dev)
+        idx = (torch.arange(length, device=dev) + shift) % length
+        x = x.gather(2, idx[:, None, :].expand(n, 2, length))
+    return x
+
+
+def _optimizer(model, oc):
+    # no weight decay on BN and biases: decaying them only fights the normalisation
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": oc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    name = oc.name.lower()
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=oc.lr, betas=tuple(oc.betas))
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=oc.lr, betas=tuple(oc.betas))
+    return torch.optim.SGD(groups, lr=oc.lr, momentum=oc.betas[0], nesterov=True)
+
+
+def _scheduler(opt, sc, lr, total_steps):
+    name = sc.name.lower()
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=lr,
+            total_steps=max(total_steps, 2),
+            pct_start=max(sc.warmup_frac, 1e-3),
+            final_div_factor=1.0 / (sc.final_lr_frac * 25.0),  # OneCycle starts at lr/25
+        )
+    warm = int(sc.warmup_frac * total_steps)
+
+    def factor(step):
+        if name == "constant":
+            return 1.0
+        if step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return sc.final_lr_frac + (1 - sc.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _batches(n, batch_size):
+    # a trailing batch of one frame would break BatchNorm in train mode, so it is dropped
+    starts = list(range(0, n, batch_size))
+    if starts and n - starts[-1] == 1 and len(starts) > 1:
+        starts.pop()
+    return [(s, min(s + batch_size, n)) for s in starts]
+
+
+@torch.no_grad()
+def predict_logits(model, x, batch_size=2048, device=None):
+    """Logits for a (N, 2, L) tensor or array, in eval mode, batched."""
+    device = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    out = [model(x[s : s + batch_size].to(device)).float().cpu() for s in range(0, len(x), batch_size)]
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _model_cfg(cfg, classes, frame_len):
+    model_cfg = dict(cfg.model.cfg)
+    for key, value in (("n_classes", len(classes)), ("frame_len", frame_len)):
+        if key in model_cfg and model_cfg[key] != value:
+            raise ValueError(
+                f"{cfg.source}: field 'model.cfg.{key}' is {model_cfg[key]} but the dataset has {value}; "
+                f"leave it out, it is taken from the data"
+            )
+        model_cfg[key] = value
+    return model_cfg
+
+
+def save_checkpoint(path, **payload):
+    tmp = Path(str(path) + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
+    os.replace(tmp, path)  # atomic: an interrupted save never leaves a truncated last.pt
+
+
+def load_checkpoint(path, map_location="cpu"):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    for key in ("model_name", "model_cfg", "state_dict"):
+        if key not in ckpt:
+            raise ValueError(f"{path}: not a gr-modrec checkpoint (no '{key}')")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt_or_path, device="cpu"):
+    ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else load_checkpoint(ckpt_or_path)
+    model = create_model(ckpt["model_name"], **ckpt["model_cfg"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval()
+
+
+def _write_history(run_dir, history):
+    (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    if history:
+        with open(run_dir / "history.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(history[0]))
+            w.writeheader()
+            w.writerows(history)
+
+
+def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None, log=print):
+    """Train ``cfg`` (an ExperimentConfig); returns the run directory.
+
+    ``stop_after_epochs`` ends this invocation early (as if interrupted) without changing the
+    schedule, so a long run can be split into time-limited jobs and continued with ``resume``.
+    """
+    device = resolve_device(cfg.train.device)
+    torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
+    seed_everything(cfg.seed)
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if resume and not last_path.is_file():
+        raise FileNotFoundError(f"{last_path}: nothing to resume from")
+    if not resume and last_path.is_file():
+        log(f"note: {run_dir} already holds a run; starting over (use --resume to continue it)")
+
+    root = ensure_dataset(cfg, log=log)
+    tr, va = read_split(root, "train"), read_split(root, "val")
+    meta = dict(tr.meta)
+    classes = list(meta["classes"])
+    frame_len = int(tr.x.shape[-1])
+    x_tr = torch.as_tensor(np.ascontiguousarray(tr.x), device=device)
+    y_tr = torch.as_tensor(np.asarray(tr.y, np.int64), device=device)
+    x_va = torch.as_tensor(np.ascontiguousarray(va.x), device=device)
+    y_va = torch.as_tensor(np.asarray(va.y, np.int64), device=device)
+    if int(y_tr.max()) >= len(classes) or int(y_tr.min()) < 0:
+        raise ValueError(f"{root}: train labels out of range 0..{len(classes) - 1}")
+
+    model_cfg = _model_cfg(cfg, classes, frame_len)
+    model = create_model(cfg.model.name, **model_cfg).to(device)
+    params, flops = count_params(model), count_flops(model, frame_len)
+    log(f"{cfg.model.name}: {params:,} params, {flops / 1e6:.2f} MFLOPs/frame; "
+        f"{len(x_tr):,} train / {len(x_va):,} val frames, {len(classes)} classes, device {device}")
+
+    batches = _batches(len(x_tr), cfg.train.batch_size)
+    opt = _optimizer(model, cfg.optim)
+    sched = _scheduler(opt, cfg.schedule, cfg.optim.lr, cfg.train.epochs * len(batches))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    start_epoch, best_acc, history = 0, -1.0, []
+
+    if resume:
+        ckpt = load_checkpoint(last_path, map_location=device)
+        if ckpt["model_name"] != cfg.model.name or ckpt["model_cfg"] != model_cfg:
+            raise ValueError(f"{last_path}: was trained with model {ckpt['model_name']} {ckpt['model_cfg']}, "
+                             f"config asks for {cfg.model.name} {model_cfg}")
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"], gen)
+        start_epoch, best_acc, history = ckpt["epoch"], ckpt["best_val_acc"], ckpt["history"]
+        log(f"resuming {run_dir} after epoch {start_epoch} (best val acc {best_acc:.4f})")
+
+    training_info = {
+        "command": command,
+        "seed": cfg.seed,
+        "data": {"name": cfg.data.name, "root": str(root), "seed": cfg.data.seed,
+                 "frames_per_class_snr": dict(cfg.data.frames_per_class_snr),
+                 "train_frames": len(x_tr), "val_frames": len(x_va), "meta": meta},
+        "config": cfg.to_dict(),
+    }
+    end_epoch = cfg.train.epochs
+    if stop_after_epochs is not None:
+        end_epoch = min(end_epoch, start_epoch + stop_after_epochs)
+
+    for epoch in range(start_epoch, end_epoch):
+        t0 = time.time()
+        model.train()
+        perm = torch.randperm(len(x_tr), generator=gen, device=device)
+        tot_loss = tot_correct = tot_n = 0.0
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress,
+                   leave=False, dynamic_ncols=True, file=sys.stderr)
+        for s, e in bar:
+            idx = perm[s:e]
+            xb = augment(x_tr[idx], cfg.augment, gen)
+            yb = y_tr[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            opt.step()
+            sched.step()
+            n = e - s
+            tot_loss += loss.item() * n
+            tot_correct += (logits.argmax(1) == yb).sum().item()
+            tot_n += n
+            bar.set_postfix(loss=f"{tot_loss / tot_n:.4f}", acc=f"{tot_correct / tot_n:.3f}")
+        bar.close()
+
+        val_logits = predict_logits(model, x_va, cfg.train.eval_batch_size, device)
+        val_loss = F.cross_entropy(val_logits, y_va.cpu()).item()
+        val_acc = (val_logits.argmax(1) == y_va.cpu()).float().mean().item()
+        row = {
+            "epoch": epoch + 1,
+            "lr": opt.param_groups[0]["lr"],
+            "train_loss": tot_loss / max(tot_n, 1),
+            "train_acc": tot_correct / max(tot_n, 1),
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "time_s": round(time.time() - t0, 2),
+        }
+        history.append(row)
+        improved = val_acc > best_acc
+        best_acc = max(best_acc, val_acc)
+        payload = dict(
+            model_name=cfg.model.name, model_cfg=model_cfg, state_dict=model.state_dict(),
+            optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
+            best_val_acc=best_acc, val_acc=val_acc, history=history, rng=_rng_state(gen),
+            config=cfg.to_dict(), classes=classes, meta=meta, params=params, flops=flops,
+            training=training_info,
+        )
+        save_checkpoint(last_path, **payload)
+        if improved:
+            save_checkpoint(best_path, **payload)
+        _write_history(run_dir, history)
+        log(f"epoch {epoch + 1}/{cfg.train.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+            f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['time_s']:.1f}s")
+    return run_dir

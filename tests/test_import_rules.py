@@ -1,0 +1,150 @@
+"""The two rules of the architecture, checked statically and by importing for real.
+
+* The runtime (blocks, ONNX inference) never imports torch: edge devices have numpy and
+  onnxruntime only.
+* The training package never imports GNU Radio: it must run where only PyTorch is installed.
+"""
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, _SHIM
+
+PACKAGE = ROOT / "python" / "modrec"
+TRAINING = PACKAGE / "training"
+# Standard-library-only modules that both sides share (the model contract, the class list).
+SHARED = {"contract", "classes"}
+
+
+def _imported_modules(path):
+    """Absolute module names a file imports; relative imports resolved against the package."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package_parts = ["gnuradio", "modrec", *path.parent.relative_to(PACKAGE).parts]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+                if node.module:
+                    names.append(module)
+                else:
+                    names += [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                names.append(node.module)
+    return names
+
+
+def _runtime_files():
+    training = set(TRAINING.rglob("*.py"))
+    return [p for p in PACKAGE.rglob("*.py") if p not in training and not p.name.startswith("qa_")]
+
+
+def test_runtime_sources_never_import_torch():
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _runtime_files()
+        for name in _imported_modules(path)
+        if name == "torch" or name.startswith("torch.")
+    ]
+    assert not offenders, "runtime must not import torch:\n" + "\n".join(offenders)
+
+
+def test_training_sources_never_import_gnuradio():
+    offenders = []
+    for path in TRAINING.rglob("*.py"):
+        for name in _imported_modules(path):
+            top = name.split(".")[0]
+            if top == "pmt":
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+            elif top == "gnuradio":
+                inside_training = name.startswith("gnuradio.modrec.training")
+                shared = name.split(".")[2:3] and name.split(".")[2] in SHARED
+                if not (inside_training or shared):
+                    offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, "training must not import GNU Radio or the runtime:\n" + "\n".join(offenders)
+
+
+def test_the_rule_checker_sees_relative_imports(tmp_path):
+    # Guards the checker itself: a relative import of the block from training must be caught.
+    probe = TRAINING / "_probe_for_rule_test.py"
+    probe.write_text("from ..classifier import classifier\nfrom .. import runtime\n")
+    try:
+        found = _imported_modules(probe)
+    finally:
+        probe.unlink()
+    assert "gnuradio.modrec.classifier" in found
+    assert "gnuradio.modrec.runtime" in found
+
+
+def _run_isolated(code):
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+BLOCKER = """
+import importlib.abc, sys
+class Blocker(importlib.abc.MetaPathFinder):
+    def __init__(self, blocked):
+        self.blocked = blocked
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.blocked or name in self.blocked:
+            raise ImportError(f"blocked by test: {name}")
+        return None
+"""
+
+
+def test_runtime_and_block_import_without_torch():
+    result = _run_isolated(
+        BLOCKER
+        + f"""
+sys.meta_path.insert(0, Blocker({{"torch"}}))
+sys.path.insert(0, {str(_SHIM)!r})
+import gnuradio
+gnuradio.__path__.insert(0, {str(_SHIM / 'gnuradio')!r})
+from gnuradio import modrec
+import gnuradio.modrec.runtime, gnuradio.modrec.classifier
+block = modrec.classifier
+assert "torch" not in sys.modules
+print("ok")
+"""
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def test_training_imports_without_gnuradio():
+    # A cluster node: no GNU Radio installed, so `gnuradio` is only the namespace that holds
+    # modrec (GNU Radio's own package is replaced, its modules and pmt blocked). Every training
+    # module must import.
+    result = _run_isolated(
+        BLOCKER
+        + f"""
+import types
+namespace = types.ModuleType("gnuradio")
+namespace.__path__ = [{str(_SHIM / 'gnuradio')!r}]
+sys.modules["gnuradio"] = namespace
+sys.meta_path.insert(0, Blocker({{"pmt", "gnuradio.gr", "gnuradio.blocks", "gnuradio.gr_unittest"}}))
+import pkgutil, importlib
+import gnuradio.modrec.training as training
+names = [m.name for m in pkgutil.walk_packages(training.__path__, training.__name__ + ".")]
+for name in names:
+    if name.endswith("__main__"):
+        continue
+    importlib.import_module(name)
+assert not any(n == "pmt" or n.startswith("gnuradio.gr") for n in sys.modules)
+print("imported", len(names))
+"""
+    )
+    assert result.returncode == 0 and "imported" in result.stdout, result.stderr
