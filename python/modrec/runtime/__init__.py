@@ -1,0 +1,18 @@
+"""Torch-free runtime: ONNX model loading/inference and stream framing.
+
+Imports only numpy, onnxruntime and the standard library so it runs on any GNU Radio host.
+"""
+
+from .framing import StreamFramer, complex_to_iq, frame_starts
+from .onnx_model import DEFAULT_MODEL_NAME, MODEL_DIR_ENV, OnnxModel, default_model_path, model_search_dirs
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "MODEL_DIR_ENV",
+    "OnnxModel",
+    "StreamFramer",
+    "complex_to_iq",
+    "default_model_path",
+    "frame_starts",
+    "model_search_dirs",
+]

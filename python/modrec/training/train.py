@@ -12,50 +12,28 @@ import random
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .config import read_split
 from .flops import count_flops, count_params
 from .models import create_model
 
 CHECKPOINT_FORMAT = 1
 
 
+def _log(*args):
+    # flushed so that logs of batch jobs (stdout to a file) show progress as it happens
+    print(*args, flush=True)
+
+
 # ----------------------------------------------------------------------------- data
 
 
-def _read_split_npz(root, split):
-    """Minimal reader of the on-disk format, used only when the data package is unavailable."""
-    root = Path(root)
-    meta = json.loads((root / "meta.json").read_text())
-    shards = sorted((root / split).glob("shard-*.npz"))
-    if not shards:
-        raise FileNotFoundError(f"{root / split}: no shard-*.npz files (split '{split}' missing?)")
-    parts = [np.load(s) for s in shards]
-    return SimpleNamespace(
-        x=np.concatenate([p["x"] for p in parts]).astype(np.float32, copy=False),
-        y=np.concatenate([p["y"] for p in parts]).astype(np.int64, copy=False),
-        snr_db=np.concatenate([p["snr_db"] for p in parts]).astype(np.float32, copy=False),
-        meta=meta,
-    )
-
-
-def read_split(root, split):
-    root = Path(root)
-    if not (root / "meta.json").is_file():
-        raise FileNotFoundError(f"{root}: not a dataset (no meta.json)")
-    try:
-        from .data.dataset import load_split
-    except ImportError:
-        return _read_split_npz(root, split)
-    return load_split(root, split)
-
-
-def ensure_dataset(cfg, log=print):
+def ensure_dataset(cfg, log=_log, progress=True):
     """Generate the experiment's dataset into its cache dir unless it is already there."""
     root = cfg.data_root
     if (root / "meta.json").is_file():
@@ -64,17 +42,17 @@ def ensure_dataset(cfg, log=print):
     from .data.generator import GeneratorConfig
 
     try:
-        gen_cfg = GeneratorConfig(**cfg.data.generator)
-    except TypeError as err:
+        gen_cfg = GeneratorConfig.from_dict(dict(cfg.data.generator))
+    except (TypeError, ValueError) as err:
         raise ValueError(f"{cfg.source}: field 'data.generator': {err}") from None
     log(f"dataset {cfg.data.name} not found at {root}: generating it (seed {cfg.data.seed})")
     build_dataset(
         root,
         gen_cfg,
-        frames_per_class_snr=dict(cfg.data.frames_per_class_snr),
         seed=cfg.data.seed,
-        splits=tuple(cfg.data.frames_per_class_snr),
-        workers=cfg.data.workers or os.cpu_count(),
+        splits=dict(cfg.data.frames_per_class_snr),
+        workers=cfg.data.workers or os.cpu_count() or 1,
+        progress=progress,
     )
     return root
 
@@ -249,7 +227,7 @@ def _write_history(run_dir, history):
             w.writerows(history)
 
 
-def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None, log=print):
+def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None, log=_log):
     """Train ``cfg`` (an ExperimentConfig); returns the run directory.
 
     ``stop_after_epochs`` ends this invocation early (as if interrupted) without changing the
@@ -266,7 +244,7 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
     if not resume and last_path.is_file():
         log(f"note: {run_dir} already holds a run; starting over (use --resume to continue it)")
 
-    root = ensure_dataset(cfg, log=log)
+    root = ensure_dataset(cfg, log=log, progress=progress)
     tr, va = read_split(root, "train"), read_split(root, "val")
     meta = dict(tr.meta)
     classes = list(meta["classes"])
@@ -292,10 +270,15 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
     start_epoch, best_acc, history = 0, -1.0, []
 
     if resume:
-        ckpt = load_checkpoint(last_path, map_location=device)
+        # CPU: RNG states must stay CPU byte tensors; the optimiser moves its own state to the params
+        ckpt = load_checkpoint(last_path, map_location="cpu")
         if ckpt["model_name"] != cfg.model.name or ckpt["model_cfg"] != model_cfg:
             raise ValueError(f"{last_path}: was trained with model {ckpt['model_name']} {ckpt['model_cfg']}, "
                              f"config asks for {cfg.model.name} {model_cfg}")
+        was_epochs = ckpt["config"]["train"]["epochs"]
+        if was_epochs != cfg.train.epochs:
+            raise ValueError(f"{last_path}: run was planned for {was_epochs} epochs but the config now says "
+                             f"{cfg.train.epochs}; the lr schedule spans the whole run, so resume with --epochs {was_epochs}")
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])

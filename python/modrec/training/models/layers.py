@@ -9,7 +9,9 @@ class RMSNormIQ(nn.Module):
 
     Living inside the graph makes the exported model gain-invariant, so the runtime never has to
     know how a receiver scaled its samples. ``eps`` keeps all-zero frames at zero instead of NaN;
-    it is tiny so that even very weak (1e-5 full scale) frames are still normalised.
+    it is tiny so that even very weak (1e-5 full scale) frames are still normalised. It is a floor
+    (Max) rather than an added term because ONNX exporters fold ``+ 1e-12`` away as "adding zero",
+    which brings the NaN back in the exported graph.
     """
 
     def __init__(self, eps=1e-12):
@@ -18,7 +20,7 @@ class RMSNormIQ(nn.Module):
 
     def forward(self, x):
         power = (x * x).sum(dim=1, keepdim=True).mean(dim=2, keepdim=True)
-        return x / torch.sqrt(power + self.eps)
+        return x / torch.sqrt(torch.clamp(power, min=self.eps))
 
 
 class GlobalAvgMaxPool1d(nn.Module):

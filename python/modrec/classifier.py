@@ -1,0 +1,252 @@
+"""The modulation classifier block: a complex64 pass-through that tags every frame it classifies."""
+
+import threading
+from collections import deque
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from .classes import UNKNOWN_CLASS
+from .runtime import OnnxModel, StreamFramer, complex_to_iq, default_model_path
+
+CLASSIFICATION_PORT = "classification"
+
+# How long the core waits in forecast() for news from the end-of-stream probe before handing
+# control back to the scheduler; bounds shutdown latency, not throughput.
+_PROBE_WAIT_S = 0.2
+
+
+class _StreamWatch:
+    """What the end-of-stream probe has seen of the shared input: item count and whether it ended."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self.reset()
+
+    def reset(self):
+        with self._cond:
+            self.seen = 0
+            self.ended = False
+
+    def note_seen(self, count):
+        with self._cond:
+            self.seen = count
+            self._cond.notify_all()
+
+    def note_end(self):
+        with self._cond:
+            self.ended = True
+            self._cond.notify_all()
+
+    def wait_past(self, offset, timeout):
+        """Block until the probe saw more than ``offset`` items or the stream ended."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.ended or self.seen > offset, timeout)
+            return self.ended, self.seen
+
+
+class _EndOfStreamProbe(gr.sync_block):
+    """Sink on the classifier's input that reports when the upstream stream has ended.
+
+    GNU Radio gives a Python block no end-of-stream signal, but a sink's stop() runs in its own
+    thread right after its input is finished and fully read, which is exactly that signal.
+    """
+
+    def __init__(self, watch):
+        gr.sync_block.__init__(self, name="modrec_classifier_eos_probe", in_sig=[np.complex64], out_sig=None)
+        self._watch = watch
+
+    def start(self):
+        self._watch.reset()
+        return True
+
+    def work(self, input_items, output_items):
+        n = len(input_items[0])
+        self._watch.note_seen(self.nitems_read(0) + n)
+        return n
+
+    def stop(self):
+        self._watch.note_end()
+        return True
+
+
+class _ClassifierCore(gr.basic_block):
+    """Pass-through that holds samples back until the frames starting in them are classified."""
+
+    def __init__(self, model, hop, min_confidence, tag_key, watch):
+        gr.basic_block.__init__(
+            self, name="modrec_classifier_core", in_sig=[np.complex64], out_sig=[np.complex64]
+        )
+        self._model = model
+        self._hop = hop
+        self.min_confidence = min_confidence
+        self._key = pmt.intern(tag_key)
+        self._srcid = pmt.intern("modrec_classifier")
+        self._watch = watch
+        self._framer = StreamFramer(model.frame_len, hop)
+        # The scheduler would shift propagated tags by our output lag; we re-emit them ourselves
+        # at their original offsets when the samples they sit on are released.
+        self.set_tag_propagation_policy(gr.TPP_DONT)
+        self.message_port_register_out(pmt.intern(CLASSIFICATION_PORT))
+        self._pending_tags = deque()  # (offset, key, value, srcid), offsets ascending
+
+    def start(self):
+        self._framer.reset()
+        self._pending_tags.clear()
+        return True
+
+    def forecast(self, noutput_items, ninputs):
+        framer = self._framer
+        if len(framer) == 0:
+            return [1]
+        if framer.releasable() > framer.start:
+            return [0]
+        # Everything buffered is held back behind an incomplete frame: only new input or the end
+        # of the stream can move us. Ask the probe which it is, so that at end of stream we get a
+        # final general_work() call to flush instead of the scheduler retiring us with samples
+        # still inside.
+        ended, seen = self._watch.wait_past(self.nitems_read(0), _PROBE_WAIT_S)
+        if ended and seen <= self.nitems_read(0):
+            return [0]
+        return [1]
+
+    def general_work(self, input_items, output_items):
+        inp = input_items[0]
+        out = output_items[0]
+        framer = self._framer
+        read_before = self.nitems_read(0)
+
+        # Bounded intake: noutput + frame_len buffered always lets at least noutput items go.
+        take = min(len(inp), max(0, len(out) + framer.frame_len - len(framer)))
+        if take:
+            for tag in self.get_tags_in_window(0, 0, take):
+                self._pending_tags.append((tag.offset, tag.key, tag.value, tag.srcid))
+            framer.push(inp[:take])
+            self.consume(0, take)
+
+        starts, frames = framer.take_complete()
+        if len(starts):
+            self._classify(starts, frames)
+
+        end_of_stream = False and read_before + take >= self._watch.seen
+        n = min(len(out), framer.releasable(end_of_stream) - framer.start)
+        if n <= 0:
+            return 0
+        out[:n] = framer.pop(n)
+        released_to = framer.start
+        tags = self._pending_tags
+        if tags:
+            ready = [t for t in tags if t[0] < released_to]
+            if ready:
+                self._pending_tags = deque(t for t in tags if t[0] >= released_to)
+                for offset, key, value, srcid in sorted(ready, key=lambda t: t[0]):
+                    self.add_item_tag(0, offset, key, value, srcid)
+        return n
+
+    def _classify(self, starts, frames):
+        model = self._model
+        n_classes = model.n_classes
+        finite = np.isfinite(frames.real).all(axis=1) & np.isfinite(frames.imag).all(axis=1)
+        probs = np.zeros((len(starts), n_classes), dtype=np.float32)
+        if finite.any():
+            probs[finite] = model.predict(complex_to_iq(frames[finite]))
+        min_conf = self.min_confidence
+        port = pmt.intern(CLASSIFICATION_PORT)
+        for k, start in enumerate(starts):
+            p = probs[k]
+            idx = int(np.argmax(p))
+            confidence = float(p[idx]) if finite[k] else 0.0
+            # NaN confidence (a broken model) fails the comparison and reads as unknown too.
+            known = bool(finite[k]) and confidence >= min_conf
+            value = pmt.make_dict()
+            value = pmt.dict_add(value, pmt.intern("class"), pmt.intern(model.classes[idx] if known else UNKNOWN_CLASS))
+            value = pmt.dict_add(value, pmt.intern("index"), pmt.from_long(idx if known else -1))
+            value = pmt.dict_add(value, pmt.intern("confidence"), pmt.from_double(confidence))
+            value = pmt.dict_add(value, pmt.intern("probs"), pmt.init_f32vector(n_classes, p.tolist()))
+            value = pmt.dict_add(value, pmt.intern("frame_len"), pmt.from_long(model.frame_len))
+            value = pmt.dict_add(value, pmt.intern("frame_start"), pmt.from_uint64(int(start)))
+            self._pending_tags.append((int(start), self._key, value, self._srcid))
+            self.message_port_pub(port, value)
+
+
+class classifier(gr.hier_block2):
+    """Automatic modulation recognition on a complex64 stream; output is the input, bit-exact.
+
+    Frames of ``frame_len`` samples (from the model's metadata) start at absolute stream offsets
+    0, hop, 2*hop, ...; ``hop`` 0 means ``frame_len`` (back-to-back frames), smaller values overlap
+    frames and larger ones leave unclassified gaps. Every complete frame is classified, all frames
+    completed by one work() call in one batched ONNX run, and gets a stream tag at its FIRST sample:
+    key ``tag_key``, value a dict with ``class`` (symbol), ``index`` (class index, -1 for unknown),
+    ``confidence`` (top probability), ``probs`` (f32vector), ``frame_len`` and ``frame_start``. The
+    same dict is published on the ``classification`` message port. A top probability below
+    ``min_confidence`` gives class ``unknown`` (probs and confidence kept). A frame holding NaN/Inf
+    samples is not run through the model: it is tagged ``unknown`` with confidence 0 and all-zero
+    probs. All-zero frames are classified normally (the model normalises with an epsilon).
+
+    Why the output lags the input: a frame is known only once its last sample arrived, but its
+    tag belongs on its first sample, and GNU Radio delivers a tag only if it is added before
+    downstream reads that sample (a tag added behind the reader is silently lost). So the core
+    block holds back every sample from the start of the oldest still-incomplete frame (at most
+    ``frame_len - 1`` samples plus one scheduler chunk) and releases it, tags attached, once the
+    frame is classified. Upstream tags are re-emitted at their original offsets. Because GNU Radio
+    tells Python blocks nothing about end of stream, a tiny sink on the same input watches for it,
+    so the held-back tail of a finite stream is flushed, untagged, instead of being dropped.
+
+    Model: ``model_path`` empty loads the shipped ``cnn3.onnx`` (see
+    ``runtime.default_model_path``); ``threads`` is onnxruntime's intra-op thread count.
+    """
+
+    def __init__(self, model_path="", hop=0, min_confidence=0.0, tag_key="modrec", threads=1):
+        _check_int("hop", hop, minimum=0)
+        min_confidence = _check_confidence(min_confidence)
+        if not isinstance(tag_key, str) or not tag_key:
+            raise ValueError(f"tag_key must be a non-empty string, got {tag_key!r}")
+        _check_int("threads", threads, minimum=1)
+        if not isinstance(model_path, (str, bytes)) and not hasattr(model_path, "__fspath__"):
+            raise ValueError(f"model_path must be a path or empty, got {model_path!r}")
+
+        gr.hier_block2.__init__(
+            self,
+            "modrec_classifier",
+            gr.io_signature(1, 1, gr.sizeof_gr_complex),
+            gr.io_signature(1, 1, gr.sizeof_gr_complex),
+        )
+        self.model_path = str(model_path) if str(model_path) else default_model_path()
+        self.model = OnnxModel(self.model_path, threads=int(threads))
+        self.metadata = self.model.metadata
+        self.classes = self.model.classes
+        self.frame_len = self.model.frame_len
+        self.samples_per_symbol = self.model.samples_per_symbol
+        self.hop = int(hop) or self.frame_len
+        self.tag_key = tag_key
+
+        self.message_port_register_hier_out(CLASSIFICATION_PORT)
+        self._watch = _StreamWatch()
+        self._core = _ClassifierCore(self.model, self.hop, min_confidence, tag_key, self._watch)
+        self._probe = _EndOfStreamProbe(self._watch)
+        self.connect(self, self._core, self)
+        self.connect(self, self._probe)
+        self.msg_connect(self._core, CLASSIFICATION_PORT, self, CLASSIFICATION_PORT)
+
+    @property
+    def min_confidence(self):
+        return self._core.min_confidence
+
+    def set_min_confidence(self, min_confidence):
+        self._core.min_confidence = _check_confidence(min_confidence)
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_confidence(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"min_confidence must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1], got {value!r}")
+    return value

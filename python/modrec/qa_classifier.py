@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+#
+# This file is a part of gr-modrec
+#
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+
+"""QA for modrec.classifier: pass-through exactness, tag placement and values, chunking
+invariance, message port, bad samples, bad arguments and bad models. Uses tiny ONNX fixtures
+from tests/onnx_fixtures.py (no torch), so it runs from ctest and from pytest alike."""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pmt
+from gnuradio import blocks, gr, gr_unittest
+
+_TESTS_DIR = Path(__file__).resolve().parents[2] / "tests"
+if str(_TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(_TESTS_DIR))
+
+try:
+    from gnuradio.modrec.classifier import classifier
+except ImportError:
+    # Plain pytest on this file without tests/conftest.py, possibly with an older install of
+    # gr-modrec shadowing the checkout: build the same source-tree shim and forget the install.
+    import conftest  # noqa: F401
+
+    for _name in [m for m in sys.modules if m == "gnuradio.modrec" or m.startswith("gnuradio.modrec.")]:
+        del sys.modules[_name]
+    from gnuradio.modrec.classifier import classifier
+
+import onnx_fixtures as fx  # noqa: E402
+from gnuradio.modrec import contract  # noqa: E402
+from gnuradio.modrec.classes import UNKNOWN_CLASS  # noqa: E402
+from gnuradio.modrec.runtime import OnnxModel, complex_to_iq, frame_starts  # noqa: E402
+
+L = 32
+
+
+class chunked_source(gr.sync_block):
+    """Emits ``data`` in random chunk sizes to shake out chunk-dependent behaviour."""
+
+    def __init__(self, data, max_chunk, seed=0):
+        gr.sync_block.__init__(self, name="chunked_source", in_sig=None, out_sig=[np.complex64])
+        self._data = np.asarray(data, dtype=np.complex64)
+        self._max_chunk = max_chunk
+        self._rng = np.random.default_rng(seed)
+        self._pos = 0
+
+    def work(self, input_items, output_items):
+        left = len(self._data) - self._pos
+        if left == 0:
+            return -1
+        n = min(len(output_items[0]), left, int(self._rng.integers(1, self._max_chunk + 1)))
+        output_items[0][:n] = self._data[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+def _signal(n, seed=0):
+    rng = np.random.default_rng(seed)
+    # Non-stationary so frames get different classes from the fixture model.
+    gain = np.repeat(rng.uniform(0.1, 3.0, n // 50 + 1), 50)[:n]
+    phase = np.cumsum(rng.uniform(-0.5, 0.5, n))
+    x = gain * np.exp(1j * phase) + 0.3 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    return x.astype(np.complex64)
+
+
+def _tag_dict(value):
+    d = {}
+    items = pmt.dict_items(value)
+    for i in range(pmt.length(items)):
+        pair = pmt.nth(i, items)
+        d[pmt.symbol_to_string(pmt.car(pair))] = pmt.cdr(pair)
+    return {
+        "class": pmt.symbol_to_string(d["class"]),
+        "index": pmt.to_long(d["index"]),
+        "confidence": pmt.to_double(d["confidence"]),
+        "probs": np.array(pmt.f32vector_elements(d["probs"]), dtype=np.float32),
+        "frame_len": pmt.to_long(d["frame_len"]),
+        "frame_start": pmt.to_uint64(d["frame_start"]),
+    }
+
+
+def _same_bits(a, b):
+    return a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64))
+
+
+class qa_classifier(gr_unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmpdir = tempfile.mkdtemp(prefix="qa_classifier_")
+        cls.model_path = fx.save_model(os.path.join(cls.tmpdir, "fixture.onnx"), frame_len=L)
+        cls.model = OnnxModel(cls.model_path)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmpdir, ignore_errors=True)
+
+    def setUp(self):
+        self.tb = gr.top_block()
+
+    def tearDown(self):
+        self.tb = None
+
+    def run_flowgraph(self, data, source="vector", max_chunk=None, max_noutput=None, seed=0, **kwargs):
+        """Run data through the classifier; return (output samples, our tags, messages, block)."""
+        if source == "chunked":
+            src = chunked_source(data, max_chunk, seed=seed)
+        else:
+            src = blocks.vector_source_c(np.asarray(data).tolist(), False)
+        clf = classifier(kwargs.pop("model_path", self.model_path), **kwargs)
+        snk = blocks.vector_sink_c()
+        dbg = blocks.message_debug()
+        if max_noutput is not None:
+            src.set_max_noutput_items(max_noutput)
+            snk.set_max_noutput_items(max_noutput)
+        self.tb.connect(src, clf, snk)
+        self.tb.msg_connect(clf, "classification", dbg, "store")
+        # Python blocks die with their last reference and take the scheduler with them.
+        self._keep = (src, clf, snk, dbg)
+        self.tb.run()
+        key = kwargs.get("tag_key", "modrec")
+        tags = [t for t in snk.tags() if pmt.symbol_to_string(t.key) == key]
+        msgs = [dbg.get_message(i) for i in range(dbg.num_messages())]
+        return np.array(snk.data(), dtype=np.complex64), tags, msgs, clf
+
+    def expected(self, data, hop, min_confidence=0.0):
+        starts = frame_starts(len(data), L, hop)
+        frames = np.stack([data[s : s + L] for s in starts]) if len(starts) else np.zeros((0, L), np.complex64)
+        return starts, self.model.predict(complex_to_iq(frames))
+
+    # --- pass-through and tag placement -------------------------------------------------
+
+    def test_passthrough_and_tag_offsets(self):
+        x = _signal(1500, seed=1)
+        for hop in (12, L, 45):
+            for cfg in (
+                {},
+                {"source": "chunked", "max_chunk": 5},
+                {"source": "chunked", "max_chunk": 300},
+                {"max_noutput": 17},
+            ):
+                with self.subTest(hop=hop, **cfg):
+                    self.setUp()
+                    out, tags, _, clf = self.run_flowgraph(x, hop=hop, **cfg)
+                    self.assertTrue(_same_bits(out, x), "output differs from input")
+                    offsets = [t.offset for t in tags]
+                    self.assertEqual(offsets, list(range(0, len(x) - L + 1, hop)))
+                    self.assertEqual(len(tags), (len(x) - L) // hop + 1)
+                    self.assertEqual(clf.hop, hop)
+
+    def test_hop_zero_means_frame_len_and_short_stream(self):
+        x = _signal(L - 1)
+        out, tags, msgs, clf = self.run_flowgraph(x, hop=0)
+        self.assertEqual(clf.hop, L)
+        self.assertTrue(_same_bits(out, x))
+        self.assertEqual((tags, msgs), ([], []))
+
+    def test_tag_values_match_runtime(self):
+        x = _signal(1000, seed=2)
+        hop = 20
+        _, tags, _, _ = self.run_flowgraph(x, hop=hop, source="chunked", max_chunk=64)
+        starts, probs = self.expected(x, hop)
+        self.assertEqual(len(tags), len(starts))
+        seen_classes = set()
+        for tag, start, p in zip(tags, starts, probs):
+            v = _tag_dict(tag.value)
+            idx = int(np.argmax(p))
+            self.assertEqual(v["frame_start"], start)
+            self.assertEqual(tag.offset, start)
+            self.assertEqual(v["frame_len"], L)
+            self.assertEqual(v["class"], fx.FIXTURE_CLASSES[idx])
+            self.assertEqual(v["index"], idx)
+            np.testing.assert_allclose(v["probs"], p, rtol=1e-5, atol=1e-6)
+            self.assertAlmostEqual(v["confidence"], float(p[idx]), places=5)
+            seen_classes.add(v["class"])
+        self.assertGreater(len(seen_classes), 1, "fixture signal should exercise several classes")
+
+    def test_chunking_invariance(self):
+        x = _signal(2000, seed=3)
+        runs = []
+        for cfg in (
+            {},
+            {"source": "chunked", "max_chunk": 3, "seed": 1},
+            {"source": "chunked", "max_chunk": 97, "seed": 2},
+            {"source": "chunked", "max_chunk": 5000, "seed": 3},
+            {"max_noutput": 1},
+            {"max_noutput": 333},
+        ):
+            self.setUp()
+            out, tags, _, _ = self.run_flowgraph(x, hop=24, **cfg)
+            self.assertTrue(_same_bits(out, x))
+            runs.append([(t.offset, pmt.serialize_str(t.value)) for t in tags])
+        for other in runs[1:]:
+            self.assertEqual(other, runs[0])
+
+    def test_message_port_equals_tags(self):
+        x = _signal(700, seed=4)
+        _, tags, msgs, _ = self.run_flowgraph(x, hop=L, source="chunked", max_chunk=50)
+        self.assertEqual(len(msgs), len(tags))
+        for tag, msg in zip(tags, msgs):
+            self.assertTrue(pmt.equal(tag.value, msg))
+
+    def test_upstream_tags_keep_their_offsets(self):
+        x = _signal(400)
+        upstream = [gr.tag_utils.python_to_tag((off, pmt.intern("burst"), pmt.from_long(off), pmt.intern("src"))) for off in (0, 5, 33, 399)]
+        src = blocks.vector_source_c(x.tolist(), False, 1, upstream)
+        clf = classifier(self.model_path, hop=L)
+        snk = blocks.vector_sink_c()
+        self._keep = (src, clf, snk)
+        self.tb.connect(src, clf, snk)
+        self.tb.run()
+        burst = [(t.offset, pmt.to_long(t.value)) for t in snk.tags() if pmt.symbol_to_string(t.key) == "burst"]
+        self.assertEqual(burst, [(0, 0), (5, 5), (33, 33), (399, 399)])
+        self.assertTrue(_same_bits(np.array(snk.data(), np.complex64), x))
+
+    # --- batching ----------------------------------------------------------------------
+
+    def test_frames_of_one_call_share_one_predict(self):
+        x = _signal(3000, seed=5)
+        src = blocks.vector_source_c(x.tolist(), False)
+        clf = classifier(self.model_path, hop=8)
+        calls = []
+        real_predict = clf.model.predict
+
+        def recording_predict(frames):
+            calls.append(len(frames))
+            return real_predict(frames)
+
+        clf.model.predict = recording_predict
+        snk = blocks.vector_sink_c()
+        self._keep = (src, clf, snk)
+        self.tb.connect(src, clf, snk)
+        self.tb.run()
+        self.assertEqual(sum(calls), (len(x) - L) // 8 + 1)
+        # One vector_source burst carries thousands of samples: per-frame inference would make
+        # every call size 1.
+        self.assertGreater(max(calls), 50)
+
+    # --- confidence and bad samples --------------------------------------------------
+
+    def test_min_confidence_gives_unknown(self):
+        x = _signal(1200, seed=6)
+        starts, probs = self.expected(x, L)
+        conf = probs.max(axis=1)
+        threshold = float(np.median(conf))
+        _, tags, msgs, clf = self.run_flowgraph(x, min_confidence=threshold)
+        self.assertAlmostEqual(clf.min_confidence, threshold)
+        n_unknown = 0
+        for tag, p, c in zip(tags, probs, conf):
+            v = _tag_dict(tag.value)
+            if c >= threshold:
+                self.assertEqual(v["class"], fx.FIXTURE_CLASSES[int(np.argmax(p))])
+            else:
+                n_unknown += 1
+                self.assertEqual(v["class"], UNKNOWN_CLASS)
+                self.assertEqual(v["index"], -1)
+                self.assertAlmostEqual(v["confidence"], float(c), places=5)
+                np.testing.assert_allclose(v["probs"], p, rtol=1e-5, atol=1e-6)
+        self.assertGreater(n_unknown, 0)
+        self.assertLess(n_unknown, len(tags))
+
+    def test_bad_samples_flow_and_get_tagged(self):
+        x = _signal(8 * L, seed=7)
+        x[1 * L + 3] = np.nan
+        x[3 * L + 31] = complex(np.inf, 0)
+        x[5 * L] = complex(0, -np.inf)
+        x[2 * L : 3 * L] = 0
+        for cfg in ({}, {"source": "chunked", "max_chunk": 7}):
+            with self.subTest(**cfg):
+                self.setUp()
+                out, tags, _, _ = self.run_flowgraph(x, **cfg)
+                self.assertTrue(_same_bits(out, x))
+                self.assertEqual([t.offset for t in tags], [k * L for k in range(8)])
+                values = [_tag_dict(t.value) for t in tags]
+                for k in (1, 3, 5):
+                    self.assertEqual(values[k]["class"], UNKNOWN_CLASS)
+                    self.assertEqual(values[k]["confidence"], 0.0)
+                    self.assertFalse(values[k]["probs"].any())
+                for k in (0, 2, 4, 6, 7):
+                    self.assertIn(values[k]["class"], fx.FIXTURE_CLASSES)
+                    self.assertTrue(np.all(np.isfinite(values[k]["probs"])))
+                self.assertAlmostEqual(float(values[2]["probs"].sum()), 1.0, places=5)
+
+    # --- construction ----------------------------------------------------------------
+
+    def test_exposes_metadata(self):
+        clf = classifier(self.model_path)
+        self.assertEqual(clf.classes, fx.FIXTURE_CLASSES)
+        self.assertEqual(clf.frame_len, L)
+        self.assertEqual(clf.samples_per_symbol, 8)
+        self.assertEqual(clf.metadata["architecture"], "fixture-linear")
+        self.assertEqual(clf.hop, L)
+
+    def test_bad_arguments_name_the_argument(self):
+        for kwargs, name in (
+            ({"hop": -1}, "hop"),
+            ({"hop": 2.5}, "hop"),
+            ({"min_confidence": -0.1}, "min_confidence"),
+            ({"min_confidence": 1.5}, "min_confidence"),
+            ({"min_confidence": "high"}, "min_confidence"),
+            ({"tag_key": ""}, "tag_key"),
+            ({"threads": 0}, "threads"),
+        ):
+            with self.subTest(**kwargs):
+                with self.assertRaisesRegex(ValueError, name):
+                    classifier(self.model_path, **kwargs)
+        clf = classifier(self.model_path)
+        with self.assertRaisesRegex(ValueError, "min_confidence"):
+            clf.set_min_confidence(2.0)
+
+    def test_bad_models_raise_clear_errors(self):
+        missing = os.path.join(self.tmpdir, "missing.onnx")
+        with self.assertRaisesRegex(FileNotFoundError, "missing.onnx"):
+            classifier(missing)
+        broken = fx.save_model(os.path.join(self.tmpdir, "nometa.onnx"), frame_len=L, drop_metadata=("classes",))
+        with self.assertRaisesRegex(contract.ContractError, "nometa.onnx.*classes"):
+            classifier(broken)
+
+    def test_empty_model_path_uses_default_model(self):
+        model_dir = os.path.join(self.tmpdir, "default_models")
+        os.makedirs(model_dir, exist_ok=True)
+        fx.save_model(os.path.join(model_dir, "cnn3.onnx"), frame_len=16)
+        old = os.environ.get("MODREC_MODEL_DIR")
+        os.environ["MODREC_MODEL_DIR"] = model_dir
+        try:
+            clf = classifier("")
+        finally:
+            if old is None:
+                del os.environ["MODREC_MODEL_DIR"]
+            else:
+                os.environ["MODREC_MODEL_DIR"] = old
+        self.assertEqual(clf.model_path, os.path.join(model_dir, "cnn3.onnx"))
+        self.assertEqual(clf.frame_len, 16)
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_classifier)

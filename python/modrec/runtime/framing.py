@@ -1,0 +1,125 @@
+"""Stream framing for the classifier: which absolute offsets start a frame, and a carry-over
+buffer that holds samples until every frame starting in them has been classified.
+
+Pure numpy so the bookkeeping is testable without a flowgraph: the block only feeds it the
+samples of each work() call and asks how far output may go.
+
+Frames start at absolute stream offsets 0, hop, 2*hop, ... and span ``frame_len`` samples, so
+``hop < frame_len`` overlaps frames and ``hop > frame_len`` leaves gaps that are never classified.
+"""
+
+import numpy as np
+
+
+def _check_positive(name, value):
+    if int(value) != value or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def frame_starts(n_items, frame_len, hop):
+    """Starts of every complete frame in a stream of ``n_items`` samples.
+
+    There are ``floor((n_items - frame_len) / hop) + 1`` of them when ``n_items >= frame_len``.
+    """
+    frame_len = _check_positive("frame_len", frame_len)
+    hop = _check_positive("hop", hop)
+    if n_items < frame_len:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(0, n_items - frame_len + 1, hop, dtype=np.int64)
+
+
+def complex_to_iq(frames):
+    """(N, L) complex -> (N, 2, L) float32, row 0 = I, row 1 = Q (the contract's layout)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 2:
+        raise ValueError(f"expected (N, frame_len) complex frames, got shape {frames.shape}")
+    iq = np.empty((frames.shape[0], 2, frames.shape[1]), dtype=np.float32)
+    iq[:, 0, :] = frames.real
+    iq[:, 1, :] = frames.imag
+    return iq
+
+
+class StreamFramer:
+    """Carry-over buffer plus frame clock for a pass-through classifier.
+
+    Holds the samples from ``start`` (the next sample to release downstream) to ``end`` (one past
+    the newest sample pushed). A sample may only be released once every frame starting at or
+    before it has been classified, because its tag has to exist before downstream reads it;
+    ``releasable()`` says how far that is.
+    """
+
+    def __init__(self, frame_len, hop, dtype=np.complex64):
+        self.frame_len = _check_positive("frame_len", frame_len)
+        self.hop = _check_positive("hop", hop)
+        self._dtype = np.dtype(dtype)
+        self.reset()
+
+    def reset(self, offset=0):
+        self._buf = np.zeros(max(4 * self.frame_len, 4096), dtype=self._dtype)
+        self._start = int(offset)
+        self._len = 0
+        # Start of the next frame not yet handed out by take_complete().
+        self._next_frame = -(-self._start // self.hop) * self.hop
+
+    @property
+    def start(self):
+        return self._start
+
+    @property
+    def end(self):
+        return self._start + self._len
+
+    def __len__(self):
+        return self._len
+
+    @property
+    def next_frame(self):
+        return self._next_frame
+
+    def push(self, samples):
+        samples = np.asarray(samples, dtype=self._dtype)
+        n = samples.shape[0]
+        if self._len + n > self._buf.shape[0]:
+            grown = np.zeros(max(2 * self._buf.shape[0], self._len + n), dtype=self._dtype)
+            grown[: self._len] = self._buf[: self._len]
+            self._buf = grown
+        self._buf[self._len : self._len + n] = samples
+        self._len += n
+
+    def take_complete(self):
+        """Frames that became complete since the last call: (starts int64 (K,), frames (K, L))."""
+        last = self.end - self.frame_len
+        if self._next_frame > last:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.frame_len), dtype=self._dtype)
+        starts = np.arange(self._next_frame, last + 1, self.hop, dtype=np.int64)
+        rel = starts - self._start
+        idx = rel[:, None] + np.arange(self.frame_len)[None, :]
+        frames = self._buf[idx]
+        self._next_frame = int(starts[-1]) + self.hop
+        return starts, frames
+
+    def releasable(self, end_of_stream=False):
+        """Absolute offset up to which samples may be released downstream.
+
+        Everything before the first frame that is still incomplete; at end of stream that frame
+        can never complete, so everything buffered may go.
+        """
+        if end_of_stream:
+            return self.end
+        return min(self._next_frame, self.end)
+
+    def pop(self, n):
+        """Release the oldest ``n`` buffered samples (a copy) and forget them."""
+        if n < 0 or n > self._len:
+            raise ValueError(f"cannot pop {n} samples, {self._len} buffered")
+        out = self._buf[:n].copy()
+        # Shift rather than ring-buffer: the buffer stays a few frames long, so the copy is cheap
+        # and frames stay contiguous for fancy indexing.
+        self._buf[: self._len - n] = self._buf[n : self._len]
+        self._len -= n
+        self._start += n
+        if self._next_frame < self._start:
+            # Only after an end-of-stream flush: frames starting in released samples are lost.
+            self._next_frame = -(-self._start // self.hop) * self.hop
+        return out

@@ -1,0 +1,106 @@
+"""Command line: ``python -m gnuradio.modrec.training {train,evaluate,export,card,models}``."""
+
+import argparse
+import json
+import shlex
+import sys
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="modrec", description="gr-modrec training tools")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model from an experiment YAML")
+    t.add_argument("--config", required=True, help="experiment YAML (configs/*.yaml)")
+    t.add_argument("--resume", action="store_true", help="continue from <output_dir>/last.pt")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--threads", type=int, help="torch threads (0 = all cores)")
+    t.add_argument("--out", help="output dir (default runs/<experiment>)")
+    t.add_argument("--data-root", help="dataset dir (default: cache dir named by data.name)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set augment.freq_offset=0.01")
+    t.add_argument("--stop-after", type=int, help="stop after N epochs of this invocation (resume later)")
+    t.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint and/or ONNX model")
+    e.add_argument("--checkpoint")
+    e.add_argument("--onnx")
+    e.add_argument("--data", help="dataset root (default: the checkpoint's)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--out", required=True)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--no-latency", action="store_true")
+    e.add_argument("--card", help="also write a model card markdown here")
+
+    x = sub.add_parser("export", help="export a checkpoint to a contract ONNX model")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--out", required=True)
+    x.add_argument("--opset", type=int, default=18)
+    x.add_argument("--legacy", action="store_true", help="use the TorchScript exporter (dynamo=False)")
+
+    c = sub.add_parser("card", help="write a model card from an evaluation summary.json")
+    c.add_argument("--summary", required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("--name")
+
+    sub.add_parser("models", help="list registered models and their default configs")
+    return p
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    command = "modrec " + " ".join(shlex.quote(a) for a in argv)
+
+    try:
+        if args.cmd == "train":
+            from .config import load_config
+            from .train import train
+
+            sets = list(args.set)
+            for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"), ("lr", "optim.lr"),
+                              ("seed", "seed"), ("device", "train.device"), ("threads", "train.threads"),
+                              ("out", "output_dir"), ("data_root", "data.root")):
+                v = getattr(args, flag)
+                if v is not None:
+                    sets.append(f"{key}={json.dumps(v)}")
+            cfg = load_config(args.config, sets)
+            run = train(cfg, resume=args.resume, progress=not args.no_progress, command=command,
+                        stop_after_epochs=args.stop_after)
+            print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out models/{cfg.model.name}.onnx")
+        elif args.cmd == "evaluate":
+            from .evaluate import evaluate
+
+            summary = evaluate(args.out, checkpoint=args.checkpoint, onnx_path=args.onnx, data_root=args.data,
+                               split=args.split, device=args.device, latency=not args.no_latency)
+            if args.card:
+                from pathlib import Path
+
+                from .model_card import write_model_card
+
+                write_model_card(Path(args.out) / "summary.json", args.card)
+            print(f"wrote {args.out}/summary.json (accuracy {summary['accuracy']:.4f})")
+        elif args.cmd == "export":
+            from .export import export_checkpoint
+
+            info = export_checkpoint(args.checkpoint, args.out, dynamo=not args.legacy, opset=args.opset)
+            print(f"wrote {info['path']}: {info['bytes'] / 1024:.1f} KB, {info['params']:,} params, "
+                  f"{info['flops'] / 1e6:.2f} MFLOPs/frame, parity max |dp| {info['parity_max_abs_diff']:.2e} ({info['exporter']})")
+        elif args.cmd == "card":
+            from .model_card import write_model_card
+
+            print(f"wrote {write_model_card(args.summary, args.out, args.name)}")
+        elif args.cmd == "models":
+            from .models import default_config, list_models
+
+            for name in list_models():
+                print(f"{name}: {json.dumps(default_config(name))}")
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,98 @@
+"""Model card (markdown) from an evaluation summary.json and the ONNX metadata."""
+
+import json
+import os
+from pathlib import Path
+
+
+def _fmt(v, pct=True):
+    if v is None:
+        return "n/a"
+    return f"{100 * v:.1f} %" if pct else str(v)
+
+
+def render_model_card(summary, name, figures_dir=None, card_dir=None):
+    md = summary.get("metadata") or {}
+    training = md.get("training") or summary.get("training") or {}
+    data = training.get("data", {})
+    cfg = training.get("config", {})
+
+    def rel(fig):
+        if not figures_dir:
+            return fig
+        target = Path(figures_dir) / fig
+        return os.path.relpath(target, card_dir) if card_dir else str(target)
+
+    lines = [
+        f"# {name}",
+        "",
+        f"Automatic modulation recognition model for gr-modrec (architecture `{summary.get('architecture')}`).",
+        "",
+        "## Summary",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| accuracy, all SNRs | {_fmt(summary.get('accuracy'))} |",
+        f"| accuracy, SNR >= 0 dB | {_fmt(summary.get('accuracy_snr_ge_0'))} |",
+        f"| accuracy, SNR >= 10 dB | {_fmt(summary.get('accuracy_snr_ge_10'))} |",
+        f"| peak accuracy (at {summary.get('peak_snr_db')} dB) | {_fmt(summary.get('peak_accuracy'))} |",
+        f"| expected calibration error (15 bins) | {summary.get('ece', float('nan')):.4f} |",
+        f"| parameters | {summary.get('params', 'n/a'):,} |" if isinstance(summary.get("params"), int) else "| parameters | n/a |",
+        f"| FLOPs / frame | {summary.get('flops', 0) / 1e6:.2f} M |",
+    ]
+    if "onnx_bytes" in summary:
+        lines.append(f"| ONNX size | {summary['onnx_kb']} KB ({summary['onnx_bytes']} bytes) |")
+    if "ort_ms_per_frame_batch1" in summary:
+        lines.append(f"| ORT latency, batch 1, 1 thread | {summary['ort_ms_per_frame_batch1']:.3f} ms/frame |")
+        thr = [k for k in summary if k.startswith("ort_frames_per_s_batch")]
+        for k in thr:
+            lines.append(f"| ORT throughput, batch {k.rsplit('batch', 1)[1]}, 1 thread | {summary[k]:,.0f} frames/s |")
+    lines += [
+        f"| evaluated on | {summary.get('n_frames')} frames, split `{summary.get('split')}` of `{summary.get('data_root')}` |",
+        "",
+        "## Interface",
+        "",
+        f"- classes ({len(summary.get('classes', []))}): {', '.join(summary.get('classes', []))}",
+        f"- frame length: {md.get('frame_len', 'n/a')} complex samples, samples/symbol: {md.get('samples_per_symbol', 'n/a')}",
+        f"- distillation: {md.get('distillation', 'none')}, pruning: {md.get('pruning', 'none')}, exits: {md.get('exits', 1)}",
+        "",
+        "## How it was produced",
+        "",
+        f"- command: `{training.get('command') or 'n/a'}`",
+        f"- seed: {training.get('seed', 'n/a')}",
+        f"- data: `{data.get('name', 'n/a')}` (generator seed {data.get('seed', 'n/a')}, frames per class and SNR "
+        f"{data.get('frames_per_class_snr', 'n/a')}, {data.get('train_frames', 'n/a')} train / {data.get('val_frames', 'n/a')} val frames)",
+    ]
+    if cfg:
+        lines.append(f"- optimiser: {cfg.get('optim')}, schedule: {cfg.get('schedule')}, training: {cfg.get('train')}, "
+                     f"augmentation: {cfg.get('augment')}")
+    ck = training.get("checkpoint")
+    if ck:
+        lines.append(f"- checkpoint: epoch {ck.get('epoch')}, validation accuracy {_fmt(ck.get('val_acc'))}")
+    lines += [
+        "",
+        "## Figures",
+        "",
+        f"![accuracy vs SNR]({rel('accuracy_vs_snr.png')})",
+        "",
+        f"![confusion matrix]({rel('confusion.png')})",
+        "",
+        "## Accuracy per SNR",
+        "",
+        "| SNR (dB) | frames | accuracy |",
+        "|---:|---:|---:|",
+    ]
+    for r in summary.get("per_snr", []):
+        lines.append(f"| {r['snr_db']:g} | {r['n']} | {_fmt(r['accuracy'])} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_model_card(summary_path, out_path, name=None):
+    summary_path, out_path = Path(summary_path), Path(out_path)
+    summary = json.loads(summary_path.read_text())
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_model_card(summary, name or out_path.stem, figures_dir=summary_path.parent,
+                             card_dir=out_path.parent)
+    out_path.write_text(text)
+    return out_path

@@ -1,0 +1,112 @@
+"""Tiny contract-honouring ONNX models built with ``onnx.helper`` (no torch), plus broken variants.
+
+The good model normalises each frame to unit RMS in-graph (with an epsilon, so all-zero frames
+stay finite), flattens, applies a fixed random MatMul + bias to n_classes and a Softmax: enough to
+give frame-dependent, deterministic probabilities for runtime and block tests.
+"""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from gnuradio.modrec import contract
+
+FIXTURE_CLASSES = ("BPSK", "QPSK", "8PSK", "QAM16", "WBFM")
+OPSET = 13
+IR_VERSION = 8
+
+
+def fixture_metadata(classes=FIXTURE_CLASSES, frame_len=32, **overrides):
+    values = {
+        "classes": list(classes),
+        "frame_len": frame_len,
+        "samples_per_symbol": 8,
+        "architecture": "fixture-linear",
+        "distillation": "none",
+        "pruning": "none",
+        "exits": 1,
+        "params": 2 * frame_len * len(classes) + len(classes),
+        "flops": 2 * 2 * frame_len * len(classes),
+        "training": {"command": "tests/onnx_fixtures.py", "seed": 0, "data": "none"},
+    }
+    values.update(overrides)
+    return contract.encode_metadata(values)
+
+
+def build_model(
+    frame_len=32,
+    classes=FIXTURE_CLASSES,
+    seed=0,
+    input_shape=None,
+    input_dtype=TensorProto.FLOAT,
+    n_outputs=None,
+    metadata=None,
+    drop_metadata=(),
+    scale=4.0,
+):
+    """Return an ``onnx.ModelProto``; the keyword arguments make contract-breaking variants."""
+    n_classes = len(classes)
+    n_out = n_classes if n_outputs is None else n_outputs
+    shape = input_shape if input_shape is not None else [contract.BATCH_AXIS_NAME, contract.IQ_ROWS, frame_len]
+    # Size the weights from the declared input so wrong-shape variants are still valid graphs
+    # that ORT loads: the runtime, not ORT, must be the one that rejects them.
+    n_in = int(np.prod(shape[1:]))
+    rng = np.random.default_rng(seed)
+    w = (scale * rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+    b = (0.1 * rng.standard_normal(n_out)).astype(np.float32)
+
+    nodes = []
+    x = contract.INPUT_NAME
+    if input_dtype != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", [x], ["x32"], to=TensorProto.FLOAT))
+        x = "x32"
+    nodes += [
+        helper.make_node("Mul", [x, x], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["ms"], axes=list(range(1, len(shape))), keepdims=1),
+        helper.make_node("Add", ["ms", "eps"], ["ms_eps"]),
+        helper.make_node("Sqrt", ["ms_eps"], ["rms"]),
+        helper.make_node("Div", [x, "rms"], ["xn"]),
+        helper.make_node("Flatten", ["xn"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "W"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], [contract.PROBS_OUTPUT_NAME], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fixture",
+        [helper.make_tensor_value_info(contract.INPUT_NAME, input_dtype, shape)],
+        [
+            helper.make_tensor_value_info(
+                contract.PROBS_OUTPUT_NAME, TensorProto.FLOAT, [contract.BATCH_AXIS_NAME, n_out]
+            )
+        ],
+        initializer=[
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(b, "B"),
+            numpy_helper.from_array(np.array(1e-6, dtype=np.float32), "eps"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    props = dict(metadata) if metadata is not None else fixture_metadata(classes, frame_len)
+    for key in drop_metadata:
+        props.pop(key, None)
+    helper.set_model_props(model, props)
+    return model
+
+
+def save_model(path, **kwargs):
+    """Write ``build_model(**kwargs)`` to ``path`` and return it as str."""
+    onnx.save(build_model(**kwargs), str(path))
+    return str(path)
+
+
+def reference_probs(frames_iq, model_proto):
+    """numpy re-implementation of the fixture graph (checks ORT wiring, not just itself)."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model_proto.graph.initializer}
+    x = np.asarray(frames_iq, dtype=np.float64)
+    rms = np.sqrt((x * x).mean(axis=(1, 2), keepdims=True) + float(inits["eps"]))
+    logits = (x / rms).reshape(x.shape[0], -1) @ inits["W"].astype(np.float64) + inits["B"]
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,243 @@
+"""Training loop, resume, evaluation reports, export and CLI on a tiny hand-made dataset.
+
+The dataset is written here in the on-disk format (meta.json + <split>/shard-NNNNN.npz) so these
+tests do not depend on the data generator.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from gnuradio.modrec.training.cli import main
+from gnuradio.modrec.training.config import ConfigError, config_from_dict, load_config
+from gnuradio.modrec.training.evaluate import write_report
+from gnuradio.modrec.training.metrics import classification_metrics, expected_calibration_error
+from gnuradio.modrec.training.train import load_checkpoint, train
+
+try:
+    from gnuradio.modrec.training.data.dataset import FORMAT_VERSION
+except ImportError:  # the data package is optional for these tests
+    FORMAT_VERSION = 1
+
+L = 64
+SNRS = [-10.0, 0.0, 10.0]
+
+
+def _frames(rng, n, cls, snr_db):
+    """class 0: a complex tone; class 1: BPSK at 8 samples/symbol. Both at random phase/gain."""
+    t = np.arange(L)
+    if cls == 0:
+        s = np.exp(1j * (2 * np.pi * rng.uniform(0.02, 0.1, (n, 1)) * t))
+    else:
+        s = np.repeat(rng.choice([-1.0, 1.0], (n, L // 8)), 8, axis=1).astype(complex)
+    s = s * np.exp(1j * rng.uniform(0, 2 * np.pi, (n, 1)))
+    noise = (rng.standard_normal((n, L)) + 1j * rng.standard_normal((n, L))) * np.sqrt(0.5 * 10 ** (-snr_db / 10))
+    s = (s + noise) * rng.uniform(0.1, 10, (n, 1))
+    return np.stack([s.real, s.imag], axis=1).astype(np.float32)
+
+
+def write_dataset(root, per_class_snr={"train": 40, "val": 10, "test": 10}, seed=0):
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    meta = {"classes": ["TONE", "BPSK"], "frame_len": L, "samples_per_symbol": 8, "snrs_db": SNRS, "seed": seed,
+            "format_version": FORMAT_VERSION, "shards": {split: 2 for split in per_class_snr},
+            "counts": {split: n * 2 * len(SNRS) for split, n in per_class_snr.items()},
+            "frames_per_class_snr": dict(per_class_snr)}
+    (root / "meta.json").write_text(json.dumps(meta))
+    for split, n in per_class_snr.items():
+        xs, ys, ss = [], [], []
+        for cls in (0, 1):
+            for snr in SNRS:
+                xs.append(_frames(rng, n, cls, snr))
+                ys.append(np.full(n, cls, np.int64))
+                ss.append(np.full(n, snr, np.float32))
+        (root / split).mkdir(exist_ok=True)
+        x, y, s = np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
+        half = len(x) // 2  # two shards, to exercise concatenation
+        for i, sl in enumerate((slice(0, half), slice(half, None))):
+            np.savez(root / split / f"shard-{i:05d}.npz", x=x[sl], y=y[sl], snr_db=s[sl])
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def _cfg(dataset, out, epochs=2, **train):
+    return config_from_dict({
+        "experiment": "tiny",
+        "seed": 123,
+        "output_dir": str(out),
+        "data": {"name": "tiny", "root": str(dataset), "frames_per_class_snr": {"train": 40, "val": 10, "test": 10}},
+        "model": {"name": "cnn3", "cfg": {"channels": [8, 16, 16], "hidden": 16}},
+        "optim": {"lr": 0.01},
+        "augment": {"freq_offset": 0.005, "conjugate": True},
+        "train": {"epochs": epochs, "batch_size": 32, "device": "cpu", "threads": 1, **train},
+    }, source="test.yaml")
+
+
+def test_train_writes_checkpoints_and_resume_is_exact(dataset, tmp_path):
+    full = train(_cfg(dataset, tmp_path / "full"), progress=False, log=lambda *a: None)
+    for name in ("last.pt", "best.pt", "history.json", "history.csv"):
+        assert (full / name).is_file(), name
+    ckpt = load_checkpoint(full / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["model_name"] == "cnn3" and ckpt["classes"] == ["TONE", "BPSK"]
+    for key in ("optimizer", "scheduler", "rng", "config", "history", "model_cfg", "state_dict"):
+        assert key in ckpt
+    history = json.loads((full / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(np.isfinite(h["train_loss"]) for h in history)
+    best = load_checkpoint(full / "best.pt")
+    assert best["val_acc"] == max(h["val_acc"] for h in history)
+
+    # interrupted after one epoch, then resumed: must match the uninterrupted run bit for bit
+    split = _cfg(dataset, tmp_path / "split")
+    train(split, progress=False, stop_after_epochs=1, log=lambda *a: None)
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["epoch"] == 1
+    logs = []
+    train(split, resume=True, progress=False, log=logs.append)
+    assert any("resuming" in m and "after epoch 1" in m for m in logs)
+    resumed = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
+    for k, v in ckpt["state_dict"].items():
+        assert torch.equal(v, resumed["state_dict"][k]), k
+
+    with pytest.raises(ValueError, match="planned for 2 epochs.*--epochs 2"):
+        train(_cfg(dataset, tmp_path / "split", epochs=3), resume=True, progress=False, log=lambda *a: None)
+
+
+def test_resume_without_checkpoint_is_clear(dataset, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(_cfg(dataset, tmp_path / "none"), resume=True, progress=False, log=lambda *a: None)
+
+
+def test_metrics_and_report_on_hand_built_predictions(tmp_path):
+    classes = ["A", "B", "C"]
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    snr = np.array([-10, -10, -10, 0, 0, 10, 10, 10], float)
+    pred = np.array([0, 2, 1, 0, 1, 2, 0, 0])  # -10 dB: 1/3, 0 dB: 2/2, 10 dB: 2/3
+    probs = np.full((8, 3), 0.1)
+    probs[np.arange(8), pred] = 0.8
+    m = classification_metrics(probs, y, snr, classes)
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    assert m["accuracy_snr_ge_0"] == pytest.approx(4 / 5)
+    assert m["accuracy_snr_ge_10"] == pytest.approx(2 / 3)
+    assert m["peak_accuracy"] == 1.0 and m["peak_snr_db"] == 0.0
+    assert m["confusion"][1] == [1, 1, 1] and np.sum(m["confusion"]) == 8
+    assert m["ece"] == pytest.approx(abs(5 / 8 - 0.8))  # one bin, conf 0.8
+
+    summary = write_report(m, tmp_path / "eval", title="hand")
+    for f in ("summary.json", "per_snr.csv", "per_snr.json", "confusion.png", "accuracy_vs_snr.png"):
+        assert (tmp_path / "eval" / f).is_file(), f
+    rows = list(csv.DictReader(open(tmp_path / "eval" / "per_snr.csv")))
+    assert [(float(r["snr_db"]), int(r["n"]), float(r["accuracy"])) for r in rows] == [
+        (-10.0, 3, pytest.approx(1 / 3)), (0.0, 2, 1.0), (10.0, 3, pytest.approx(2 / 3))]
+    on_disk = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert on_disk["confusion"] == summary["confusion"] and on_disk["accuracy"] == pytest.approx(5 / 8)
+
+
+def test_ece_hand_checked():
+    y = np.array([0, 0, 1, 1])
+    sure = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert expected_calibration_error(sure, y) == pytest.approx(0.0)
+    # two bins: conf 0.95 (both right, gap 0.05), conf 0.6 (one right, gap 0.1)
+    p = np.array([[0.95, 0.05], [0.05, 0.95], [0.6, 0.4], [0.6, 0.4]])
+    assert expected_calibration_error(p, np.array([0, 1, 0, 1])) == pytest.approx(0.5 * 0.05 + 0.5 * 0.1)
+
+
+def test_cli_train_export_evaluate_card(dataset, tmp_path):
+    cfg_path = tmp_path / "exp.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "experiment": "cli",
+        "data": {"name": "tiny", "frames_per_class_snr": {"train": 40, "val": 10, "test": 10}},
+        "model": {"name": "cnn3", "cfg": {"channels": [8, 16, 16], "hidden": 16}},
+        "train": {"epochs": 5, "batch_size": 32},
+    }))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg_path), "--epochs", "1", "--device", "auto", "--threads", "1",
+                 "--data-root", str(dataset), "--out", str(out), "--no-progress"]) == 0
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt["config"]["train"]["epochs"] == 1 and ckpt["training"]["command"].startswith("modrec train")
+
+    onnx_path = tmp_path / "models" / "cli.onnx"
+    assert main(["export", "--checkpoint", str(out / "best.pt"), "--out", str(onnx_path), "--legacy"]) == 0
+    assert onnx_path.is_file()
+
+    ev = tmp_path / "eval"
+    card = tmp_path / "models" / "cli.md"
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--onnx", str(onnx_path), "--out", str(ev),
+                 "--card", str(card)]) == 0
+    s = json.loads((ev / "summary.json").read_text())
+    assert s["backend"] == "onnxruntime" and s["n_frames"] == 60 and len(s["per_snr"]) == 3
+    for key in ("accuracy", "accuracy_snr_ge_0", "accuracy_snr_ge_10", "peak_accuracy", "ece", "params", "flops",
+                "onnx_bytes", "onnx_kb", "ort_ms_per_frame_batch1", "ort_frames_per_s_batch256"):
+        assert s[key] is not None, key
+    text = card.read_text()
+    assert "accuracy_vs_snr.png" in text and "| 10 |" in text and "modrec train" in text
+
+    # torch checkpoint alone gives the same predictions as the exported model
+    ev2 = tmp_path / "eval_torch"
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--out", str(ev2)]) == 0
+    s2 = json.loads((ev2 / "summary.json").read_text())
+    assert s2["backend"] == "torch" and s2["confusion"] == s["confusion"]
+
+    # ONNX alone needs to be told where the data is
+    assert main(["evaluate", "--onnx", str(onnx_path), "--out", str(ev2)]) == 2
+
+    # ... and then runs without torch at all (a shipped model scored on a GNU Radio box)
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from gnuradio.modrec.training.evaluate import evaluate\n"
+        f"s = evaluate({str(tmp_path / 'eval_nt')!r}, onnx_path={str(onnx_path)!r}, data_root={str(dataset)!r}, latency=False)\n"
+        f"assert s['confusion'] == {s['confusion']!r}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+
+
+def _write(tmp_path, data):
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"trian": {"epochs": 1}}, r"bad.yaml: unknown field 'trian' \(did you mean 'train'\?\)"),
+    ({"train": {"epoch": 1}}, r"unknown field 'train.epoch' \(did you mean 'train.epochs'\?\)"),
+    ({"train": {"epochs": "ten"}}, r"field 'train.epochs' expected an integer, got str 'ten'"),
+    ({"train": {"epochs": 0}}, r"field 'train.epochs' expected >= 1, got 0"),
+    ({"optim": {"lr": "fast"}}, r"field 'optim.lr' expected a number"),
+    ({"schedule": {"name": "step"}}, r"field 'schedule.name' expected one of onecycle, cosine, constant"),
+    ({"model": {"name": "cnn4"}}, r"field 'model.name'.*did you mean 'cnn3'"),
+    ({"model": {"name": "cnn3", "cfg": {"width": 3}}}, r"'model.cfg' has unknown key\(s\) width"),
+    ({"data": {"frames_per_class_snr": {"train": 10}}}, r"data.frames_per_class_snr.val"),
+    ({"train": {"device": "gpu"}}, r"field 'train.device' expected auto, cpu"),
+])
+def test_config_errors_are_clear(tmp_path, data, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(_write(tmp_path, data))
+
+
+def test_config_loading_and_overrides(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    cfg = load_config(_write(tmp_path, {"train": {"epochs": 3}}), ["train.epochs=7", "augment.freq_offset=0.01"])
+    assert cfg.experiment == "bad" and cfg.train.epochs == 7 and cfg.augment.freq_offset == 0.01
+    assert str(cfg.run_dir).endswith("runs/bad")
+
+
+@pytest.mark.parametrize("name", ["cnn3.yaml", "tiny-ci.yaml"])
+def test_shipped_configs_load(name, monkeypatch, tmp_path):
+    from pathlib import Path
+
+    monkeypatch.setenv("MODREC_CACHE", str(tmp_path))
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
+    assert cfg.model.name == "cnn3" and cfg.data_root == tmp_path / "datasets" / cfg.data.name
