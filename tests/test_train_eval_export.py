@@ -241,3 +241,18 @@ def test_shipped_configs_load(name, monkeypatch, tmp_path):
     monkeypatch.setenv("MODREC_CACHE", str(tmp_path))
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
     assert cfg.model.name == "cnn3" and cfg.data_root == tmp_path / "datasets" / cfg.data.name
+
+
+def test_tiny_ci_config_with_generated_data(tmp_path, monkeypatch):
+    """The CI experiment end to end, with the real data generator (skipped where it is absent)."""
+    pytest.importorskip("gnuradio.modrec.training.data.dataset")
+    from pathlib import Path
+
+    monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny-ci.yaml"
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+    assert (tmp_path / "cache" / "datasets" / "rml2016-tiny-ci" / "meta.json").is_file()
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--out", str(out / "eval"), "--no-latency"]) == 0
+    s = json.loads((out / "eval" / "summary.json").read_text())
+    assert len(s["classes"]) == 11 and len(s["per_snr"]) == 20

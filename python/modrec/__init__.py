@@ -17,7 +17,11 @@ def __getattr__(name):
         import importlib
 
         module = importlib.import_module(_BLOCKS[name], __name__)
-        return getattr(module, name)
+        # Importing the submodule binds its *module* object to this package attribute; rebind
+        # the block class so that later lookups find the class, not the module.
+        block = getattr(module, name)
+        globals()[name] = block
+        return block
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -94,6 +94,7 @@ class _ClassifierCore(gr.basic_block):
     def start(self):
         self._framer.reset()
         self._pending_tags.clear()
+        self._watch.reset()
         return True
 
     def forecast(self, noutput_items, ninputs):
@@ -129,7 +130,7 @@ class _ClassifierCore(gr.basic_block):
         if len(starts):
             self._classify(starts, frames)
 
-        end_of_stream = False and read_before + take >= self._watch.seen
+        end_of_stream = self._watch.ended and read_before + take >= self._watch.seen
         n = min(len(out), framer.releasable(end_of_stream) - framer.start)
         if n <= 0:
             return 0

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,17 @@ class qa_classifier(gr_unittest.TestCase):
     def tearDown(self):
         self.tb = None
 
+    def run_tb(self, timeout=20.0):
+        """tb.run() that fails instead of hanging when the flowgraph never finishes."""
+        self.tb.start()
+        waiter = threading.Thread(target=self.tb.wait, daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        if waiter.is_alive():
+            self.tb.stop()
+            waiter.join(5.0)
+            self.fail(f"flowgraph did not finish within {timeout} s (a block never reported done)")
+
     def run_flowgraph(self, data, source="vector", max_chunk=None, max_noutput=None, seed=0, **kwargs):
         """Run data through the classifier; return (output samples, our tags, messages, block)."""
         if source == "chunked":
@@ -124,7 +136,7 @@ class qa_classifier(gr_unittest.TestCase):
         self.tb.msg_connect(clf, "classification", dbg, "store")
         # Python blocks die with their last reference and take the scheduler with them.
         self._keep = (src, clf, snk, dbg)
-        self.tb.run()
+        self.run_tb()
         key = kwargs.get("tag_key", "modrec")
         tags = [t for t in snk.tags() if pmt.symbol_to_string(t.key) == key]
         msgs = [dbg.get_message(i) for i in range(dbg.num_messages())]
@@ -215,7 +227,7 @@ class qa_classifier(gr_unittest.TestCase):
         snk = blocks.vector_sink_c()
         self._keep = (src, clf, snk)
         self.tb.connect(src, clf, snk)
-        self.tb.run()
+        self.run_tb()
         burst = [(t.offset, pmt.to_long(t.value)) for t in snk.tags() if pmt.symbol_to_string(t.key) == "burst"]
         self.assertEqual(burst, [(0, 0), (5, 5), (33, 33), (399, 399)])
         self.assertTrue(_same_bits(np.array(snk.data(), np.complex64), x))
@@ -237,7 +249,7 @@ class qa_classifier(gr_unittest.TestCase):
         snk = blocks.vector_sink_c()
         self._keep = (src, clf, snk)
         self.tb.connect(src, clf, snk)
-        self.tb.run()
+        self.run_tb()
         self.assertEqual(sum(calls), (len(x) - L) // 8 + 1)
         # One vector_source burst carries thousands of samples: per-frame inference would make
         # every call size 1.

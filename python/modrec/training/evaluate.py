@@ -199,6 +199,7 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data_root=None, split="te
         extra["training"] = ckpt.get("training")
     metrics = classification_metrics(probs, data.y, data.snr_db, classes)
     summary = write_report(metrics, out_dir, title=extra["architecture"], extra=extra)
-    log(f"{extra['architecture']} on {split}: acc {metrics['accuracy']:.4f} | SNR>=0 {metrics['accuracy_snr_ge_0']} | "
-        f"SNR>=10 {metrics['accuracy_snr_ge_10']} | peak {metrics['peak_accuracy']:.4f} | ECE {metrics.get('ece', float('nan')):.4f}")
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    log(f"{extra['architecture']} on {split}: acc {fmt(metrics['accuracy'])} | SNR>=0 {fmt(metrics['accuracy_snr_ge_0'])} | "
+        f"SNR>=10 {fmt(metrics['accuracy_snr_ge_10'])} | peak {fmt(metrics['peak_accuracy'])} | ECE {fmt(metrics.get('ece'))}")
     return summary

@@ -305,7 +305,7 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
         tot_loss = tot_correct = tot_n = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress,
                    leave=False, dynamic_ncols=True, file=sys.stderr)
-        for s, e in bar:
+        for bi, (s, e) in enumerate(bar):
             idx = perm[s:e]
             xb = augment(x_tr[idx], cfg.augment, gen)
             yb = y_tr[idx]
@@ -318,10 +318,12 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
             opt.step()
             sched.step()
             n = e - s
-            tot_loss += loss.item() * n
-            tot_correct += (logits.argmax(1) == yb).sum().item()
+            # running sums stay on the device: a .item() per batch would stall a GPU every step
+            tot_loss = tot_loss + loss.detach() * n
+            tot_correct = tot_correct + (logits.argmax(1) == yb).sum()
             tot_n += n
-            bar.set_postfix(loss=f"{tot_loss / tot_n:.4f}", acc=f"{tot_correct / tot_n:.3f}")
+            if progress and (bi % 20 == 0 or bi == len(batches) - 1):
+                bar.set_postfix(loss=f"{float(tot_loss) / tot_n:.4f}", acc=f"{float(tot_correct) / tot_n:.3f}")
         bar.close()
 
         val_logits = predict_logits(model, x_va, cfg.train.eval_batch_size, device)
@@ -330,8 +332,8 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
         row = {
             "epoch": epoch + 1,
             "lr": opt.param_groups[0]["lr"],
-            "train_loss": tot_loss / max(tot_n, 1),
-            "train_acc": tot_correct / max(tot_n, 1),
+            "train_loss": float(tot_loss) / max(tot_n, 1),
+            "train_acc": float(tot_correct) / max(tot_n, 1),
             "val_loss": val_loss,
             "val_acc": val_acc,
             "time_s": round(time.time() - t0, 2),
