@@ -73,8 +73,8 @@ def test_flops_counter_hand_checked():
 
 
 def test_cnn3_flops_hand_checked():
-    # default cnn3: conv 2->32 k7 @128, 32->64 k5 @64, 64->96 k3 @32, fc 192->64, 64->11
-    macs = 32 * 128 * 2 * 7 + 64 * 64 * 32 * 5 + 96 * 32 * 64 * 3 + 64 * 192 + 11 * 64
+    # default cnn3: conv 2->48 k7 @128, 48->64 k5 @64, 64->128 k3 @32, fc 256->64, 64->11
+    macs = 48 * 128 * 2 * 7 + 64 * 64 * 48 * 5 + 128 * 32 * 64 * 3 + 64 * 256 + 11 * 64
     assert count_flops(create_model("cnn3"), 128) == 2 * macs
 
 
@@ -122,3 +122,24 @@ def test_parity_check_raises_on_mismatch(tmp_path):
         model.head[-1].bias += 5 * torch.arange(4.0)  # the torch model now disagrees with the file
     with pytest.raises(RuntimeError, match="differ by"):
         check_parity(model, path, 128)
+
+
+@pytest.mark.parametrize("name", ["onecycle", "cosine", "constant"])
+def test_lr_schedules_span_the_run(name):
+    from gnuradio.modrec.training.config import OptimConfig, ScheduleConfig
+    from gnuradio.modrec.training.train import _optimizer, _scheduler
+
+    model = create_model("cnn3", channels=[4, 4, 4], hidden=4)
+    oc, sc = OptimConfig(lr=0.01), ScheduleConfig(name=name, warmup_frac=0.2, final_lr_frac=0.01)
+    opt = _optimizer(model, oc)
+    sched = _scheduler(opt, sc, oc.lr, 100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    if name == "constant":
+        assert lrs == [0.01] * 100
+    else:
+        assert max(lrs) == pytest.approx(0.01, rel=0.05) and 15 <= int(np.argmax(lrs)) <= 25
+        assert lrs[-1] < 0.1 * max(lrs)

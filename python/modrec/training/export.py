@@ -1,5 +1,6 @@
 """ONNX export that honours the model contract (python/modrec/contract.py), plus a parity check."""
 
+import copy
 import json
 import logging
 import warnings
@@ -84,7 +85,7 @@ def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None):
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    model = model.eval().cpu()
+    model = copy.deepcopy(model).eval().cpu()
     worst, report = 0.0, {}
     for name, x in parity_inputs(frame_len, real_like=real_like).items():
         with torch.no_grad():
@@ -110,7 +111,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval().cpu()
+    model = copy.deepcopy(model).eval().cpu()  # leave the caller's model (maybe on a GPU, in train mode) alone
     n_classes = model(torch.zeros(1, contract.IQ_ROWS, frame_len)).shape[-1]
     if n_classes != len(classes):
         raise ValueError(f"model has {n_classes} outputs but {len(classes)} class names were given")
@@ -129,6 +130,13 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
         _torch_export(wrapped, dummy, path, opset, False)
 
     proto = onnx.load(str(path), load_external_data=True)
+    # the dynamo exporter annotates every node with stack traces and local source paths: they
+    # leak the build machine's layout into a shipped file and add ~10 % to its size
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del proto.graph.value_info[:]
+    proto.graph.doc_string = ""
     # both exporters name the batch dim themselves; the contract fixes the name
     for vi in list(proto.graph.input) + list(proto.graph.output):
         vi.type.tensor_type.shape.dim[0].dim_param = contract.BATCH_AXIS_NAME

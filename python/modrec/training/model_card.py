@@ -11,6 +11,10 @@ def _fmt(v, pct=True):
     return f"{100 * v:.1f} %" if pct else str(v)
 
 
+def _j(value):
+    return json.dumps(value, sort_keys=True) if value is not None else "n/a"
+
+
 def render_model_card(summary, name, figures_dir=None, card_dir=None):
     md = summary.get("metadata") or {}
     training = md.get("training") or summary.get("training") or {}
@@ -61,11 +65,12 @@ def render_model_card(summary, name, figures_dir=None, card_dir=None):
         f"- command: `{training.get('command') or 'n/a'}`",
         f"- seed: {training.get('seed', 'n/a')}",
         f"- data: `{data.get('name', 'n/a')}` (generator seed {data.get('seed', 'n/a')}, frames per class and SNR "
-        f"{data.get('frames_per_class_snr', 'n/a')}, {data.get('train_frames', 'n/a')} train / {data.get('val_frames', 'n/a')} val frames)",
+        f"{_j(data.get('frames_per_class_snr'))}, {data.get('train_frames', 'n/a')} train / {data.get('val_frames', 'n/a')} val frames)",
     ]
     if cfg:
-        lines.append(f"- optimiser: {cfg.get('optim')}, schedule: {cfg.get('schedule')}, training: {cfg.get('train')}, "
-                     f"augmentation: {cfg.get('augment')}")
+        lines += [f"- model: `{_j(cfg.get('model'))}`", f"- optimiser: `{_j(cfg.get('optim'))}`",
+                  f"- schedule: `{_j(cfg.get('schedule'))}`", f"- training: `{_j(cfg.get('train'))}`",
+                  f"- augmentation: `{_j(cfg.get('augment'))}`"]
     ck = training.get("checkpoint")
     if ck:
         lines.append(f"- checkpoint: epoch {ck.get('epoch')}, validation accuracy {_fmt(ck.get('val_acc'))}")

@@ -289,8 +289,9 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
     training_info = {
         "command": command,
         "seed": cfg.seed,
-        "data": {"name": cfg.data.name, "root": str(root), "seed": cfg.data.seed,
-                 "frames_per_class_snr": dict(cfg.data.frames_per_class_snr),
+        # the dataset's own meta wins over the config: --data-root may point at a different build
+        "data": {"name": cfg.data.name, "root": str(root), "seed": meta.get("seed", cfg.data.seed),
+                 "frames_per_class_snr": meta.get("frames_per_class_snr", dict(cfg.data.frames_per_class_snr)),
                  "train_frames": len(x_tr), "val_frames": len(x_va), "meta": meta},
         "config": cfg.to_dict(),
     }

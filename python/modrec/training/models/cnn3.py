@@ -52,11 +52,11 @@ class CNN3(nn.Module):
 def cnn3(
     n_classes=11,
     frame_len=128,
-    channels=(32, 64, 96),
+    channels=(48, 64, 128),
     kernels=(7, 5, 3),
     pools=(2, 2, 1),
     hidden=64,
-    dropout=0.3,
+    dropout=0.1,
     eps=1e-12,
 ):
     # frame_len is recorded for export and metadata; global pooling makes the net itself length-agnostic.
