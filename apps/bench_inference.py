@@ -2,7 +2,7 @@
 """ONNX Runtime against torch eager on the same model, one thread each, in one run.
 
 Frames/s at batch 1 and batch 256. The torch side is the registry architecture named in the
-ONNX metadata (with the model's config when the metadata carries it); weights do not change
+ONNX metadata, built with the experiment config the metadata records; weights do not change
 the cost, so a freshly initialised network is timed.
 """
 
@@ -40,8 +40,10 @@ def main(argv=None):
     path = args.model or default_model_path()
     onnx_model = OnnxModel(path, threads=1)
     meta = onnx_model.metadata
-    model_cfg = meta["training"].get("model_cfg", {}) if isinstance(meta["training"], dict) else {}
-    net = create_model(meta["architecture"], num_classes=len(onnx_model.classes), **model_cfg).eval()
+    # The exporter records the experiment config; fall back to the architecture's defaults.
+    model_cfg = dict(meta["training"].get("config", {}).get("model", {}).get("cfg", {}))
+    model_cfg.update(n_classes=len(onnx_model.classes), frame_len=onnx_model.frame_len)
+    net = create_model(meta["architecture"], **model_cfg).eval()
 
     rng = np.random.default_rng(0)
     print(f"inference ({path}, architecture {meta['architecture']}, {meta['flops']:,} FLOPs/frame, 1 thread)")
