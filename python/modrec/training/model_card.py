@@ -1,7 +1,7 @@
 """Model card (markdown) from an evaluation summary.json and the ONNX metadata."""
 
 import json
-import os
+import shutil
 from pathlib import Path
 
 
@@ -15,17 +15,19 @@ def _j(value):
     return json.dumps(value, sort_keys=True) if value is not None else "n/a"
 
 
-def render_model_card(summary, name, figures_dir=None, card_dir=None):
+FIGURES = ("accuracy_vs_snr.png", "confusion.png")
+
+
+def render_model_card(summary, name, figures=None):
+    """Markdown model card; ``figures`` maps an evaluation figure name to the link to use."""
     md = summary.get("metadata") or {}
     training = md.get("training") or summary.get("training") or {}
     data = training.get("data", {})
     cfg = training.get("config", {})
+    figures = figures or {}
 
     def rel(fig):
-        if not figures_dir:
-            return fig
-        target = Path(figures_dir) / fig
-        return os.path.relpath(target, card_dir) if card_dir else str(target)
+        return figures.get(fig, fig)
 
     lines = [
         f"# {name}",
@@ -74,6 +76,19 @@ def render_model_card(summary, name, figures_dir=None, card_dir=None):
     ck = training.get("checkpoint")
     if ck:
         lines.append(f"- checkpoint: epoch {ck.get('epoch')}, validation accuracy {_fmt(ck.get('val_acc'))}")
+    if cfg.get("source"):
+        experiment = cfg.get("experiment", name)
+        lines += [
+            "",
+            "## Reproduce",
+            "",
+            "```sh",
+            f"modrec train --config {cfg['source']}      # the dataset is generated into the cache if missing",
+            f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx",
+            f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx "
+            f"--out runs/{experiment}/eval --card models/{name}.md",
+            "```",
+        ]
     lines += [
         "",
         "## Figures",
@@ -94,10 +109,24 @@ def render_model_card(summary, name, figures_dir=None, card_dir=None):
 
 
 def write_model_card(summary_path, out_path, name=None):
+    """Write the card and copy the evaluation's figures and summary beside it.
+
+    The copies are named ``<card stem>-<figure>`` and ``<card stem>.summary.json``, so a card in
+    ``models/`` stays readable (and its figures resolvable) without the run directory.
+    """
     summary_path, out_path = Path(summary_path), Path(out_path)
     summary = json.loads(summary_path.read_text())
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_model_card(summary, name or out_path.stem, figures_dir=summary_path.parent,
-                             card_dir=out_path.parent)
-    out_path.write_text(text)
+    figures = {}
+    for fig in FIGURES:
+        source = summary_path.parent / fig
+        if source.is_file():
+            target = out_path.parent / f"{out_path.stem}-{fig}"
+            if source.resolve() != target.resolve():
+                shutil.copyfile(source, target)
+            figures[fig] = target.name
+    summary_copy = out_path.parent / f"{out_path.stem}.summary.json"
+    if summary_path.resolve() != summary_copy.resolve():
+        shutil.copyfile(summary_path, summary_copy)
+    out_path.write_text(render_model_card(summary, name or out_path.stem, figures))
     return out_path
