@@ -1,5 +1,6 @@
 """The modulation classifier block: a complex64 pass-through that tags every frame it classifies."""
 
+import os
 import threading
 from collections import deque
 
@@ -12,8 +13,8 @@ from .runtime import OnnxModel, StreamFramer, complex_to_iq, default_model_path
 
 CLASSIFICATION_PORT = "classification"
 
-# How long the core waits in forecast() for news from the end-of-stream probe before handing
-# control back to the scheduler; bounds shutdown latency, not throughput.
+# forecast() waits for news from the end-of-stream probe in slices of this length; the wait
+# itself only ends on news (new input or end of stream), so correctness never hangs on a timeout.
 _PROBE_WAIT_S = 0.2
 
 
@@ -92,9 +93,11 @@ class _ClassifierCore(gr.basic_block):
         self._pending_tags = deque()  # (offset, key, value, srcid), offsets ascending
 
     def start(self):
+        # Every start, including the restart of tb.lock()/unlock(), begins at item 0: GNU Radio
+        # 3.10 rebuilds block details and buffers then, so offsets restart and samples still in
+        # the old buffers are gone for every block, not just this one.
         self._framer.reset()
         self._pending_tags.clear()
-        self._watch.reset()
         return True
 
     def forecast(self, noutput_items, ninputs):
@@ -107,10 +110,16 @@ class _ClassifierCore(gr.basic_block):
         # of the stream can move us. Ask the probe which it is, so that at end of stream we get a
         # final general_work() call to flush instead of the scheduler retiring us with samples
         # still inside.
-        ended, seen = self._watch.wait_past(self.nitems_read(0), _PROBE_WAIT_S)
-        if ended and seen <= self.nitems_read(0):
-            return [0]
-        return [1]
+        read = self.nitems_read(0)
+        while True:
+            ended, seen = self._watch.wait_past(read, _PROBE_WAIT_S)
+            if ended and seen <= read:
+                return [0]
+            if seen > read:
+                return [1]
+            # Nothing new yet: returning now would let the scheduler retire us at end of stream
+            # before the probe reports it, dropping the held tail. The probe's stop() runs both at
+            # end of stream and on tb.stop(), so this wait always ends.
 
     def general_work(self, input_items, output_items):
         inp = input_items[0]
@@ -213,7 +222,8 @@ class classifier(gr.hier_block2):
             gr.io_signature(1, 1, gr.sizeof_gr_complex),
             gr.io_signature(1, 1, gr.sizeof_gr_complex),
         )
-        self.model_path = str(model_path) if str(model_path) else default_model_path()
+        model_path = os.fsdecode(model_path)
+        self.model_path = model_path if model_path else default_model_path()
         self.model = OnnxModel(self.model_path, threads=int(threads))
         self.metadata = self.model.metadata
         self.classes = self.model.classes

@@ -98,8 +98,18 @@ def decode_metadata(props, source="model"):
             f"{source}: metadata field 'classes' should be a non-empty JSON list of strings, "
             f"got {props['classes'][:80]!r}"
         )
-    if decoded["frame_len"] <= 0:
-        raise ContractError(f"{source}: metadata field 'frame_len' must be > 0, got {decoded['frame_len']}")
+    for key in ("frame_len", "samples_per_symbol"):
+        if decoded[key] <= 0:
+            raise ContractError(f"{source}: metadata field '{key}' must be > 0, got {decoded[key]}")
+    if not isinstance(decoded["training"], dict):
+        raise ContractError(
+            f"{source}: metadata field 'training' should be a JSON object, got {props['training'][:80]!r}"
+        )
+    if decoded["version"] != CONTRACT_VERSION:
+        raise ContractError(
+            f"{source}: metadata field 'version' is {decoded['version']!r}, but this gr-modrec reads "
+            f"contract version {CONTRACT_VERSION!r} (re-export the model, or update gr-modrec)"
+        )
     if decoded["exits"] < 1:
         raise ContractError(f"{source}: metadata field 'exits' must be >= 1, got {decoded['exits']}")
     return decoded

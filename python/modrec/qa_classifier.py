@@ -232,6 +232,54 @@ class qa_classifier(gr_unittest.TestCase):
         self.assertEqual(burst, [(0, 0), (5, 5), (33, 33), (399, 399)])
         self.assertTrue(_same_bits(np.array(snk.data(), np.complex64), x))
 
+    def test_hop_beyond_the_stream_passes_samples_untagged(self):
+        x = _signal(500, seed=8)
+        out, tags, msgs, _ = self.run_flowgraph(x, hop=10**9, source="chunked", max_chunk=40)
+        self.assertTrue(_same_bits(out, x))
+        self.assertEqual([t.offset for t in tags], [0])  # only the frame at offset 0 is complete
+        self.assertEqual(len(msgs), 1)
+
+    # --- running, stopping, reconfiguring ------------------------------------------------
+
+    def test_stop_on_an_endless_source_returns(self):
+        x = _signal(4 * L, seed=9)
+        src = blocks.vector_source_c(x.tolist(), True)  # repeats forever
+        clf = classifier(self.model_path)
+        snk = blocks.null_sink(gr.sizeof_gr_complex)
+        self._keep = (src, clf, snk)
+        self.tb.connect(src, clf, snk)
+        self.tb.start()
+        threading.Event().wait(0.3)
+        stopper = threading.Thread(target=lambda: (self.tb.stop(), self.tb.wait()), daemon=True)
+        stopper.start()
+        stopper.join(10.0)
+        self.assertFalse(stopper.is_alive(), "tb.stop()/wait() hung on an endless source")
+
+    def test_keeps_classifying_after_lock_unlock(self):
+        # GNU Radio 3.10 rebuilds buffers and restarts item counters on lock()/unlock() (samples
+        # in flight are lost for every block); the classifier must restart cleanly with them:
+        # no hang, and tags again at frame starts 0, L, 2L, ... of the restarted count.
+        x = _signal(4 * L, seed=10)
+        src = blocks.vector_source_c(x.tolist(), True)
+        clf = classifier(self.model_path)
+        head = blocks.head(gr.sizeof_gr_complex, 200 * L)
+        snk = blocks.vector_sink_c()
+        self._keep = (src, clf, head, snk)
+        self.tb.connect(src, clf, head, snk)
+        self.tb.start()
+        threading.Event().wait(0.2)
+        self.tb.lock()
+        self.tb.unlock()
+        waiter = threading.Thread(target=self.tb.wait, daemon=True)
+        waiter.start()
+        waiter.join(20.0)
+        if waiter.is_alive():
+            self.tb.stop()
+            self.fail("flowgraph did not finish after lock()/unlock()")
+        offsets = [t.offset for t in snk.tags() if pmt.symbol_to_string(t.key) == "modrec"]
+        self.assertGreater(len(offsets), 0)
+        self.assertTrue(all(o % L == 0 for o in offsets), offsets[:10])
+
     # --- batching ----------------------------------------------------------------------
 
     def test_frames_of_one_call_share_one_predict(self):
@@ -264,6 +312,7 @@ class qa_classifier(gr_unittest.TestCase):
         threshold = float(np.median(conf))
         _, tags, msgs, clf = self.run_flowgraph(x, min_confidence=threshold)
         self.assertAlmostEqual(clf.min_confidence, threshold)
+        self.assertEqual(len(tags), len(probs))
         n_unknown = 0
         for tag, p, c in zip(tags, probs, conf):
             v = _tag_dict(tag.value)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m gnuradio.modrec.training {train,evaluate,export,card,models}``."""
+"""Command line: ``modrec {data,train,evaluate,export,card,models}`` (also ``python -m gnuradio.modrec.training``)."""
 
 import argparse
 import json
@@ -9,6 +9,8 @@ import sys
 def _parser():
     p = argparse.ArgumentParser(prog="modrec", description="gr-modrec training tools")
     sub = p.add_subparsers(dest="cmd", required=True)
+
+    sub.add_parser("data", help="build a synthetic dataset (modrec data --help)", add_help=False)
 
     t = sub.add_parser("train", help="train a model from an experiment YAML")
     t.add_argument("--config", required=True, help="experiment YAML (configs/*.yaml)")
@@ -53,6 +55,11 @@ def _parser():
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "data":
+        # The dataset builder has its own parser (and needs no torch): hand it the rest.
+        from .data.__main__ import main as data_main
+
+        return data_main(argv[1:])
     args = _parser().parse_args(argv)
     command = "modrec " + " ".join(shlex.quote(a) for a in argv)
 

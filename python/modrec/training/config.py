@@ -7,14 +7,11 @@ a config otherwise surfaces as a silent default hours into a cluster job.
 import copy
 import dataclasses
 import difflib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Dict, Optional
 
-import numpy as np
 import yaml
 
 
@@ -235,31 +232,13 @@ def apply_overrides(raw, overrides, source="<cli>"):
 
 
 # Dataset reading lives here (not in train.py) because it must not pull in torch:
-# evaluating a shipped ONNX model needs only numpy and onnxruntime.
-
-
-def _read_split_npz(root, split):
-    """Minimal reader of the on-disk format, used only when the data package is unavailable."""
-    root = Path(root)
-    meta = json.loads((root / "meta.json").read_text())
-    shards = sorted((root / split).glob("shard-*.npz"))
-    if not shards:
-        raise FileNotFoundError(f"{root / split}: no shard-*.npz files (split '{split}' missing?)")
-    parts = [np.load(s) for s in shards]
-    return SimpleNamespace(
-        x=np.concatenate([p["x"] for p in parts]).astype(np.float32, copy=False),
-        y=np.concatenate([p["y"] for p in parts]).astype(np.int64, copy=False),
-        snr_db=np.concatenate([p["snr_db"] for p in parts]).astype(np.float32, copy=False),
-        meta=meta,
-    )
+# evaluating a shipped ONNX model needs no torch.
 
 
 def read_split(root, split):
     root = Path(root)
     if not (root / "meta.json").is_file():
         raise FileNotFoundError(f"{root}: not a dataset (no meta.json)")
-    try:
-        from .data.dataset import load_split
-    except ImportError:
-        return _read_split_npz(root, split)
+    from .data.dataset import load_split
+
     return load_split(root, split)

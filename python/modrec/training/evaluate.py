@@ -6,6 +6,7 @@ so a shipped model can be scored on a machine without PyTorch.
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 
@@ -19,55 +20,33 @@ def _log(*args):
     print(*args, flush=True)
 
 
-def predict_onnx(path, x, batch_size=1024, threads=0):
-    import onnxruntime as ort
-
-    from .. import contract
-
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    out = [sess.run([contract.PROBS_OUTPUT_NAME], {contract.INPUT_NAME: np.ascontiguousarray(x[s : s + batch_size], np.float32)})[0]
-           for s in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+def predict_onnx(model, x, batch_size=1024):
+    """Probabilities of a runtime OnnxModel over ``x`` (N, 2, L), in batches."""
+    out = [model.predict(x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.n_classes), np.float32)
 
 
-def onnx_metadata(path):
-    import onnx
+def onnx_latency(path, repeats=200, batch=256, batch_repeats=10):
+    """Single-thread ORT latency through the runtime the blocks use: ms/frame at batch 1 and
+    frames/s at ``batch``."""
+    from ..runtime import OnnxModel
 
-    from .. import contract
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return contract.decode_metadata({p.key: p.value for p in proto.metadata_props}, source=str(path))
-
-
-def onnx_latency(path, frame_len, repeats=200, batch=256, batch_repeats=10):
-    """Single-thread ORT latency: ms/frame at batch 1 and frames/s at ``batch``."""
-    import onnxruntime as ort
-
-    from .. import contract
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    model = OnnxModel(path, threads=1)
     rng = np.random.default_rng(0)
-    x1 = rng.standard_normal((1, 2, frame_len)).astype(np.float32)
-    xb = rng.standard_normal((batch, 2, frame_len)).astype(np.float32)
-    feed = contract.INPUT_NAME
+    x1 = rng.standard_normal((1, 2, model.frame_len)).astype(np.float32)
+    xb = rng.standard_normal((batch, 2, model.frame_len)).astype(np.float32)
     for _ in range(20):
-        sess.run(None, {feed: x1})
+        model.predict(x1)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        sess.run(None, {feed: x1})
+        model.predict(x1)
         times.append(time.perf_counter() - t)
-    sess.run(None, {feed: xb})
+    model.predict(xb)
     tb = []
     for _ in range(batch_repeats):
         t = time.perf_counter()
-        sess.run(None, {feed: xb})
+        model.predict(xb)
         tb.append(time.perf_counter() - t)
     return {
         "ort_ms_per_frame_batch1": 1e3 * float(np.median(times)),
@@ -167,18 +146,23 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data_root=None, split="te
     extra = {"split": split, "data_root": str(data_root)}
 
     if onnx_path is not None:
-        md = onnx_metadata(onnx_path)
+        from ..runtime import OnnxModel
+
+        # The runtime's loader validates the file against the contract, as the blocks do.
+        onnx_model = OnnxModel(onnx_path, threads=os.cpu_count() or 1)
+        md = onnx_model.metadata
         if list(md["classes"]) != classes:
             raise ValueError(f"{onnx_path}: model classes {md['classes']} differ from dataset {data_root} classes {classes}")
         if md["frame_len"] != data.x.shape[-1]:
             raise ValueError(f"{onnx_path}: model frame_len {md['frame_len']} but dataset frames have {data.x.shape[-1]} samples")
         t = time.time()
-        probs = predict_onnx(onnx_path, data.x, batch_size)
+        probs = predict_onnx(onnx_model, data.x, batch_size)
+        inference_s = time.time() - t
         extra.update(model=str(onnx_path), backend="onnxruntime", architecture=md["architecture"],
                      params=md["params"], flops=md["flops"], onnx_bytes=Path(onnx_path).stat().st_size,
                      onnx_kb=round(Path(onnx_path).stat().st_size / 1024, 1), metadata=md)
         if latency:
-            extra.update(onnx_latency(onnx_path, md["frame_len"]))
+            extra.update(onnx_latency(onnx_path))
     else:
         import torch
 
@@ -191,10 +175,11 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data_root=None, split="te
             raise ValueError(f"{checkpoint}: model classes {ckpt['classes']} differ from dataset {data_root} classes {classes}")
         t = time.time()
         probs = torch.softmax(predict_logits(model, data.x, batch_size, dev), -1).numpy()
+        inference_s = time.time() - t
         extra.update(model=str(checkpoint), backend="torch", architecture=ckpt["model_name"],
                      params=count_params(model), flops=count_flops(model.to("cpu"), data.x.shape[-1]),
                      epoch=ckpt.get("epoch"))
-    extra["inference_s"] = round(time.time() - t, 3)
+    extra["inference_s"] = round(inference_s, 3)
     if ckpt is not None:
         extra["training"] = ckpt.get("training")
     metrics = classification_metrics(probs, data.y, data.snr_db, classes)

@@ -34,9 +34,16 @@ def _log(*args):
 
 
 def ensure_dataset(cfg, log=_log, progress=True):
-    """Generate the experiment's dataset into its cache dir unless it is already there."""
+    """The experiment's dataset: built into its cache dir, or reused when it matches the config.
+
+    build_dataset compares a cached dataset with the requested one and refuses a mismatch
+    (naming the fields), so a changed seed or size never trains on stale data. A dataset given
+    explicitly (data.root / --data-root) is used as it is.
+    """
     root = cfg.data_root
-    if (root / "meta.json").is_file():
+    if cfg.data.root:
+        if not (root / "meta.json").is_file():
+            raise FileNotFoundError(f"{cfg.source}: data.root {root} is not a dataset (no meta.json)")
         return root
     from .data.dataset import build_dataset
     from .data.generator import GeneratorConfig
@@ -45,7 +52,7 @@ def ensure_dataset(cfg, log=_log, progress=True):
         gen_cfg = GeneratorConfig.from_dict(dict(cfg.data.generator))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{cfg.source}: field 'data.generator': {err}") from None
-    log(f"dataset {cfg.data.name} not found at {root}: generating it (seed {cfg.data.seed})")
+    log(f"dataset {cfg.data.name} at {root} (seed {cfg.data.seed})")
     build_dataset(
         root,
         gen_cfg,
