@@ -5,8 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import onnx_fixtures as fx
 from conftest import ROOT, _SHIM
 from gnuradio.modrec.classes import RADIOML2016_CLASSES
@@ -60,8 +58,8 @@ def test_demo_rejects_a_segment_shorter_than_a_frame(tmp_path):
     assert "--segment must be >= the model's frame_len 128, got 100" in result.stderr
 
 
-@pytest.mark.skipif(not SHIPPED.exists(), reason="models/cnn3.onnx not trained yet")
 def test_demo_with_the_shipped_student_is_accurate_at_high_snr():
+    assert SHIPPED.is_file(), "the shipped student models/cnn3.onnx is missing"
     result = run_demo("--snr", "18", "--seconds", "2", "--samp-rate", "45056", "--segment", "4096", "--seed", "3")
     assert result.returncode == 0, result.stderr[-3000:]
     overall = re.search(r"^all\s+(\d+)\s+([\d.]+)%", result.stdout, re.M)
