@@ -26,6 +26,15 @@ def predict_onnx(model, x, batch_size=1024):
     return np.concatenate(out) if out else np.zeros((0, model.n_classes), np.float32)
 
 
+def _median_seconds(run, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
 def onnx_latency(path, repeats=200, batch=256, batch_repeats=10):
     """Single-thread ORT latency through the runtime the blocks use: ms/frame at batch 1 and
     frames/s at ``batch``."""
@@ -35,22 +44,13 @@ def onnx_latency(path, repeats=200, batch=256, batch_repeats=10):
     rng = np.random.default_rng(0)
     x1 = rng.standard_normal((1, 2, model.frame_len)).astype(np.float32)
     xb = rng.standard_normal((batch, 2, model.frame_len)).astype(np.float32)
-    for _ in range(20):
-        model.predict(x1)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model.predict(x1)
-        times.append(time.perf_counter() - t)
+    _median_seconds(lambda: model.predict(x1), 20)  # warm-up: first runs allocate
+    single = _median_seconds(lambda: model.predict(x1), repeats)
     model.predict(xb)
-    tb = []
-    for _ in range(batch_repeats):
-        t = time.perf_counter()
-        model.predict(xb)
-        tb.append(time.perf_counter() - t)
+    batched = _median_seconds(lambda: model.predict(xb), batch_repeats)
     return {
-        "ort_ms_per_frame_batch1": 1e3 * float(np.median(times)),
-        f"ort_frames_per_s_batch{batch}": batch / float(np.median(tb)),
+        "ort_ms_per_frame_batch1": 1e3 * single,
+        f"ort_frames_per_s_batch{batch}": batch / batched,
         "ort_threads": 1,
     }
 
