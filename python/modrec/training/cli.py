@@ -1,4 +1,4 @@
-"""Command line: ``modrec {data,train,evaluate,export,card,models}`` (also ``python -m gnuradio.modrec.training``)."""
+"""Command line: ``modrec {data,train,evaluate,export,card,report,models}`` (also ``python -m gnuradio.modrec.training``)."""
 
 import argparse
 import json
@@ -50,6 +50,13 @@ def _parser():
     c.add_argument("--name")
 
     sub.add_parser("models", help="list registered models and their default configs")
+
+    r = sub.add_parser("report", help="comparison table + plot over evaluation summaries of one test split")
+    r.add_argument("--teacher", action="append", default=[], metavar="SUMMARY", help="a teacher's summary.json")
+    r.add_argument("--student", action="append", default=[], metavar="SUMMARY", help="a student's summary.json")
+    r.add_argument("--markdown", help="write the table here (between the results markers, if the file has them)")
+    r.add_argument("--json", help="write the rows and the gap-closed fractions here")
+    r.add_argument("--plot", help="write the accuracy-vs-SNR plot here (PNG)")
     return p
 
 
@@ -101,6 +108,11 @@ def main(argv=None):
             from .model_card import write_model_card
 
             print(f"wrote {write_model_card(args.summary, args.out, args.name)}")
+        elif args.cmd == "report":
+            from .report import load_entry, write_report
+
+            entries = [load_entry(p, "teacher") for p in args.teacher] + [load_entry(p, "student") for p in args.student]
+            print(write_report(entries, args.markdown, args.json, args.plot))
         elif args.cmd == "models":
             from .models import default_config, list_models
 

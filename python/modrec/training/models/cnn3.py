@@ -35,6 +35,7 @@ class CNN3(nn.Module):
             c_in = c
         self.features = nn.Sequential(*layers)
         self.pool = GlobalAvgMaxPool1d()
+        self.feature_dim = 2 * c_in
         self.head = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(2 * c_in, hidden),
@@ -46,6 +47,11 @@ class CNN3(nn.Module):
     def forward(self, x):
         """(N, 2, L) raw I/Q -> (N, n_classes) logits (softmax is added at export)."""
         return self.head(self.pool(self.features(self.norm(x))))
+
+    def forward_features(self, x):
+        """(N, 2, L) -> (pooled embedding (N, feature_dim), logits); the embedding is what the head reads."""
+        feats = self.pool(self.features(self.norm(x)))
+        return feats, self.head(feats)
 
 
 @register_model

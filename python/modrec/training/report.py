@@ -1,0 +1,167 @@
+"""Comparison report over evaluated models: one table (markdown + JSON) and one accuracy-vs-SNR plot.
+
+Input is the ``summary.json`` that ``modrec evaluate`` writes for each model, all on the same test
+split. For every distilled student the report also gives the fraction of the teacher-student gap
+the distillation closed, against its non-distilled twin (same architecture, ``distillation`` =
+``none``) and the best teacher:
+
+    gap closed = (acc_distilled - acc_twin) / (acc_teacher - acc_twin)
+
+computed on peak accuracy (the figure the published results quote) and on accuracy over all SNRs.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+COLUMNS = (
+    ("accuracy", "all SNRs", "pct"),
+    ("accuracy_snr_ge_0", "SNR ≥ 0", "pct"),
+    ("accuracy_snr_ge_10", "SNR ≥ 10", "pct"),
+    ("peak_accuracy", "peak", "pct"),
+    ("params", "params", "int"),
+    ("flops", "FLOPs/frame", "mega"),
+    ("onnx_kb", "ONNX KB", "float1"),
+    ("ort_frames_per_s_batch256", "ORT frames/s (1 thread, batch 256)", "int"),
+    ("ece", "ECE", "float3"),
+)
+
+
+class ReportError(ValueError):
+    pass
+
+
+def load_entry(path, role=None, name=None):
+    """One row: the summary's figures plus name, role (teacher/student) and distillation method."""
+    path = Path(path)
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ReportError(f"{path}: cannot read an evaluation summary ({err})") from None
+    missing = [key for key, _, _ in COLUMNS if key not in summary]
+    if missing:
+        raise ReportError(f"{path}: summary lacks {', '.join(missing)} (evaluate with --onnx to get sizes and speed)")
+    metadata = summary.get("metadata") or {}
+    return {
+        "name": name or Path(str(summary.get("model", path.parent.name))).stem,
+        "role": role or "student",
+        "architecture": summary.get("architecture"),
+        "distillation": metadata.get("distillation", "none"),
+        "split": summary.get("split"),
+        "data_root": summary.get("data_root"),
+        "n_frames": summary.get("n_frames"),
+        "per_snr": [(r["snr_db"], r["accuracy"]) for r in summary["per_snr"]],
+        "summary_path": str(path),
+        **{key: summary[key] for key, _, _ in COLUMNS},
+    }
+
+
+def gap_closed(entries):
+    """Fraction of the gap to the best teacher that each distilled student closes over its twin."""
+    teachers = [e for e in entries if e["role"] == "teacher"]
+    if not teachers:
+        return {}
+    best = max(teachers, key=lambda e: e["peak_accuracy"])
+    twins = {e["architecture"]: e for e in entries if e["role"] == "student" and e["distillation"] == "none"}
+    result = {}
+    for e in entries:
+        twin = twins.get(e["architecture"])
+        if e["role"] != "student" or e["distillation"] == "none" or twin is None:
+            continue
+        result[e["name"]] = {
+            metric: (e[metric] - twin[metric]) / (best[metric] - twin[metric])
+            if best[metric] != twin[metric]
+            else float("nan")
+            for metric in ("peak_accuracy", "accuracy")
+        }
+        result[e["name"]]["teacher"] = best["name"]
+        result[e["name"]]["twin"] = twin["name"]
+    return result
+
+
+def _cell(value, kind):
+    if value is None:
+        return "n/a"
+    return {
+        "pct": lambda v: f"{100 * v:.1f} %",
+        "int": lambda v: f"{int(round(v)):,}",
+        "mega": lambda v: f"{v / 1e6:.2f} M",
+        "float1": lambda v: f"{v:.1f}",
+        "float3": lambda v: f"{v:.3f}",
+    }[kind](value)
+
+
+def check_same_split(entries):
+    keys = {(e["split"], e["data_root"], e["n_frames"]) for e in entries}
+    if len(keys) > 1:
+        listing = "\n  ".join(f"{e['name']}: split {e['split']} of {e['data_root']} ({e['n_frames']} frames)" for e in entries)
+        raise ReportError(f"the summaries were not measured on one test split:\n  {listing}")
+
+
+def markdown_table(entries, gaps):
+    header = ["model", "role", "distillation"] + [label for _, label, _ in COLUMNS] + ["gap closed (peak / all)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for e in entries:
+        gap = gaps.get(e["name"])
+        gap_cell = f"{100 * gap['peak_accuracy']:.0f} % / {100 * gap['accuracy']:.0f} %" if gap else ""
+        cells = [e["name"], e["role"], e["distillation"]] + [_cell(e[key], kind) for key, _, kind in COLUMNS] + [gap_cell]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_accuracy_vs_snr(entries, path, title="accuracy vs SNR"):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for e in entries:
+        snr, acc = np.array(e["per_snr"]).T
+        style = "-" if e["role"] == "teacher" else "--"
+        ax.plot(snr, 100 * acc, style, marker="o", markersize=3, label=f"{e['name']} ({e['role']})")
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+BEGIN_MARK = "<!-- results:begin -->"
+END_MARK = "<!-- results:end -->"
+
+
+def _write_markdown(path, table):
+    """Replace the text between the results markers of ``path`` (a README with prose around
+    the table), or write the table alone when the file has no markers or does not exist."""
+    path = Path(path)
+    text = path.read_text() if path.is_file() else ""
+    if BEGIN_MARK in text and END_MARK in text:
+        head, rest = text.split(BEGIN_MARK, 1)
+        tail = rest.split(END_MARK, 1)[1]
+        text = f"{head}{BEGIN_MARK}\n{table}\n{END_MARK}{tail}"
+    else:
+        text = table + "\n"
+    path.write_text(text)
+
+
+def write_report(entries, markdown_path=None, json_path=None, plot_path=None):
+    """Write the table (markdown), the rows (JSON) and the plot; returns the markdown table."""
+    if not entries:
+        raise ReportError("no summaries given")
+    check_same_split(entries)
+    gaps = gap_closed(entries)
+    table = markdown_table(entries, gaps)
+    if markdown_path:
+        _write_markdown(markdown_path, table)
+    if json_path:
+        rows = [{k: v for k, v in e.items() if k != "per_snr"} | {"per_snr": e["per_snr"]} for e in entries]
+        Path(json_path).write_text(json.dumps({"models": rows, "gap_closed": gaps}, indent=1) + "\n")
+    if plot_path:
+        plot_accuracy_vs_snr(entries, plot_path)
+    return table

@@ -1,0 +1,75 @@
+"""The comparison report: rows from evaluation summaries, gap closed by distillation, markers."""
+
+import json
+
+import pytest
+
+from gnuradio.modrec.training.cli import main
+from gnuradio.modrec.training.report import ReportError, gap_closed, load_entry, write_report
+
+
+def summary(tmp_path, name, architecture, distillation, peak, overall, split="test", root="/data/a"):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({
+        "model": f"models/{name}.onnx", "architecture": architecture, "split": split, "data_root": root,
+        "n_frames": 100, "accuracy": overall, "accuracy_snr_ge_0": overall + 0.1,
+        "accuracy_snr_ge_10": overall + 0.2, "peak_accuracy": peak, "params": 1234, "flops": 2_500_000,
+        "onnx_kb": 12.3, "ort_frames_per_s_batch256": 9876.4, "ece": 0.0123,
+        "per_snr": [{"snr_db": -10, "accuracy": overall - 0.2}, {"snr_db": 10, "accuracy": peak}],
+        "metadata": {"distillation": distillation},
+    }))
+    return path
+
+
+@pytest.fixture
+def entries(tmp_path):
+    return [
+        load_entry(summary(tmp_path, "teacher_a", "inception_resnet", "none", 0.90, 0.60), "teacher"),
+        load_entry(summary(tmp_path, "teacher_b", "clst", "none", 0.80, 0.55), "teacher"),
+        load_entry(summary(tmp_path, "cnn3", "cnn3", "none", 0.70, 0.40)),
+        load_entry(summary(tmp_path, "cnn3_kd", "cnn3", "kd", 0.85, 0.50)),
+    ]
+
+
+def test_gap_closed_against_best_teacher_and_twin(entries):
+    gaps = gap_closed(entries)
+    assert list(gaps) == ["cnn3_kd"]
+    # peak: (0.85 - 0.70) / (0.90 - 0.70) = 0.75; all SNRs: (0.50 - 0.40) / (0.60 - 0.40) = 0.5
+    assert gaps["cnn3_kd"]["peak_accuracy"] == pytest.approx(0.75)
+    assert gaps["cnn3_kd"]["accuracy"] == pytest.approx(0.5)
+    assert gaps["cnn3_kd"]["teacher"] == "teacher_a" and gaps["cnn3_kd"]["twin"] == "cnn3"
+
+
+def test_table_json_plot_and_markers(entries, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Models\n\nprose before\n<!-- results:begin -->\nold table\n<!-- results:end -->\nprose after\n")
+    table = write_report(entries, readme, tmp_path / "results.json", tmp_path / "acc.png")
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# Models\n\nprose before\n") and text.endswith("prose after\n")
+    row = next(line for line in table.splitlines() if line.startswith("| cnn3_kd "))
+    assert row == "| cnn3_kd | student | kd | 50.0 % | 60.0 % | 70.0 % | 85.0 % | 1,234 | 2.50 M | 12.3 | 9,876 | 0.012 | 75 % / 50 % |"
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [m["name"] for m in saved["models"]] == ["teacher_a", "teacher_b", "cnn3", "cnn3_kd"]
+    assert saved["gap_closed"]["cnn3_kd"]["peak_accuracy"] == pytest.approx(0.75)
+    assert (tmp_path / "acc.png").stat().st_size > 1000
+
+
+def test_refuses_mixed_test_splits(tmp_path):
+    a = load_entry(summary(tmp_path, "a", "cnn3", "none", 0.7, 0.4))
+    b = load_entry(summary(tmp_path, "b", "cnn3", "kd", 0.8, 0.5, root="/data/other"))
+    with pytest.raises(ReportError, match="not measured on one test split"):
+        write_report([a, b])
+
+
+def test_incomplete_summary_is_named(tmp_path):
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps({"accuracy": 0.5}))
+    with pytest.raises(ReportError, match=r"partial.json: summary lacks accuracy_snr_ge_0"):
+        load_entry(path)
+
+
+def test_cli_report(tmp_path, capsys):
+    t = summary(tmp_path, "teacher_a", "inception_resnet", "none", 0.9, 0.6)
+    s = summary(tmp_path, "cnn3", "cnn3", "none", 0.7, 0.4)
+    assert main(["report", "--teacher", str(t), "--student", str(s), "--markdown", str(tmp_path / "t.md")]) in (0, None)
+    assert "| teacher_a | teacher | none |" in (tmp_path / "t.md").read_text()
