@@ -1,6 +1,8 @@
 """Student models. Importing this package registers every model file."""
 
 from . import cnn3  # noqa: F401  (registers)
+from . import mini_inception_resnet, mobilenet1d  # noqa: F401  (registers the students)
+from . import clst, inception_resnet  # noqa: F401  (registers the teachers)
 from .registry import create_model, default_config, list_models, register_model
 
 __all__ = ["create_model", "default_config", "list_models", "register_model"]

@@ -1,0 +1,96 @@
+"""Data-parallel training under ``torchrun`` (PyTorch DistributedDataParallel).
+
+The same ``modrec train`` command runs unchanged as one process or as ``torchrun
+--nproc_per_node N -m gnuradio.modrec.training train ...``: torchrun's environment variables
+(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) switch this module on. gloo is used on CPU, nccl
+on CUDA.
+
+How the work is split keeps a run comparable with a single-process run: every rank draws the
+same global permutation of the training set each epoch (same seeded generator) and takes every
+W-th index of each global batch, so the global batch, the number of optimiser steps and the lr
+schedule are those of one process; DDP averages the gradients. Batch-norm running statistics are
+per rank in DDP, so they are broadcast from rank 0 at the end of every epoch, which leaves every
+rank with identical weights and buffers. Only rank 0 writes checkpoints and logs.
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self):
+        return self.world_size > 1
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+
+def from_environment():
+    """The process's place in a torchrun job; a plain single-process context without torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Context()
+    return Context(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def setup(ctx, device):
+    """Join the process group (gloo on CPU, nccl on CUDA); returns the device for this rank."""
+    if not ctx.enabled:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def teardown(ctx):
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(model, ctx, device):
+    """DDP-wrap ``model`` when distributed; the bare module otherwise."""
+    if not ctx.enabled:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model):
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def shard(indices, ctx):
+    """This rank's share of a global batch of indices (every W-th, starting at the rank)."""
+    return indices[ctx.rank :: ctx.world_size] if ctx.enabled else indices
+
+
+def sum_across(values, ctx):
+    """Sum a 1-D tensor of running totals over all ranks (in place) and return it."""
+    if ctx.enabled:
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def sync_buffers(model, ctx):
+    """Copy rank 0's buffers (batch-norm running statistics) to every rank."""
+    if ctx.enabled:
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def barrier(ctx):
+    if ctx.enabled:
+        dist.barrier()
