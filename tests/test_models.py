@@ -143,3 +143,19 @@ def test_lr_schedules_span_the_run(name):
     else:
         assert max(lrs) == pytest.approx(0.01, rel=0.05) and 15 <= int(np.argmax(lrs)) <= 25
         assert lrs[-1] < 0.1 * max(lrs)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10, 11])
+def test_onecycle_survives_tiny_runs(steps):
+    # 10 steps at 10% warm-up used to give OneCycleLR a one-step phase: ZeroDivisionError.
+    from gnuradio.modrec.training.config import OptimConfig, ScheduleConfig
+    from gnuradio.modrec.training.train import _optimizer, _scheduler
+
+    model = create_model("cnn3", channels=[4, 4, 4], hidden=4)
+    oc, sc = OptimConfig(lr=0.01), ScheduleConfig(name="onecycle", warmup_frac=0.1, final_lr_frac=0.01)
+    opt = _optimizer(model, oc)
+    sched = _scheduler(opt, sc, oc.lr, steps)
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+        assert 0 < opt.param_groups[0]["lr"] <= 0.01 * 1.0001

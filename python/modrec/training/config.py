@@ -72,6 +72,17 @@ class TrainConfig:
 
 
 @dataclass
+class DistillConfig:
+    method: str = "none"  # none | a registered distiller (modrec.training.distill: kd, skd, nkd, bdkd)
+    # offline methods: {checkpoint: path/to/best.pt}; online (bdkd): {model: name, cfg: {...}}
+    teacher: Dict[str, Any] = field(default_factory=dict)
+    cfg: Dict[str, Any] = field(default_factory=dict)  # the distiller's hyper-parameters (its defaults otherwise)
+    # teacher outputs computed once and cached on disk; turns augmentation off (offline methods only)
+    cache_teacher: bool = False
+    cache_dir: Optional[str] = None  # None: $MODREC_CACHE/teacher or ~/.cache/gr-modrec/teacher
+
+
+@dataclass
 class ExperimentConfig:
     experiment: str = "experiment"
     seed: int = 0
@@ -82,6 +93,7 @@ class ExperimentConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     source: Optional[str] = None  # the YAML file it came from (set by the loader)
 
     @property
@@ -190,6 +202,56 @@ def _validate(cfg, source):
             f"{source}: field 'model.cfg' has unknown key(s) {', '.join(unknown)} for model "
             f"'{cfg.model.name}'; expected a subset of {', '.join(known)}"
         )
+    if cfg.distill.method != "none":
+        _validate_distill(cfg.distill, source)
+
+
+def _validate_distill(dc, source):
+    # imported only for distillation runs: plain training never needs the distill package
+    from .distill import get_distiller, resolve_config
+    from .models import default_config
+
+    try:
+        cls = get_distiller(dc.method)
+    except KeyError as err:
+        raise ConfigError(f"{source}: field 'distill.method': {err.args[0]}") from None
+    try:
+        resolve_config(dc.method, dc.cfg)
+    except (TypeError, ValueError) as err:
+        msg = str(err)
+        field_name = "distill.cfg"
+        if msg.startswith("'"):  # "'key' expected ...": name the exact field
+            key, rest = msg[1:].split("'", 1)
+            field_name, msg = f"distill.cfg.{key}", rest.strip()
+        raise ConfigError(f"{source}: field '{field_name}' {msg}") from None
+    teacher = dc.teacher
+    if cls.online:
+        allowed, required = ("model", "cfg"), "model"
+    else:
+        allowed, required = ("checkpoint",), "checkpoint"
+    unknown = sorted(set(teacher) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{source}: field 'distill.teacher' has unknown key(s) {', '.join(map(str, unknown))} for "
+                          f"method '{dc.method}' ({'online: the teacher is built and trained' if cls.online else 'offline: the teacher is a trained checkpoint'}); "
+                          f"expected {', '.join(allowed)}")
+    if not isinstance(teacher.get(required), str) or not teacher[required]:
+        raise ConfigError(f"{source}: field 'distill.teacher.{required}' expected a string (method '{dc.method}' "
+                          f"needs it), got {teacher.get(required)!r}")
+    if cls.online:
+        try:
+            known = default_config(teacher["model"])
+        except KeyError as err:
+            raise ConfigError(f"{source}: field 'distill.teacher.model': {err.args[0]}") from None
+        tcfg = teacher.get("cfg") or {}
+        if not isinstance(tcfg, dict):
+            raise ConfigError(f"{source}: field 'distill.teacher.cfg' expected a mapping, got {tcfg!r}")
+        unknown = sorted(set(tcfg) - (set(known) - {"n_classes", "frame_len"}))
+        if unknown:
+            raise ConfigError(f"{source}: field 'distill.teacher.cfg' has unknown key(s) {', '.join(unknown)} for "
+                              f"model '{teacher['model']}' (n_classes and frame_len come from the data)")
+        if dc.cache_teacher:
+            raise ConfigError(f"{source}: field 'distill.cache_teacher' expected false for method '{dc.method}', "
+                              f"got True: its teacher is trained jointly, so its outputs change every step")
 
 
 def config_from_dict(raw, source="<dict>"):

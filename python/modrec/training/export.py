@@ -203,5 +203,6 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None)
         model, out, classes=ckpt["classes"], frame_len=int(ckpt["model_cfg"].get("frame_len", meta.get("frame_len"))),
         samples_per_symbol=int(meta.get("samples_per_symbol", DEFAULT_SAMPLES_PER_SYMBOL)),
         architecture=ckpt["model_name"], training=json.loads(json.dumps(training, default=str)),
+        distillation=str(training.get("distillation", "none")),
         dynamo=dynamo, opset=opset, real_like=real_like,
     )

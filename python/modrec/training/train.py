@@ -145,11 +145,14 @@ def _optimizer(model, oc):
 def _scheduler(opt, sc, lr, total_steps):
     name = sc.name.lower()
     if name == "onecycle":
+        steps = max(total_steps, 4)
+        # OneCycleLR divides by the length of each phase in steps: a warm-up of one step (e.g.
+        # 10% of 10 steps) or no room left to anneal raises ZeroDivisionError in tiny runs.
         return torch.optim.lr_scheduler.OneCycleLR(
             opt,
             max_lr=lr,
-            total_steps=max(total_steps, 2),
-            pct_start=max(sc.warmup_frac, 1e-3),
+            total_steps=steps,
+            pct_start=min(max(sc.warmup_frac, 2.0 / steps), 0.5),
             final_div_factor=1.0 / (sc.final_lr_frac * 25.0),  # OneCycle starts at lr/25
         )
     warm = int(sc.warmup_frac * total_steps)
@@ -269,8 +272,15 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
     log(f"{cfg.model.name}: {params:,} params, {flops / 1e6:.2f} MFLOPs/frame; "
         f"{len(x_tr):,} train / {len(x_va):,} val frames, {len(classes)} classes, device {device}")
 
+    session = None  # distillation hooks; None = plain training, exactly as before
+    if cfg.distill.method != "none":
+        from .distill.session import DistillSession
+
+        session = DistillSession(cfg, model, x_tr, y_tr, meta, device, log=log, progress=progress)
+    aug = session.augment if session else cfg.augment
+
     batches = _batches(len(x_tr), cfg.train.batch_size)
-    opt = _optimizer(model, cfg.optim)
+    opt = _optimizer(session.trainable if session else model, cfg.optim)
     sched = _scheduler(opt, cfg.schedule, cfg.optim.lr, cfg.train.epochs * len(batches))
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
@@ -286,6 +296,11 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
         if was_epochs != cfg.train.epochs:
             raise ValueError(f"{last_path}: run was planned for {was_epochs} epochs but the config now says "
                              f"{cfg.train.epochs}; the lr schedule spans the whole run, so resume with --epochs {was_epochs}")
+        was_method = (ckpt.get("distill") or {}).get("method", "none")
+        if was_method != cfg.distill.method:
+            raise ValueError(f"{last_path}: run used distillation '{was_method}', config asks for '{cfg.distill.method}'")
+        if session:
+            session.load_state_dict(ckpt["distill"], last_path)
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -301,7 +316,10 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
                  "frames_per_class_snr": meta.get("frames_per_class_snr", dict(cfg.data.frames_per_class_snr)),
                  "train_frames": len(x_tr), "val_frames": len(x_va), "meta": meta},
         "config": cfg.to_dict(),
+        "distillation": cfg.distill.method,  # export writes it to the ONNX metadata
     }
+    if session:
+        training_info["distill"] = session.info
     end_epoch = cfg.train.epochs
     if stop_after_epochs is not None:
         end_epoch = min(end_epoch, start_epoch + stop_after_epochs)
@@ -309,19 +327,26 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
     for epoch in range(start_epoch, end_epoch):
         t0 = time.time()
         model.train()
+        if session:
+            session.train()
         perm = torch.randperm(len(x_tr), generator=gen, device=device)
         tot_loss = tot_correct = tot_n = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress,
                    leave=False, dynamic_ncols=True, file=sys.stderr)
         for bi, (s, e) in enumerate(bar):
             idx = perm[s:e]
-            xb = augment(x_tr[idx], cfg.augment, gen)
+            xb = augment(x_tr[idx], aug, gen)
             yb = y_tr[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
+            if session:
+                logits, loss = session.step(model, xb, yb, idx)
+            else:
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.train.grad_clip > 0:
+            if cfg.train.grad_clip > 0 and session:
+                session.clip_grad_(cfg.train.grad_clip)
+            elif cfg.train.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             opt.step()
             sched.step()
@@ -346,6 +371,8 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
             "val_acc": val_acc,
             "time_s": round(time.time() - t0, 2),
         }
+        if session:
+            row.update(session.epoch_row(x_va, y_va))
         history.append(row)
         improved = val_acc > best_acc
         best_acc = max(best_acc, val_acc)
@@ -356,6 +383,8 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
             config=cfg.to_dict(), classes=classes, meta=meta, params=params, flops=flops,
             training=training_info,
         )
+        if session:
+            payload["distill"] = session.state_dict()
         save_checkpoint(last_path, **payload)
         if improved:
             save_checkpoint(best_path, **payload)

@@ -1,0 +1,181 @@
+"""The trainer's side of distillation: builds the teacher and the distiller from the config,
+computes each batch's loss, and carries their state through checkpoints.
+
+Offline methods (kd, skd, nkd) load a frozen teacher from a training checkpoint (eval mode, no
+gradients). Its outputs come either
+
+* from the teacher cache (``distill.cache_teacher: true``): computed once over the UN-augmented
+  train split, so augmentation is turned OFF for the run (logged, and recorded in the
+  checkpoint's training info) - cached outputs of a clean frame are not the teacher's answer
+  for a phase-rotated, time-shifted one; or
+* online (default): the teacher runs on every augmented batch, so augmentation stays on.
+
+Online methods (bdkd) build the teacher from the model registry and train it jointly: its
+parameters join the student's optimiser (same optimiser, lr and schedule) and its weights are
+saved in every checkpoint, so --resume continues both networks exactly.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..models import create_model
+from .registry import create_distiller, get_distiller
+from .teacher_cache import file_sha256, teacher_outputs
+
+
+def _augment_off(aug):
+    return dataclasses.replace(aug, phase_rotation=False, time_shift=False, freq_offset=0.0, conjugate=False)
+
+
+def _augment_on(aug):
+    return aug.phase_rotation or aug.time_shift or aug.freq_offset > 0 or aug.conjugate
+
+
+def _check_features(model, role, method):
+    if not (callable(getattr(model, "forward_features", None)) and isinstance(getattr(model, "feature_dim", None), int)):
+        raise ValueError(f"distillation method '{method}' matches features, but the {role} "
+                         f"({getattr(model, 'model_name', type(model).__name__)}) has no forward_features/feature_dim")
+
+
+class DistillSession:
+    def __init__(self, cfg, student, x_tr, y_tr, meta, device, log=print, progress=False):
+        from ..train import load_checkpoint, model_from_checkpoint
+
+        dc, source = cfg.distill, cfg.source
+        self.method = dc.method
+        cls = get_distiller(self.method)
+        self.online, self.needs_features = cls.online, cls.needs_features
+        self.student = student
+        self.augment = cfg.augment
+        self.eval_batch_size = cfg.train.eval_batch_size
+        self.cached_logits = self.cached_features = None
+        classes = list(meta["classes"])
+
+        if self.online:
+            tcfg = dict(dc.teacher.get("cfg") or {})
+            for key in ("n_classes", "frame_len"):
+                tcfg[key] = student.model_cfg[key]
+            self.teacher = create_model(dc.teacher["model"], **tcfg).to(device)
+            self.teacher_desc = {"model": dc.teacher["model"], "model_cfg": self.teacher.model_cfg, "online": True}
+        else:
+            path = Path(dc.teacher["checkpoint"]).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"{source}: field 'distill.teacher.checkpoint': {path} not found "
+                                        f"(train the teacher first)")
+            ckpt = load_checkpoint(path)
+            if list(ckpt.get("classes", [])) != classes:
+                raise ValueError(f"{source}: field 'distill.teacher.checkpoint': {path} was trained on classes "
+                                 f"{ckpt.get('classes')}, the dataset has {classes}")
+            self.teacher = model_from_checkpoint(ckpt, device).requires_grad_(False).eval()
+            self.teacher_desc = {"checkpoint": str(path), "sha256": file_sha256(path), "model": ckpt["model_name"],
+                                 "model_cfg": ckpt["model_cfg"], "val_acc": ckpt.get("val_acc"), "online": False}
+
+        dims = {}
+        if self.needs_features:
+            _check_features(student, "student", self.method)
+            _check_features(self.teacher, "teacher", self.method)
+            dims = {"student_dim": student.feature_dim, "teacher_dim": self.teacher.feature_dim}
+        self.distiller = create_distiller(self.method, **dims, **dict(dc.cfg)).to(device)
+
+        self.augmentation_disabled = False
+        if dc.cache_teacher:
+            logits, feats, hit = teacher_outputs(
+                self.teacher, x_tr, checkpoint=self.teacher_desc["checkpoint"], meta=meta, y=y_tr, split="train",
+                features=self.needs_features, cache_dir=dc.cache_dir, batch_size=self.eval_batch_size,
+                device=device, progress=progress, log=log)
+            self.cached_logits = logits.to(device)
+            self.cached_features = feats.to(device) if feats is not None else None
+            if _augment_on(cfg.augment):
+                self.augment = _augment_off(cfg.augment)
+                self.augmentation_disabled = True
+                log("distill: cache_teacher is on, so augmentation is OFF for this run (cached teacher outputs "
+                    "belong to un-augmented frames); set distill.cache_teacher: false to keep augmentation")
+
+        modules = {"student": student, "distiller": self.distiller}
+        if self.online:
+            modules["teacher"] = self.teacher
+        # what the optimiser sees; a frozen teacher is left out
+        self.trainable = nn.ModuleDict(modules)
+        self._sums, self._n = {}, 0
+        log(f"distill: {self.method} {self.distiller.distill_cfg}, teacher "
+            f"{self.teacher_desc.get('checkpoint') or self.teacher_desc['model']}"
+            f"{' (trained jointly)' if self.online else ''}")
+
+    @property
+    def info(self):
+        """JSON-able description for the checkpoint's training info and the ONNX metadata."""
+        return {"method": self.method, "cfg": dict(self.distiller.distill_cfg), "teacher": self.teacher_desc,
+                "cache_teacher": self.cached_logits is not None, "augmentation_disabled": self.augmentation_disabled}
+
+    def train(self):
+        self.distiller.train()
+        if self.online:
+            self.teacher.train()
+
+    def step(self, student, xb, yb, idx):
+        """Student logits and the loss for one batch (``idx``: the batch's rows of the train split)."""
+        fs = ft = None
+        if self.needs_features:
+            fs, logits = student.forward_features(xb)
+        else:
+            logits = student(xb)
+        if self.cached_logits is not None:
+            t_logits = self.cached_logits[idx]
+            ft = self.cached_features[idx] if self.needs_features else None
+        else:
+            with torch.set_grad_enabled(self.online):
+                if self.needs_features:
+                    ft, t_logits = self.teacher.forward_features(xb)
+                else:
+                    t_logits = self.teacher(xb)
+        loss, parts = self.distiller.loss(logits, yb, t_logits, fs, ft)
+        n = len(yb)
+        for k, v in parts.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v.detach() * n
+        self._n += n
+        return logits, loss
+
+    def clip_grad_(self, max_norm):
+        # separately: a large teacher gradient must not shrink the student's step
+        student_params = list(self.student.parameters()) + list(self.distiller.parameters())
+        torch.nn.utils.clip_grad_norm_(student_params, max_norm)
+        if self.online:
+            torch.nn.utils.clip_grad_norm_(self.teacher.parameters(), max_norm)
+
+    def epoch_row(self, x_va, y_va):
+        """Per-epoch means of the loss parts (and the jointly trained teacher's val accuracy)."""
+        from ..train import predict_logits
+
+        row = {f"distill_{k}": float(v) / max(self._n, 1) for k, v in self._sums.items()}
+        self._sums, self._n = {}, 0
+        if self.online:
+            t_logits = predict_logits(self.teacher, x_va, self.eval_batch_size)
+            row["teacher_val_acc"] = (t_logits.argmax(1) == y_va.cpu()).float().mean().item()
+        return row
+
+    def state_dict(self):
+        state = {"method": self.method, "cfg": dict(self.distiller.distill_cfg), "distiller": self.distiller.state_dict(),
+                 "teacher": dict(self.teacher_desc), "info": self.info}
+        if self.online:
+            state["teacher_state_dict"] = self.teacher.state_dict()
+        return state
+
+    def load_state_dict(self, state, path):
+        if state["cfg"] != dict(self.distiller.distill_cfg):
+            raise ValueError(f"{path}: was distilled with {state['method']} {state['cfg']}, "
+                             f"config asks for {self.method} {self.distiller.distill_cfg}")
+        if self.online:
+            if state["teacher"]["model"] != self.teacher_desc["model"] or \
+                    state["teacher"]["model_cfg"] != self.teacher_desc["model_cfg"]:
+                raise ValueError(f"{path}: online teacher was {state['teacher']['model']} "
+                                 f"{state['teacher']['model_cfg']}, config asks for {self.teacher_desc['model']} "
+                                 f"{self.teacher_desc['model_cfg']}")
+            self.teacher.load_state_dict(state["teacher_state_dict"])
+        elif state["teacher"].get("sha256") != self.teacher_desc["sha256"]:
+            raise ValueError(f"{path}: was distilled from teacher {state['teacher'].get('checkpoint')} "
+                             f"(sha256 {state['teacher'].get('sha256', '?')[:12]}), but "
+                             f"{self.teacher_desc['checkpoint']} has changed since; resuming would mix teachers")
+        self.distiller.load_state_dict(state["distiller"])

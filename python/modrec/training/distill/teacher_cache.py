@@ -1,0 +1,106 @@
+"""Teacher outputs over a split, computed once and kept on disk.
+
+A student run then needs no teacher forward passes at all (the teachers are the expensive
+models). File: ``<cache_dir>/<key>.npz`` with ``logits`` (N, C) float32, optionally ``features``
+(N, D) float32, and ``info`` (JSON). ``cache_dir`` defaults to ``$MODREC_CACHE/teacher`` or
+``~/.cache/gr-modrec/teacher``.
+
+The key is a SHA-256 over the teacher checkpoint's bytes, the dataset meta, the split name and a
+fingerprint of the split's frames and labels (count, labels, a strided sample of frames), so a
+retrained teacher, a rebuilt dataset or a different --data-root never reuses stale outputs.
+Rows follow the split's on-disk order, which is the order read_split returns.
+
+Cached outputs belong to the UN-augmented frames: the trainer turns augmentation off when it
+uses them (see session.py).
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+KEY_VERSION = 1
+
+
+def default_cache_dir():
+    base = os.environ.get("MODREC_CACHE") or os.path.join("~", ".cache", "gr-modrec")
+    return Path(base).expanduser() / "teacher"
+
+
+def file_sha256(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _as_numpy(a):
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def cache_key(checkpoint, meta, split, x, y):
+    step = max(1, len(x) // 64)
+    shape = list(x.shape)
+    x, y = _as_numpy(x[::step]), _as_numpy(y)  # stride first: x may be a whole split on a GPU
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": KEY_VERSION, "teacher": file_sha256(checkpoint), "split": split,
+                         "meta": meta, "n": int(len(y)), "shape": shape},
+                        sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(y, np.int64).tobytes())
+    h.update(np.ascontiguousarray(x, np.float32).tobytes())
+    return h.hexdigest()[:32]
+
+
+def _run_teacher(teacher, x, features, batch_size, device, progress):
+    from tqdm.auto import tqdm
+
+    was = teacher.training
+    teacher.eval()
+    logits, feats = [], []
+    starts = range(0, len(x), batch_size)
+    with torch.no_grad():
+        for s in tqdm(starts, desc="teacher outputs", disable=not progress, leave=False, dynamic_ncols=True):
+            xb = torch.as_tensor(x[s : s + batch_size]).to(device)
+            if features:
+                f, lg = teacher.forward_features(xb)
+                feats.append(f.float().cpu())
+            else:
+                lg = teacher(xb)
+            logits.append(lg.float().cpu())
+    teacher.train(was)
+    return torch.cat(logits).numpy(), (torch.cat(feats).numpy() if features else None)
+
+
+def teacher_outputs(teacher, x, *, checkpoint, meta, y, split="train", features=False, cache_dir=None,
+                    batch_size=2048, device="cpu", progress=False, log=print):
+    """(logits, features or None, hit) as CPU float32 tensors, from the cache or by running the
+    teacher (in eval mode, no grad) and writing the cache. A cached file without features is
+    recomputed when features are asked for."""
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    key = cache_key(checkpoint, meta, split, x, y)
+    path = cache_dir / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                if len(z["logits"]) == len(x) and (not features or "features" in z.files):
+                    logits = torch.from_numpy(z["logits"].copy())
+                    feats = torch.from_numpy(z["features"].copy()) if features else None
+                    log(f"teacher outputs: cache hit {path}")
+                    return logits, feats, True
+        except (OSError, ValueError, KeyError) as err:  # a truncated file from a killed run: rebuild it
+            log(f"teacher outputs: unreadable cache {path} ({err}); recomputing")
+    logits, feats = _run_teacher(teacher, x, features, batch_size, device, progress)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {"logits": logits}
+    if feats is not None:
+        arrays["features"] = feats
+    info = {"checkpoint": str(checkpoint), "split": split, "n": int(len(x))}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, info=np.array(json.dumps(info)), **arrays)
+    os.replace(tmp, path)  # atomic: concurrent student runs never read a half-written file
+    log(f"teacher outputs: computed {len(x):,} frames, cached at {path}")
+    return torch.from_numpy(logits), (torch.from_numpy(feats) if feats is not None else None), False
