@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import read_split
 from .flops import count_flops, count_params
 from .models import create_model
@@ -242,9 +243,21 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
 
     ``stop_after_epochs`` ends this invocation early (as if interrupted) without changing the
     schedule, so a long run can be split into time-limited jobs and continued with ``resume``.
+    Under torchrun the same call trains data-parallel (see distributed.py).
     """
-    device = resolve_device(cfg.train.device)
-    torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
+    ctx = distributed.from_environment()
+    device = distributed.setup(ctx, resolve_device(cfg.train.device))
+    try:
+        return _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
+    if not ctx.is_main:  # one voice and one writer per job: rank 0
+        log, progress = (lambda *a: None), False
+    # ranks share the cores of a machine; more threads than cores per rank only contend
+    torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // ctx.world_size))
     seed_everything(cfg.seed)
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +267,10 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
     if not resume and last_path.is_file():
         log(f"note: {run_dir} already holds a run; starting over (use --resume to continue it)")
 
-    root = ensure_dataset(cfg, log=log, progress=progress)
+    if ctx.is_main:  # rank 0 builds a missing dataset; the others wait and read it
+        ensure_dataset(cfg, log=log, progress=progress)
+    distributed.barrier(ctx)
+    root = ensure_dataset(cfg, log=lambda *a: None, progress=False)
     tr, va = read_split(root, "train"), read_split(root, "val")
     meta = dict(tr.meta)
     classes = list(meta["classes"])
@@ -273,17 +289,28 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
         f"{len(x_tr):,} train / {len(x_va):,} val frames, {len(classes)} classes, device {device}")
 
     session = None  # distillation hooks; None = plain training, exactly as before
+    if ctx.enabled and cfg.distill.method in ("skd", "bdkd"):
+        raise ValueError(f"{cfg.source}: distributed training supports distill methods kd and nkd; "
+                         f"'{cfg.distill.method}' trains extra modules that DDP does not synchronise yet")
     if cfg.distill.method != "none":
         from .distill.session import DistillSession
 
         session = DistillSession(cfg, model, x_tr, y_tr, meta, device, log=log, progress=progress)
     aug = session.augment if session else cfg.augment
 
-    batches = _batches(len(x_tr), cfg.train.batch_size)
+    net = distributed.wrap(model, ctx, device)  # what the training step calls; `model` for the rest
+    # every rank needs at least one frame of a global batch (BatchNorm, DDP's gradient all-reduce)
+    batches = [(s, e) for s, e in _batches(len(x_tr), cfg.train.batch_size) if e - s >= ctx.world_size]
     opt = _optimizer(session.trainable if session else model, cfg.optim)
     sched = _scheduler(opt, cfg.schedule, cfg.optim.lr, cfg.train.epochs * len(batches))
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
+    # Ranks must draw identical permutations from `gen`, but augment different frames: give
+    # augmentation its own per-rank stream (a single process keeps the one generator).
+    aug_gen = gen
+    if ctx.enabled:
+        aug_gen = torch.Generator(device=device)
+        aug_gen.manual_seed(cfg.seed * 1009 + ctx.rank + 1)
     start_epoch, best_acc, history = 0, -1.0, []
 
     if resume:
@@ -317,6 +344,7 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
                  "train_frames": len(x_tr), "val_frames": len(x_va), "meta": meta},
         "config": cfg.to_dict(),
         "distillation": cfg.distill.method,  # export writes it to the ONNX metadata
+        "world_size": ctx.world_size,
     }
     if session:
         training_info["distill"] = session.info
@@ -334,13 +362,13 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress,
                    leave=False, dynamic_ncols=True, file=sys.stderr)
         for bi, (s, e) in enumerate(bar):
-            idx = perm[s:e]
-            xb = augment(x_tr[idx], aug, gen)
+            idx = distributed.shard(perm[s:e], ctx)
+            xb = augment(x_tr[idx], aug, aug_gen)
             yb = y_tr[idx]
             if session:
-                logits, loss = session.step(model, xb, yb, idx)
+                logits, loss = session.step(net, xb, yb, idx)
             else:
-                logits = model(xb)
+                logits = net(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -350,7 +378,7 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             opt.step()
             sched.step()
-            n = e - s
+            n = len(idx)
             # running sums stay on the device: a .item() per batch would stall a GPU every step
             tot_loss = tot_loss + loss.detach() * n
             tot_correct = tot_correct + (logits.argmax(1) == yb).sum()
@@ -358,6 +386,10 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
             if progress and (bi % 20 == 0 or bi == len(batches) - 1):
                 bar.set_postfix(loss=f"{float(tot_loss) / tot_n:.4f}", acc=f"{float(tot_correct) / tot_n:.3f}")
         bar.close()
+        totals = distributed.sum_across(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
+                                                     for v in (tot_loss, tot_correct, tot_n)]), ctx)
+        tot_loss, tot_correct, tot_n = (float(v) for v in totals)
+        distributed.sync_buffers(model, ctx)
 
         val_logits = predict_logits(model, x_va, cfg.train.eval_batch_size, device)
         val_loss = F.cross_entropy(val_logits, y_va.cpu()).item()
@@ -385,10 +417,15 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
         )
         if session:
             payload["distill"] = session.state_dict()
-        save_checkpoint(last_path, **payload)
-        if improved:
-            save_checkpoint(best_path, **payload)
-        _write_history(run_dir, history)
+        if ctx.is_main:
+            save_checkpoint(last_path, **payload)
+            if improved:
+                save_checkpoint(best_path, **payload)
+            _write_history(run_dir, history)
+        distributed.barrier(ctx)  # a resumed or later rank reads what rank 0 just wrote
         log(f"epoch {epoch + 1}/{cfg.train.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
             f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['time_s']:.1f}s")
+    if ctx.enabled:
+        # every rank leaves its final weights and buffers, so a job can be audited for drift
+        torch.save(model.state_dict(), run_dir / f"rank{ctx.rank}.final.pt")
     return run_dir
