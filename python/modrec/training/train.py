@@ -267,10 +267,11 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
     if not resume and last_path.is_file():
         log(f"note: {run_dir} already holds a run; starting over (use --resume to continue it)")
 
-    if ctx.is_main:  # rank 0 builds a missing dataset; the others wait and read it
-        ensure_dataset(cfg, log=log, progress=progress)
+    if ctx.is_main:  # rank 0 builds a missing dataset; the others wait, then find it complete
+        root = ensure_dataset(cfg, log=log, progress=progress)
     distributed.barrier(ctx)
-    root = ensure_dataset(cfg, log=lambda *a: None, progress=False)
+    if not ctx.is_main:
+        root = ensure_dataset(cfg, log=log, progress=False)
     tr, va = read_split(root, "train"), read_split(root, "val")
     meta = dict(tr.meta)
     classes = list(meta["classes"])
