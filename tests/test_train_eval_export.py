@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,13 +239,18 @@ def test_config_loading_and_overrides(tmp_path):
     assert str(cfg.run_dir).endswith("runs/bad")
 
 
-@pytest.mark.parametrize("name", ["cnn3.yaml", "tiny-ci.yaml"])
-def test_shipped_configs_load(name, monkeypatch, tmp_path):
-    from pathlib import Path
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_load(path, monkeypatch, tmp_path):
+    # Every committed experiment must be valid, including the study runs that take hours.
+    from gnuradio.modrec.training.models import list_models
 
     monkeypatch.setenv("MODREC_CACHE", str(tmp_path))
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
-    assert cfg.model.name == "cnn3" and cfg.data_root == tmp_path / "datasets" / cfg.data.name
+    cfg = load_config(path)
+    assert cfg.experiment == path.stem
+    assert cfg.model.name in list_models() and cfg.data_root == tmp_path / "datasets" / cfg.data.name
 
 
 def test_tiny_ci_config_with_generated_data(tmp_path, monkeypatch):

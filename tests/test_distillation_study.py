@@ -1,0 +1,49 @@
+"""apps/distillation_study plans every committed study experiment, teachers before students."""
+
+import subprocess
+import sys
+
+from conftest import ROOT, _SHIM
+
+STUDY = ROOT / "apps" / "distillation_study"
+
+
+def plan(tmp_path, *args):
+    result = subprocess.run([sys.executable, str(STUDY), "--dry-run", "--runs", str(tmp_path), *args], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin"}, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return [line[2:] for line in result.stdout.splitlines() if line.startswith("$ ")]
+
+
+def test_plan_covers_the_study_in_order(tmp_path):
+    steps = plan(tmp_path, "--device", "cpu")
+    trained = [s.split("--config ")[1].split()[0].rsplit("/", 1)[1][: -len(".yaml")] for s in steps if " train " in s]
+    assert trained[:2] == ["inception_resnet", "clst"]  # students need the teachers' checkpoints
+    students = [f"{s}{m}" for s in ("cnn3", "mobilenet1d", "mini_inception_resnet")
+                for m in ("", "-kd", "-skd", "-nkd", "-bdkd")]
+    assert sorted(trained[2:]) == sorted(students)
+    for experiment in students:  # each student ships: ONNX + card in models/
+        assert any(f"export --checkpoint {tmp_path}/{experiment}/best.pt --out {ROOT}/models/{experiment}.onnx" in s
+                   for s in steps), experiment
+        assert any(f"--card {ROOT}/models/{experiment}.md" in s for s in steps), experiment
+    report = steps[-1]
+    assert " report " in report and report.count("--teacher ") == 2 and report.count("--student ") == 15
+
+
+def test_torchrun_launches_training_only(tmp_path):
+    steps = plan(tmp_path, "--only", "cnn3-kd", "--torchrun", "2")
+    assert "torch.distributed.run --standalone --nproc_per_node=2 -m gnuradio.modrec.training train" in steps[0]
+    assert all("torch.distributed.run" not in s for s in steps[1:])
+
+
+def test_finished_runs_are_skipped_and_partial_ones_resumed(tmp_path):
+    import json
+
+    for experiment, epochs in (("cnn3", 30), ("cnn3-kd", 7)):
+        run = tmp_path / experiment
+        run.mkdir()
+        (run / "last.pt").write_bytes(b"")
+        (run / "history.json").write_text(json.dumps([{"epoch": e + 1} for e in range(epochs)]))
+    steps = plan(tmp_path, "--only", "cnn3*")
+    assert not any(" train " in s and "configs/cnn3.yaml" in s for s in steps)
+    assert any(" train " in s and "configs/cnn3-kd.yaml" in s and s.endswith("--resume") for s in steps)
