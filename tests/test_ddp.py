@@ -57,3 +57,23 @@ def test_two_gloo_ranks_match_each_other_and_one_process(tmp_path):
     assert len(ddp_ckpt["history"]) == len(single_ckpt["history"]) == 3
     assert abs(ddp_ckpt["history"][-1]["val_acc"] - single_ckpt["history"][-1]["val_acc"]) <= 0.1
     assert ddp_ckpt["history"][-1]["val_acc"] >= 0.8
+
+
+def test_online_distillation_keeps_student_and_teacher_identical_across_ranks(tmp_path):
+    # bdkd trains a teacher beside the student: its gradients are averaged outside DDP.
+    dataset = write_dataset(tmp_path / "data", {"train": 40, "val": 10, "test": 10}, seed=4)
+    out = tmp_path / "bdkd"
+    config = _config(tmp_path, dataset, out)
+    raw = yaml.safe_load(config.read_text())
+    raw["train"]["epochs"] = 2
+    raw["data"]["frames_per_class_snr"] = {"train": 40, "val": 10, "test": 10}
+    raw["distill"] = {"method": "bdkd", "teacher": {"model": "cnn3", "cfg": {"channels": [16, 16, 16], "hidden": 16}}}
+    config.write_text(yaml.safe_dump(raw))
+    ddp = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "gnuradio.modrec.training", "train", "--no-progress", "--config", str(config)], tmp_path)
+    assert ddp.returncode == 0, ddp.stdout[-2000:] + ddp.stderr[-4000:]
+    rank0 = torch.load(out / "rank0.final.pt", map_location="cpu", weights_only=True)
+    rank1 = torch.load(out / "rank1.final.pt", map_location="cpu", weights_only=True)
+    assert any(key.startswith("teacher.") for key in rank0)
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key

@@ -10,7 +10,9 @@ same global permutation of the training set each epoch (same seeded generator) a
 W-th index of each global batch, so the global batch, the number of optimiser steps and the lr
 schedule are those of one process; DDP averages the gradients. Batch-norm running statistics are
 per rank in DDP, so they are broadcast from rank 0 at the end of every epoch, which leaves every
-rank with identical weights and buffers. Only rank 0 writes checkpoints and logs.
+rank with identical weights and buffers. Modules trained beside the student without DDP (a
+distiller's projection, an online teacher) get their gradients averaged explicitly. Only rank 0
+writes checkpoints and logs.
 """
 
 import os
@@ -82,6 +84,25 @@ def sum_across(values, ctx):
     if ctx.enabled:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def average_gradients(parameters, ctx):
+    """Average the gradients of modules that DDP does not wrap (a distiller's projection, an
+    online teacher) over all ranks, in one all-reduce. Every rank passes the same parameters in
+    the same order; a missing gradient counts as zero so the collective never mismatches."""
+    if not ctx.enabled:
+        return
+    params = [p for p in parameters if p.requires_grad]
+    if not params:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= ctx.world_size
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
 
 
 def sync_buffers(model, ctx):

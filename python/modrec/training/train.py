@@ -290,9 +290,9 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
         f"{len(x_tr):,} train / {len(x_va):,} val frames, {len(classes)} classes, device {device}")
 
     session = None  # distillation hooks; None = plain training, exactly as before
-    if ctx.enabled and cfg.distill.method in ("skd", "bdkd"):
-        raise ValueError(f"{cfg.source}: distributed training supports distill methods kd and nkd; "
-                         f"'{cfg.distill.method}' trains extra modules that DDP does not synchronise yet")
+    if ctx.enabled and cfg.distill.method == "skd":
+        raise ValueError(f"{cfg.source}: distributed training does not support distill method 'skd' yet "
+                         f"(DDP wraps only the student's forward(), not forward_features()); use kd, nkd or bdkd")
     if cfg.distill.method != "none":
         from .distill.session import DistillSession
 
@@ -373,6 +373,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if session:
+                distributed.average_gradients(session.extra_parameters(), ctx)
             if cfg.train.grad_clip > 0 and session:
                 session.clip_grad_(cfg.train.grad_clip)
             elif cfg.train.grad_clip > 0:
@@ -390,7 +392,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
         totals = distributed.sum_across(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
                                                      for v in (tot_loss, tot_correct, tot_n)]), ctx)
         tot_loss, tot_correct, tot_n = (float(v) for v in totals)
-        distributed.sync_buffers(model, ctx)
+        distributed.sync_buffers(session.trainable if session else model, ctx)
 
         val_logits = predict_logits(model, x_va, cfg.train.eval_batch_size, device)
         val_loss = F.cross_entropy(val_logits, y_va.cpu()).item()
@@ -428,5 +430,5 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
             f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['time_s']:.1f}s")
     if ctx.enabled:
         # every rank leaves its final weights and buffers, so a job can be audited for drift
-        torch.save(model.state_dict(), run_dir / f"rank{ctx.rank}.final.pt")
+        torch.save((session.trainable if session else model).state_dict(), run_dir / f"rank{ctx.rank}.final.pt")
     return run_dir

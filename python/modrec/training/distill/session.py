@@ -104,6 +104,13 @@ class DistillSession:
             f"{self.teacher_desc.get('checkpoint') or self.teacher_desc['model']}"
             f"{' (trained jointly)' if self.online else ''}")
 
+    def extra_parameters(self):
+        """Parameters trained beside the student: the distiller's and an online teacher's."""
+        extra = list(self.distiller.parameters())
+        if self.online:
+            extra += list(self.teacher.parameters())
+        return extra
+
     @property
     def info(self):
         """JSON-able description for the checkpoint's training info and the ONNX metadata."""
