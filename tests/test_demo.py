@@ -1,4 +1,5 @@
-"""The demo flowgraph (apps/modrec_demo) runs headless, without torch, and scores every frame."""
+"""The runtime-side apps run without torch: the demo flowgraph (apps/modrec_demo) runs
+headless and scores every frame; the robustness tool scores a model on channel variants."""
 
 import re
 import subprocess
@@ -28,15 +29,18 @@ LAUNCHER = textwrap.dedent(
 )
 
 
-def run_demo(*args):
-    env_path = str(_SHIM)
+def run_app(script, *args):
     return subprocess.run(
-        [sys.executable, "-c", LAUNCHER, str(DEMO), "--no-throttle", *args],
+        [sys.executable, "-c", LAUNCHER, str(script), *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin"},
     )
+
+
+def run_demo(*args):
+    return run_app(DEMO, "--no-throttle", *args)
 
 
 def test_demo_classifies_every_frame_without_torch(tmp_path):
@@ -66,3 +70,12 @@ def test_demo_with_the_shipped_student_is_accurate_at_high_snr():
     assert overall, result.stdout[-2000:]
     # 11 classes, chance is 9%; the model card reports the measured accuracy at 18 dB.
     assert float(overall.group(2)) >= 60.0, result.stdout[-2000:]
+
+
+def test_robustness_tool_scores_every_variant(tmp_path):
+    model = fx.save_model(tmp_path / "fixture.onnx", frame_len=128, classes=RADIOML2016_CLASSES)
+    result = run_app(ROOT / "apps" / "robustness.py", "--model", model, "--frames", "2", "--snrs", "0,10")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = re.findall(r"^  (.+?)\s+([\d.]+) %$", result.stdout, re.M)
+    assert len(rows) == 8 and rows[0][0] == "default (training recipe)", result.stdout
+    assert "44 frames per variant" in result.stdout  # 11 classes x 2 SNRs x 2 frames
