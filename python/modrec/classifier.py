@@ -89,8 +89,14 @@ class _ClassifierCore(gr.basic_block):
         # The scheduler would shift propagated tags by our output lag; we re-emit them ourselves
         # at their original offsets when the samples they sit on are released.
         self.set_tag_propagation_policy(gr.TPP_DONT)
-        self.message_port_register_out(pmt.intern(CLASSIFICATION_PORT))
+        self._port = pmt.intern(CLASSIFICATION_PORT)
+        self.message_port_register_out(self._port)
         self._pending_tags = deque()  # (offset, key, value, srcid), offsets ascending
+        # Interned once: work() builds one dict per frame, thousands per second.
+        self._fields = {name: pmt.intern(name) for name in ("class", "index", "confidence", "probs", "frame_len", "frame_start")}
+        self._class_symbols = [pmt.intern(name) for name in model.classes]
+        self._unknown_symbol = pmt.intern(UNKNOWN_CLASS)
+        self._frame_len_pmt = pmt.from_long(model.frame_len)
 
     def start(self):
         # Every start, including the restart of tb.lock()/unlock(), begins at item 0: GNU Radio
@@ -162,7 +168,7 @@ class _ClassifierCore(gr.basic_block):
         if finite.any():
             probs[finite] = model.predict(complex_to_iq(frames[finite]))
         min_conf = self.min_confidence
-        port = pmt.intern(CLASSIFICATION_PORT)
+        f = self._fields
         for k, start in enumerate(starts):
             p = probs[k]
             idx = int(np.argmax(p))
@@ -170,14 +176,14 @@ class _ClassifierCore(gr.basic_block):
             # NaN confidence (a broken model) fails the comparison and reads as unknown too.
             known = bool(finite[k]) and confidence >= min_conf
             value = pmt.make_dict()
-            value = pmt.dict_add(value, pmt.intern("class"), pmt.intern(model.classes[idx] if known else UNKNOWN_CLASS))
-            value = pmt.dict_add(value, pmt.intern("index"), pmt.from_long(idx if known else -1))
-            value = pmt.dict_add(value, pmt.intern("confidence"), pmt.from_double(confidence))
-            value = pmt.dict_add(value, pmt.intern("probs"), pmt.init_f32vector(n_classes, p.tolist()))
-            value = pmt.dict_add(value, pmt.intern("frame_len"), pmt.from_long(model.frame_len))
-            value = pmt.dict_add(value, pmt.intern("frame_start"), pmt.from_uint64(int(start)))
+            value = pmt.dict_add(value, f["class"], self._class_symbols[idx] if known else self._unknown_symbol)
+            value = pmt.dict_add(value, f["index"], pmt.from_long(idx if known else -1))
+            value = pmt.dict_add(value, f["confidence"], pmt.from_double(confidence))
+            value = pmt.dict_add(value, f["probs"], pmt.init_f32vector(n_classes, p.tolist()))
+            value = pmt.dict_add(value, f["frame_len"], self._frame_len_pmt)
+            value = pmt.dict_add(value, f["frame_start"], pmt.from_uint64(int(start)))
             self._pending_tags.append((int(start), self._key, value, self._srcid))
-            self.message_port_pub(port, value)
+            self.message_port_pub(self._port, value)
 
 
 class classifier(gr.hier_block2):
