@@ -43,7 +43,7 @@ demo: install
 test: setup-training
 	$(MAKE) build
 	cmake --install $(BUILD) > $(BUILD)/install.log
-	$(RUN) $(PY) -m pytest tests
+	$(RUN) MODREC_EXPECT_INSTALLED=1 $(PY) -m pytest tests
 	cd $(BUILD) && $(RUN) ctest --output-on-failure
 
 bench: setup-training
