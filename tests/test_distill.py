@@ -361,10 +361,6 @@ def test_bdkd_end_to_end_resume_export(dataset, tmp_path):
 
 @pytest.mark.parametrize("method, cache", [("skd", True), ("skd", False), ("nkd", False)])
 def test_offline_methods_train_one_epoch(dataset, teacher_ckpt, tmp_path, monkeypatch, method, cache):
-    from gnuradio.modrec.training.models import create_model
-
-    if not hasattr(create_model("cnn3", n_classes=2), "forward_features"):
-        pytest.skip("cnn3 has no forward_features yet")
     monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
     distill = {"method": method, "teacher": {"checkpoint": str(teacher_ckpt)}, "cache_teacher": cache}
     run = train(_cfg(dataset, tmp_path / "run", epochs=1, distill=distill), progress=False, log=lambda *a: None)

@@ -22,10 +22,7 @@ from gnuradio.modrec.training.evaluate import write_report
 from gnuradio.modrec.training.metrics import classification_metrics, expected_calibration_error
 from gnuradio.modrec.training.train import load_checkpoint, train
 
-try:
-    from gnuradio.modrec.training.data.dataset import FORMAT_VERSION
-except ImportError:  # the data package is optional for these tests
-    FORMAT_VERSION = 1
+from gnuradio.modrec.training.data.dataset import FORMAT_VERSION
 
 L = 64
 SNRS = [-10.0, 0.0, 10.0]
@@ -254,8 +251,7 @@ def test_shipped_configs_load(path, monkeypatch, tmp_path):
 
 
 def test_tiny_ci_config_with_generated_data(tmp_path, monkeypatch):
-    """The CI experiment end to end, with the real data generator (skipped where it is absent)."""
-    pytest.importorskip("gnuradio.modrec.training.data.dataset")
+    """The CI experiment end to end, with the real data generator."""
     from pathlib import Path
 
     monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
