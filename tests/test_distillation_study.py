@@ -47,3 +47,58 @@ def test_finished_runs_are_skipped_and_partial_ones_resumed(tmp_path):
     steps = plan(tmp_path, "--only", "cnn3*")
     assert not any(" train " in s and "configs/cnn3.yaml" in s for s in steps)
     assert any(" train " in s and "configs/cnn3-kd.yaml" in s and s.endswith("--resume") for s in steps)
+
+
+def test_parallel_training_starts_a_student_after_its_teacher(tmp_path):
+    """--jobs 2 on two tiny runs: the kd student waits for the teacher's checkpoint, both finish."""
+    import os
+
+    import yaml
+
+    runs, configs = tmp_path / "runs", tmp_path / "configs"
+    configs.mkdir()
+    tiny = yaml.safe_load((ROOT / "configs" / "tiny-ci.yaml").read_text())
+    teacher = {**tiny, "experiment": "inception_resnet"}
+    student = {**yaml.safe_load((ROOT / "configs" / "tiny-ci-kd.yaml").read_text()), "experiment": "cnn3-kd"}
+    student["distill"] = {**student["distill"], "teacher": {"checkpoint": str(runs / "inception_resnet" / "best.pt")},
+                          "cache_teacher": False}
+    plain = {**tiny, "experiment": "cnn3"}
+    for config in (teacher, student, plain):
+        (configs / f"{config['experiment']}.yaml").write_text(yaml.safe_dump(config))
+    env = {"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin", "MODREC_CACHE": str(tmp_path / "cache"),
+           "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, str(STUDY), "--jobs", "2", "--stage", "train", "--device", "cpu",
+                             "--runs", str(runs), "--configs", str(configs), "--only", "inception_resnet,cnn3,cnn3-kd"],
+                            capture_output=True, text=True, env={**os.environ, **env}, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = [line.split()[:2] for line in result.stdout.splitlines() if line.split()[:1] in (["start"], ["done"])]
+    assert events.index(["done", "inception_resnet"]) < events.index(["start", "cnn3-kd"])
+    assert events.index(["start", "cnn3"]) < events.index(["done", "inception_resnet"])  # ran beside the teacher
+    for experiment in ("inception_resnet", "cnn3", "cnn3-kd"):
+        assert (runs / experiment / "best.pt").is_file(), experiment
+        assert "epoch 1/1" in (runs / experiment / "train.log").read_text()
+    assert " export " not in result.stdout  # --stage train stops before export
+
+
+def test_a_failed_teacher_skips_its_students(tmp_path):
+    import os
+
+    import yaml
+
+    runs, configs = tmp_path / "runs", tmp_path / "configs"
+    configs.mkdir()
+    # a valid config whose run fails: it learns from a checkpoint that does not exist
+    teacher = {**yaml.safe_load((ROOT / "configs" / "tiny-ci-kd.yaml").read_text()), "experiment": "inception_resnet"}
+    teacher["distill"] = {**teacher["distill"], "teacher": {"checkpoint": str(tmp_path / "missing.pt")}}
+    student = {**yaml.safe_load((ROOT / "configs" / "tiny-ci-kd.yaml").read_text()), "experiment": "cnn3-kd"}
+    student["distill"] = {**student["distill"], "teacher": {"checkpoint": str(runs / "inception_resnet" / "best.pt")}}
+    for config in (teacher, student):
+        (configs / f"{config['experiment']}.yaml").write_text(yaml.safe_dump(config))
+    env = {"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin", "MODREC_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, str(STUDY), "--jobs", "2", "--stage", "train", "--device", "cpu",
+                             "--runs", str(runs), "--configs", str(configs), "--only", "inception_resnet,cnn3-kd"],
+                            capture_output=True, text=True, env={**os.environ, **env}, timeout=600, cwd=ROOT)
+    assert result.returncode != 0
+    assert "FAIL  inception_resnet" in result.stdout and "skip cnn3-kd" in result.stdout
+    assert "training failed for inception_resnet, cnn3-kd" in result.stderr
+    assert not (runs / "cnn3-kd" / "best.pt").exists()

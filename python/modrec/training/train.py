@@ -247,6 +247,9 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
     """
     ctx = distributed.from_environment()
     device = distributed.setup(ctx, resolve_device(cfg.train.device))
+    if device.type == "cuda":
+        # TF32 tensor cores for the matmuls (attention, heads), as cuDNN already does for convolutions
+        torch.backends.cuda.matmul.allow_tf32 = True
     try:
         return _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log)
     finally:
