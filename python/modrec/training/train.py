@@ -85,10 +85,17 @@ def seed_everything(seed):
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def _portable_numpy_state(state):
+    name, keys, pos, has_gauss, cached = state
+    return (str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(cached))
+
+
 def _rng_state(gen):
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        # plain Python, not arrays: a pickled ndarray names numpy's private modules, which differ
+        # between numpy 1 and 2 (a checkpoint from a GPU box must resume on a GNU Radio box)
+        "numpy": _portable_numpy_state(np.random.get_state()),
         "torch": torch.get_rng_state(),
         "generator": gen.get_state(),
     }
@@ -98,12 +105,22 @@ def _rng_state(gen):
 
 
 def _set_rng_state(state, gen):
+    """Restore the RNG streams; False when the run moved between CPU and GPU.
+
+    A CUDA generator's state (seed + offset) cannot be loaded into a CPU generator or back, so a
+    run resumed on the other kind of device draws its remaining batch orders from a fresh stream:
+    the schedule and weights continue exactly, only the shuffling differs from an unmoved run.
+    """
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    gen.set_state(state["generator"])
-    if "cuda" in state and torch.cuda.is_available():
+    moved = state["generator"].numel() != gen.get_state().numel()
+    if not moved:
+        gen.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+    return not moved
 
 
 def augment(x, aug, gen):
@@ -215,7 +232,19 @@ def load_checkpoint(path, map_location="cpu"):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("numpy._core"):
+            raise
+        # written under numpy 2 (e.g. a GPU image) and read under numpy 1 (Debian's GNU Radio):
+        # numpy 1 has the same classes under numpy.core
+        import numpy.core
+        import numpy.core.multiarray
+
+        sys.modules.setdefault("numpy._core", numpy.core)
+        sys.modules.setdefault("numpy._core.multiarray", numpy.core.multiarray)
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
     for key in ("model_name", "model_cfg", "state_dict"):
         if key not in ckpt:
             raise ValueError(f"{path}: not a gr-modrec checkpoint (no '{key}')")
@@ -248,8 +277,10 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
     ctx = distributed.from_environment()
     device = distributed.setup(ctx, resolve_device(cfg.train.device))
     if device.type == "cuda":
-        # TF32 tensor cores for the matmuls (attention, heads), as cuDNN already does for convolutions
+        # TF32 tensor cores for the matmuls (attention, heads), as cuDNN already does for convolutions;
+        # every batch has the same shape, so cuDNN's autotuned algorithm choice pays off
         torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     try:
         return _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log)
     finally:
@@ -335,8 +366,11 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"], gen)
         start_epoch, best_acc, history = ckpt["epoch"], ckpt["best_val_acc"], ckpt["history"]
+        if not _set_rng_state(ckpt["rng"], gen):
+            gen.manual_seed(cfg.seed * 1000 + start_epoch)
+            log(f"note: {last_path} was written on another kind of device ({'CUDA' if device.type == 'cpu' else 'CPU'}); "
+                f"batch order continues from a fresh stream seeded with {cfg.seed * 1000 + start_epoch}")
         log(f"resuming {run_dir} after epoch {start_epoch} (best val acc {best_acc:.4f})")
 
     training_info = {
