@@ -83,8 +83,13 @@ def main(argv=None):
                 if v is not None:
                     sets.append(f"{key}={json.dumps(v)}")
             cfg = load_config(args.config, sets)
+            model = pruning = None
+            if cfg.prune.checkpoint and not args.resume:  # a resumed pruned run loads at its pruned shapes
+                from .prune.run import prune_from_config
+
+                model, pruning = prune_from_config(cfg, progress=not args.no_progress)
             run = train(cfg, resume=args.resume, progress=not args.no_progress, command=command,
-                        stop_after_epochs=args.stop_after)
+                        stop_after_epochs=args.stop_after, model=model, pruning=pruning)
             print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out models/{cfg.model.name}.onnx")
         elif args.cmd == "evaluate":
             from .evaluate import evaluate

@@ -82,6 +82,22 @@ class DistillConfig:
     cache_dir: Optional[str] = None  # None: $MODREC_CACHE/teacher or ~/.cache/gr-modrec/teacher
 
 
+# The criteria the prune package registers (checked here without importing torch-pruning).
+PRUNE_CRITERIA = ("gamma-redundancy", "l1", "bn-gamma", "random")
+
+
+@dataclass
+class PruneConfig:
+    checkpoint: Optional[str] = None  # a trained run's best.pt: set = prune it, then fine-tune (train.*)
+    criterion: str = "gamma-redundancy"  # gamma-redundancy | l1 | bn-gamma | random
+    criterion_cfg: Dict[str, Any] = field(default_factory=dict)  # gamma-redundancy: redundancy_weight, similarity
+    ratio: float = 0.5  # fraction of conv output channels removed
+    strategy: str = "local"  # local: each layer by itself | global: one ranking across layers
+    steps: int = 1  # > 1: reach the ratio in equal steps, fine-tuning step_epochs after each
+    step_epochs: int = 1
+    calibration_frames: int = 512  # train frames whose feature maps the feature-similarity criterion compares
+
+
 @dataclass
 class ExperimentConfig:
     experiment: str = "experiment"
@@ -94,6 +110,7 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
     source: Optional[str] = None  # the YAML file it came from (set by the loader)
 
     @property
@@ -204,6 +221,17 @@ def _validate(cfg, source):
         )
     if cfg.distill.method != "none":
         _validate_distill(cfg.distill, source)
+    pc = cfg.prune
+    if pc.criterion not in PRUNE_CRITERIA:
+        bad("prune.criterion", f"one of {', '.join(PRUNE_CRITERIA)}", pc.criterion)
+    if pc.criterion_cfg and pc.criterion != "gamma-redundancy":
+        bad("prune.criterion_cfg", f"nothing for criterion '{pc.criterion}' (it takes no options)", pc.criterion_cfg)
+    if not 0 < pc.ratio < 1:
+        bad("prune.ratio", "a fraction in (0, 1)", pc.ratio)
+    if pc.strategy not in ("local", "global"):
+        bad("prune.strategy", "local or global", pc.strategy)
+    if pc.steps < 1 or pc.step_epochs < 1 or pc.calibration_frames < 1:
+        bad("prune.steps / step_epochs / calibration_frames", "integers >= 1", (pc.steps, pc.step_epochs, pc.calibration_frames))
 
 
 def _validate_distill(dc, source):

@@ -184,6 +184,13 @@ def _real_frames(ckpt, n=64):
     return np.asarray(val.x[idx], np.float32)
 
 
+def _pruning_metadata(pruning):
+    """The contract's ``pruning`` field: ``none`` or ``<criterion>:<ratio>``."""
+    if not pruning:
+        return "none"
+    return f"{pruning['criterion']}:{float(pruning['ratio']):g}"
+
+
 def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None):
     """Export a training checkpoint (best.pt / last.pt) to ``out``.
 
@@ -204,5 +211,6 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None)
         samples_per_symbol=int(meta.get("samples_per_symbol", DEFAULT_SAMPLES_PER_SYMBOL)),
         architecture=ckpt["model_name"], training=json.loads(json.dumps(training, default=str)),
         distillation=str(training.get("distillation", "none")),
+        pruning=_pruning_metadata(ckpt.get("pruning")),
         dynamo=dynamo, opset=opset, real_like=real_like,
     )

@@ -254,6 +254,10 @@ def load_checkpoint(path, map_location="cpu"):
 def model_from_checkpoint(ckpt_or_path, device="cpu"):
     ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else load_checkpoint(ckpt_or_path)
     model = create_model(ckpt["model_name"], **ckpt["model_cfg"])
+    if ckpt.get("pruning"):
+        from .prune.surgery import fit_to_state_dict
+
+        fit_to_state_dict(model, ckpt["state_dict"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval()
 
@@ -267,12 +271,15 @@ def _write_history(run_dir, history):
             w.writerows(history)
 
 
-def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None, log=_log):
+def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None, log=_log, model=None, pruning=None):
     """Train ``cfg`` (an ExperimentConfig); returns the run directory.
 
     ``stop_after_epochs`` ends this invocation early (as if interrupted) without changing the
     schedule, so a long run can be split into time-limited jobs and continued with ``resume``.
     Under torchrun the same call trains data-parallel (see distributed.py).
+    ``model`` starts from a given network (trained in place) instead of a fresh one built from
+    cfg.model, e.g. a pruned one to fine-tune; ``pruning`` (a PruneReport dict) is then recorded
+    in its checkpoints, which makes them load at the pruned shapes.
     """
     ctx = distributed.from_environment()
     device = distributed.setup(ctx, resolve_device(cfg.train.device))
@@ -282,12 +289,12 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     try:
-        return _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log)
+        return _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, model, pruning)
     finally:
         distributed.teardown(ctx)
 
 
-def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
+def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, init_model, pruning):
     if not ctx.is_main:  # one voice and one writer per job: rank 0
         log, progress = (lambda *a: None), False
     # ranks share the cores of a machine; more threads than cores per rank only contend
@@ -318,7 +325,24 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
         raise ValueError(f"{root}: train labels out of range 0..{len(classes) - 1}")
 
     model_cfg = _model_cfg(cfg, classes, frame_len)
-    model = create_model(cfg.model.name, **model_cfg).to(device)
+    # CPU: RNG states must stay CPU byte tensors; the optimiser moves its own state to the params
+    resumed = load_checkpoint(last_path, map_location="cpu") if resume else None
+    if init_model is not None:
+        from .models import default_config
+
+        if init_model.model_name != cfg.model.name or init_model.model_cfg != {**default_config(cfg.model.name), **model_cfg}:
+            raise ValueError(f"{cfg.source}: the given model is {init_model.model_name} {init_model.model_cfg}, "
+                             f"the config asks for {cfg.model.name} {model_cfg}")
+        model = init_model.to(device)
+    else:
+        model = create_model(cfg.model.name, **model_cfg)
+        if resumed is not None and resumed.get("pruning"):
+            from .prune.surgery import fit_to_state_dict
+
+            fit_to_state_dict(model, resumed["state_dict"])
+        model = model.to(device)
+    if resumed is not None:
+        pruning = resumed.get("pruning")
     params, flops = count_params(model), count_flops(model, frame_len)
     log(f"{cfg.model.name}: {params:,} params, {flops / 1e6:.2f} MFLOPs/frame; "
         f"{len(x_tr):,} train / {len(x_va):,} val frames, {len(classes)} classes, device {device}")
@@ -349,8 +373,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
     start_epoch, best_acc, history = 0, -1.0, []
 
     if resume:
-        # CPU: RNG states must stay CPU byte tensors; the optimiser moves its own state to the params
-        ckpt = load_checkpoint(last_path, map_location="cpu")
+        ckpt = resumed
         if ckpt["model_name"] != cfg.model.name or ckpt["model_cfg"] != model_cfg:
             raise ValueError(f"{last_path}: was trained with model {ckpt['model_name']} {ckpt['model_cfg']}, "
                              f"config asks for {cfg.model.name} {model_cfg}")
@@ -386,6 +409,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
     }
     if session:
         training_info["distill"] = session.info
+    if pruning:
+        training_info["pruning"] = pruning
     end_epoch = cfg.train.epochs
     if stop_after_epochs is not None:
         end_epoch = min(end_epoch, start_epoch + stop_after_epochs)
@@ -453,7 +478,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log):
             optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
             best_val_acc=best_acc, val_acc=val_acc, history=history, rng=_rng_state(gen),
             config=cfg.to_dict(), classes=classes, meta=meta, params=params, flops=flops,
-            training=training_info,
+            training=training_info, pruning=pruning,
         )
         if session:
             payload["distill"] = session.state_dict()

@@ -1,0 +1,149 @@
+"""Channel pruning: the criterion's ranking rule, surgery on every student, ratios, export, and a
+tiny prune + fine-tune run through the CLI."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch_pruning as tp
+
+from gnuradio.modrec.training.cli import main
+from gnuradio.modrec.training.config import ConfigError, config_from_dict
+from gnuradio.modrec.training.export import export_onnx
+from gnuradio.modrec.training.flops import count_flops
+from gnuradio.modrec.training.models import create_model
+from gnuradio.modrec.training.prune import GammaRedundancyImportance, create_criterion, fit_to_state_dict, prune
+from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")
+
+
+def _trained_like(name, seed=0):
+    """A fresh model with spread-out BN scales, so gamma-based criteria have something to rank."""
+    torch.manual_seed(seed)
+    model = create_model(name, n_classes=11, frame_len=128)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.weight.data.uniform_(0.1, 1.5)
+            m.running_var.data.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_ranking_rule_hand_computed():
+    # three channels: 0 and 2 identical (cosine 1), 1 orthogonal to both; gamma 2, 1, 1
+    gamma = torch.tensor([2.0, 1.0, 1.0])
+    sim = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    # g = gamma / mean = [1.5, 0.75, 0.75]; ranked 0, 1, 2; s = [0, 0, 1] (2 copies 0, ranked above it)
+    assert torch.allclose(GammaRedundancyImportance(1.0).scores(gamma, sim), torch.tensor([1.5, 0.75, 0.0]))
+    assert torch.allclose(GammaRedundancyImportance(0.5).scores(gamma, sim), torch.tensor([1.5, 0.75, 0.375]))
+    # negative correlation is not redundancy; a tie in gamma keeps the earlier index
+    anti = torch.tensor([[1.0, -1.0], [-1.0, 1.0]])
+    assert torch.allclose(GammaRedundancyImportance(1.0).scores(torch.ones(2), anti), torch.ones(2))
+    same = torch.ones(2, 2)
+    assert torch.allclose(GammaRedundancyImportance(1.0).scores(torch.ones(2), same), torch.tensor([1.0, 0.0]))
+
+
+@pytest.mark.parametrize("similarity", ["filter", "feature"])
+def test_duplicated_channel_ranks_below_its_original(similarity):
+    """A hand-built first layer: channel 5 is an exact copy of channel 2 (filter and BN)."""
+    model = _trained_like("cnn3")
+    conv, bn = model.features[0], model.features[1]
+    with torch.no_grad():
+        conv.weight[5] = conv.weight[2]
+        for p in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+            p[5] = p[2]
+        bn.weight[2] = bn.weight[5] = bn.weight.max()  # both copies carry the largest gamma
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, 2, 128))
+    group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=list(range(conv.out_channels)))
+    ours = create_criterion("gamma-redundancy", similarity=similarity)
+    if similarity == "feature":
+        ours.collect_features(model, torch.randn(64, 2, 128))
+    score = ours(group)
+    assert score[5] < score[2] and score[5] == score.min()  # the copy goes first, the original stays
+    gamma_only = create_criterion("bn-gamma")(group)
+    assert gamma_only[5] == gamma_only[2] == gamma_only.max()  # gamma alone cannot tell them apart
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+@pytest.mark.parametrize("criterion", ["gamma-redundancy", "l1", "bn-gamma", "random"])
+def test_local_pruning_removes_the_requested_share_of_every_layer(name, criterion):
+    model = _trained_like(name)
+    flops = count_flops(model)
+    report = prune(model, criterion, 0.5, "local", calibration=torch.randn(32, 2, 128))
+    before, after = report.channels_before, report.channels_after
+    if name == "mini_inception_resnet":
+        # branches concatenated into one tensor (and the residual trunk they feed) are one pruning
+        # group, ranked together: the group loses half, its parts can lose a little more or less
+        assert abs(sum(after.values()) / sum(before.values()) - 0.5) < 0.02
+        assert all(0.3 <= after[layer] / before[layer] <= 0.7 for layer in before), after
+    else:
+        for layer in before:
+            assert after[layer] == int(before[layer] * 0.5), (layer, before[layer], after[layer])
+    assert count_flops(model) < 0.35 * flops
+    assert model(torch.randn(3, 2, 128)).shape == (3, 11)
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_global_pruning_meets_the_total_and_empties_no_layer(name):
+    model = _trained_like(name)
+    report = prune(model, "gamma-redundancy", 0.7, "global")
+    before, after = sum(report.channels_before.values()), sum(report.channels_after.values())
+    assert after <= round(0.3 * before) + len(report.channels_before)  # ratio met, up to rounding per group
+    assert min(report.channels_after.values()) >= 1
+    assert model(torch.randn(2, 2, 128)).shape == (2, 11)
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_pruned_model_reloads_and_exports_with_parity(name, tmp_path):
+    model = _trained_like(name)
+    prune(model, "gamma-redundancy", 0.9, "local")  # the harshest sweep point
+    rebuilt = fit_to_state_dict(create_model(name, n_classes=11, frame_len=128), model.state_dict())
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.randn(8, 2, 128)
+    assert torch.equal(model.eval()(x), rebuilt.eval()(x))
+    info = export_onnx(rebuilt, tmp_path / f"{name}.onnx", classes=[f"c{i}" for i in range(11)], frame_len=128,
+                       samples_per_symbol=8, architecture=name, pruning="gamma-redundancy:0.9")
+    assert info["parity_max_abs_diff"] < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / f"{name}.onnx")).metadata_props}
+    assert meta["pruning"] == "gamma-redundancy:0.9"
+
+
+def test_bad_prune_config_is_named():
+    base = {"model": {"name": "cnn3"}, "prune": {"checkpoint": "x.pt"}}
+    for field, value, match in (("ratio", 1.5, "prune.ratio"), ("criterion", "l2", "prune.criterion"),
+                                ("strategy", "layer", "prune.strategy")):
+        with pytest.raises(ConfigError, match=match):
+            config_from_dict({**base, "prune": {**base["prune"], field: value}})
+    with pytest.raises(ConfigError, match="prune.criterion_cfg"):
+        config_from_dict({**base, "prune": {"criterion": "l1", "criterion_cfg": {"redundancy_weight": 0.5}}})
+
+
+def test_tiny_prune_and_fine_tune_run(tmp_path, monkeypatch):
+    """CI: train tiny-ci, prune it by half with our criterion, fine-tune, resume, export."""
+    monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
+    base, pruned = tmp_path / "base", tmp_path / "pruned"
+    assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci.yaml"), "--out", str(base), "--threads", "1",
+                 "--no-progress"]) == 0
+    args = ["train", "--config", str(ROOT / "configs" / "tiny-ci-prune.yaml"), "--out", str(pruned), "--threads", "1",
+            "--no-progress", "--set", f"prune.checkpoint={base / 'best.pt'}", "--epochs", "2"]
+    assert main(args + ["--stop-after", "1"]) == 0
+    assert main(args + ["--resume"]) == 0  # resumes at the pruned shapes, without pruning again
+    ckpt = load_checkpoint(pruned / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["pruning"]["criterion"] == "gamma-redundancy"
+    original = load_checkpoint(base / "best.pt")
+    assert ckpt["params"] < 0.5 * original["params"] and ckpt["flops"] < 0.35 * original["flops"]
+    assert ckpt["pruning"]["source_sha256"] and ckpt["pruning"]["after"]["flops"] == ckpt["flops"]
+    model_from_checkpoint(ckpt)  # loads without torch-pruning's help
+    onnx_path = tmp_path / "pruned.onnx"
+    assert main(["export", "--checkpoint", str(pruned / "best.pt"), "--out", str(onnx_path)]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert meta["pruning"] == "gamma-redundancy:0.5"
+    training = json.loads(meta["training"])
+    assert training["pruning"]["ratio"] == 0.5
+    # an already pruned checkpoint is refused, naming the file
+    assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-prune.yaml"), "--out", str(tmp_path / "again"),
+                 "--threads", "1", "--no-progress", "--set", f"prune.checkpoint={pruned / 'best.pt'}"]) == 2
