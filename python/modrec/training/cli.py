@@ -57,6 +57,12 @@ def _parser():
     r.add_argument("--markdown", help="write the table here (between the results markers, if the file has them)")
     r.add_argument("--json", help="write the rows and the gap-closed fractions here")
     r.add_argument("--plot", help="write the accuracy-vs-SNR plot here (PNG)")
+    pr = sub.add_parser("prune-report", help="pruning sweep table, summary and accuracy-vs-FLOPs plots")
+    pr.add_argument("summaries", nargs="+", metavar="SUMMARY", help="summary.json of pruned runs and their unpruned baselines")
+    pr.add_argument("--markdown", help="write the tables here (between the results markers, if the file has them)")
+    pr.add_argument("--json", help="write the rows and the per-architecture summary here")
+    pr.add_argument("--plot-dir", help="write pruning-<architecture>.png here")
+    pr.add_argument("--budget-pp", type=float, default=0.5, help="accuracy loss allowed for the summary (default 0.5 pp)")
     return p
 
 
@@ -118,6 +124,12 @@ def main(argv=None):
 
             entries = [load_entry(p, "teacher") for p in args.teacher] + [load_entry(p, "student") for p in args.student]
             print(write_report(entries, args.markdown, args.json, args.plot))
+        elif args.cmd == "prune-report":
+            from .prune.report import write_pruning_report
+
+            table, findings = write_pruning_report(args.summaries, args.markdown, args.json, args.plot_dir, args.budget_pp)
+            print(table)
+            print(json.dumps(findings, indent=1))
         elif args.cmd == "models":
             from .models import default_config, list_models
 

@@ -1,0 +1,134 @@
+"""The pruning sweep's report: per architecture, a table of every (criterion, strategy, ratio)
+run against the unpruned model, and an accuracy-vs-FLOPs plot with one line per criterion.
+
+Input is ``modrec evaluate`` summaries (with --onnx, for size and measured ORT speed) of the
+pruned runs plus each architecture's unpruned baseline, all on one test split.
+"""
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from ..report import _cell, _write_markdown, check_same_split, load_entry
+
+COLUMNS = (
+    ("accuracy", "all SNRs", "pct"),
+    ("accuracy_snr_ge_10", "SNR ≥ 10", "pct"),
+    ("peak_accuracy", "peak", "pct"),
+    ("params", "params", "int"),
+    ("flops", "FLOPs/frame", "mega"),
+    ("onnx_kb", "ONNX KB", "float1"),
+    ("ort_frames_per_s_batch256", "ORT frames/s (1 thread, b=256)", "int"),
+)
+
+
+def load_pruned(path):
+    """A report row plus its pruning (criterion, strategy, ratio), read from the summary."""
+    entry = load_entry(path)
+    summary = json.loads(Path(path).read_text())
+    pruning = (summary.get("training") or {}).get("pruning")
+    if pruning:
+        entry.update(criterion=pruning["criterion"], strategy=pruning["strategy"], ratio=float(pruning["ratio"]))
+    else:
+        entry.update(criterion="none", strategy="-", ratio=0.0)
+    return entry
+
+
+def _line_name(e):
+    return e["criterion"] if e["strategy"] == "local" else f"{e['criterion']} ({e['strategy']})"
+
+
+def summarise(entries, budget_pp=0.5):
+    """Per architecture: the baseline, and the largest FLOPs cut within ``budget_pp`` accuracy loss."""
+    out = {}
+    for arch, rows in _by_architecture(entries).items():
+        base = next((e for e in rows if e["criterion"] == "none"), None)
+        if base is None:
+            continue
+        within = [e for e in rows if e["criterion"] != "none" and 100 * (base["accuracy"] - e["accuracy"]) <= budget_pp]
+        best = max(within, key=lambda e: 1 - e["flops"] / base["flops"], default=None)
+        out[arch] = {
+            "baseline": base["name"],
+            "baseline_accuracy": base["accuracy"],
+            "budget_pp": budget_pp,
+            "best_within_budget": best and {"name": best["name"], "flops_cut": 1 - best["flops"] / base["flops"],
+                                             "accuracy_loss_pp": 100 * (base["accuracy"] - best["accuracy"]),
+                                             "ort_speedup": best["ort_frames_per_s_batch256"] / base["ort_frames_per_s_batch256"]},
+        }
+    return out
+
+
+def _by_architecture(entries):
+    groups = defaultdict(list)
+    for e in entries:
+        groups[e["architecture"]].append(e)
+    return groups
+
+
+def markdown(entries):
+    parts = []
+    for arch, rows in _by_architecture(entries).items():
+        base = next((e for e in rows if e["criterion"] == "none"), None)
+        rows = sorted(rows, key=lambda e: (e["criterion"] != "none", _line_name(e), e["ratio"]))
+        header = ["criterion", "ratio"] + [label for _, label, _ in COLUMNS] + ["FLOPs cut", "Δ acc (pp)", "ORT speed-up"]
+        lines = [f"#### {arch}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for e in rows:
+            extra = ["", "", ""]
+            if base is not None and e is not base:
+                extra = [f"{100 * (1 - e['flops'] / base['flops']):.0f} %", f"{100 * (e['accuracy'] - base['accuracy']):+.2f}",
+                         f"{e['ort_frames_per_s_batch256'] / base['ort_frames_per_s_batch256']:.2f}x"]
+            cells = [_line_name(e) if e["criterion"] != "none" else "unpruned", f"{e['ratio']:.0%}" if e["ratio"] else "-"]
+            lines.append("| " + " | ".join(cells + [_cell(e[k], kind) for k, _, kind in COLUMNS] + extra) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def plot(entries, out_dir):
+    """One PNG per architecture: accuracy (all SNRs and SNR >= 10) vs FLOPs/frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for arch, rows in _by_architecture(entries).items():
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        base = next((e for e in rows if e["criterion"] == "none"), None)
+        lines = defaultdict(list)
+        for e in rows:
+            if e["criterion"] != "none":
+                lines[_line_name(e)].append(e)
+        for ax, key, label in zip(axes, ("accuracy", "accuracy_snr_ge_10"), ("all SNRs", "SNR ≥ 10 dB")):
+            for name, pts in sorted(lines.items()):
+                pts = sorted(pts + ([base] if base else []), key=lambda e: e["flops"])
+                ax.plot([e["flops"] / 1e6 for e in pts], [100 * e[key] for e in pts], marker="o", markersize=4, label=name)
+            if base:
+                ax.plot([base["flops"] / 1e6], [100 * base[key]], "k*", markersize=10, label="unpruned")
+            ax.set_xlabel("FLOPs/frame (M)")
+            ax.set_ylabel(f"accuracy, {label} (%)")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.suptitle(f"{arch}: pruning criteria, accuracy vs cost (test split)")
+        fig.tight_layout()
+        path = Path(out_dir) / f"pruning-{arch}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_pruning_report(summaries, markdown_path=None, json_path=None, plot_dir=None, budget_pp=0.5):
+    entries = [load_pruned(p) for p in summaries]
+    if not entries:
+        raise ValueError("no summaries given")
+    check_same_split(entries)
+    table = markdown(entries)
+    findings = summarise(entries, budget_pp)
+    if markdown_path:
+        _write_markdown(markdown_path, table)
+    if json_path:
+        rows = [{k: v for k, v in e.items() if k != "per_snr"} for e in entries]
+        Path(json_path).write_text(json.dumps({"runs": rows, "summary": findings}, indent=1) + "\n")
+    if plot_dir:
+        plot(entries, plot_dir)
+    return table, findings
