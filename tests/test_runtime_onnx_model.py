@@ -4,7 +4,7 @@ from onnx import TensorProto
 
 import onnx_fixtures as fx
 from gnuradio.modrec import contract
-from gnuradio.modrec.runtime import OnnxModel, default_model_path, model_search_dirs, onnx_model
+from gnuradio.modrec.runtime import DEFAULT_MODEL_NAME, OnnxModel, default_model_path, model_search_dirs, onnx_model
 
 L = 32
 
@@ -115,8 +115,8 @@ def test_default_model_search_order(tmp_path, monkeypatch):
     assert src_models in dirs
     assert max(i for i, d in enumerate(dirs) if d.endswith("share/gr-modrec/models")) < dirs.index(src_models)
 
-    fx.save_model(tmp_path / "cnn3.onnx", frame_len=L)
-    assert default_model_path() == str(tmp_path / "cnn3.onnx")
+    fx.save_model(tmp_path / DEFAULT_MODEL_NAME, frame_len=L)
+    assert default_model_path() == str(tmp_path / DEFAULT_MODEL_NAME)
 
 
 def test_default_model_missing_lists_places(tmp_path, monkeypatch):
@@ -125,6 +125,6 @@ def test_default_model_missing_lists_places(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as info:
         default_model_path()
     msg = str(info.value)
-    assert str(tmp_path / "empty" / "cnn3.onnx") in msg
-    assert str(tmp_path / "a" / "share" / "gr-modrec" / "models" / "cnn3.onnx") in msg
-    assert str(tmp_path / "a" / "b" / "c" / "d" / "models" / "cnn3.onnx") in msg
+    assert str(tmp_path / "empty" / DEFAULT_MODEL_NAME) in msg
+    assert str(tmp_path / "a" / "share" / "gr-modrec" / "models" / DEFAULT_MODEL_NAME) in msg
+    assert str(tmp_path / "a" / "b" / "c" / "d" / "models" / DEFAULT_MODEL_NAME) in msg

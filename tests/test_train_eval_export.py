@@ -105,6 +105,7 @@ def test_train_writes_checkpoints_and_resume_is_exact(dataset, tmp_path):
     assert any("resuming" in m and "after epoch 1" in m for m in logs)
     resumed = load_checkpoint(tmp_path / "split" / "last.pt")
     assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
+    assert [r["epochs"] for r in resumed["training"]["invocations"]] == [[1, 1], [2, 2]]  # both kept
     for k, v in ckpt["state_dict"].items():
         assert torch.equal(v, resumed["state_dict"][k]), k
 
@@ -321,3 +322,20 @@ def test_pack_runs_slims_and_splits(dataset, tmp_path):
         for k, v in full["state_dict"].items():
             assert torch.equal(v, slim["state_dict"][k]), k
         assert (unpacked / run / "history.json").is_file()
+
+
+def test_model_card_keeps_hand_written_notes(tmp_path):
+    from gnuradio.modrec.training.model_card import write_model_card
+
+    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "B"],
+               "training": {"invocations": [{"command": "modrec train --device cuda", "epochs": [1, 29], "device": "NVIDIA H100"},
+                                            {"command": "modrec train --resume", "epochs": [30, 30], "device": "cpu (2 cores)"}]}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    card = tmp_path / "m.md"
+    write_model_card(tmp_path / "summary.json", card)
+    text = card.read_text()
+    assert "epochs 1-29 on NVIDIA H100: `modrec train --device cuda`" in text and "epochs 30-30 on cpu" in text
+    card.write_text(text + "\n## Notes\n\n- trained on a borrowed GPU\n")
+    write_model_card(tmp_path / "summary.json", card)  # re-rendered, e.g. after a new evaluation
+    again = card.read_text()
+    assert again.count("## Notes") == 1 and "- trained on a borrowed GPU" in again

@@ -38,6 +38,7 @@ except ImportError:
 import onnx_fixtures as fx  # noqa: E402
 from gnuradio.modrec import contract  # noqa: E402
 from gnuradio.modrec.classes import UNKNOWN_CLASS  # noqa: E402
+from gnuradio.modrec.runtime.onnx_model import DEFAULT_MODEL_NAME  # noqa: E402
 from gnuradio.modrec.runtime import OnnxModel, complex_to_iq, frame_starts  # noqa: E402
 
 L = 32
@@ -387,7 +388,7 @@ class qa_classifier(gr_unittest.TestCase):
     def test_empty_model_path_uses_default_model(self):
         model_dir = os.path.join(self.tmpdir, "default_models")
         os.makedirs(model_dir, exist_ok=True)
-        fx.save_model(os.path.join(model_dir, "cnn3.onnx"), frame_len=16)
+        fx.save_model(os.path.join(model_dir, DEFAULT_MODEL_NAME), frame_len=16)
         old = os.environ.get("MODREC_MODEL_DIR")
         os.environ["MODREC_MODEL_DIR"] = model_dir
         try:
@@ -397,7 +398,7 @@ class qa_classifier(gr_unittest.TestCase):
                 del os.environ["MODREC_MODEL_DIR"]
             else:
                 os.environ["MODREC_MODEL_DIR"] = old
-        self.assertEqual(clf.model_path, os.path.join(model_dir, "cnn3.onnx"))
+        self.assertEqual(clf.model_path, os.path.join(model_dir, DEFAULT_MODEL_NAME))
         self.assertEqual(clf.frame_len, 16)
 
 

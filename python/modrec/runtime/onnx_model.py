@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import contract
 
-DEFAULT_MODEL_NAME = "cnn3.onnx"
+DEFAULT_MODEL_NAME = "mobilenet1d.onnx"  # the most accurate shipped student under 1 MB (models/README.md)
 MODEL_DIR_ENV = "MODREC_MODEL_DIR"
 
 
@@ -47,7 +47,7 @@ def model_search_dirs():
 
 
 def default_model_path():
-    """Path of the shipped student model ``cnn3.onnx``; FileNotFoundError lists where it looked."""
+    """Path of the default shipped student (DEFAULT_MODEL_NAME); FileNotFoundError lists where it looked."""
     dirs = model_search_dirs()
     for d in dirs:
         candidate = d / DEFAULT_MODEL_NAME

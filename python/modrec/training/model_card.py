@@ -64,7 +64,7 @@ def render_model_card(summary, name, figures=None):
         "",
         "## How it was produced",
         "",
-        f"- command: `{training.get('command') or 'n/a'}`",
+        *_commands(training),
         f"- seed: {training.get('seed', 'n/a')}",
         f"- data: `{data.get('name', 'n/a')}` (generator seed {data.get('seed', 'n/a')}, frames per class and SNR "
         f"{_j(data.get('frames_per_class_snr'))}, {data.get('train_frames', 'n/a')} train / {data.get('val_frames', 'n/a')} val frames)",
@@ -108,8 +108,36 @@ def render_model_card(summary, name, figures=None):
     return "\n".join(lines)
 
 
+def _commands(training):
+    runs = training.get("invocations") or []
+    if len(runs) <= 1:
+        return [f"- command: `{training.get('command') or 'n/a'}`"]
+    lines = ["- commands (the run was resumed):"]
+    for r in runs:
+        where = f" on {r['device']}" if r.get("device") else ""
+        lines.append(f"  - epochs {r['epochs'][0]}-{r['epochs'][1]}{where}: `{r.get('command') or 'n/a'}`")
+    return lines
+
+
+NOTES = "## Notes"
+
+
+def _notes(path):
+    """A hand-written Notes section of an existing card: kept when the card is re-rendered."""
+    if not path.is_file():
+        return ""
+    text = path.read_text()
+    if NOTES not in text:
+        return ""
+    notes = NOTES + text.split(NOTES, 1)[1]
+    nxt = notes.find("\n## ", len(NOTES))
+    return notes if nxt < 0 else notes[:nxt + 1]
+
+
 def write_model_card(summary_path, out_path, name=None):
     """Write the card and copy the evaluation's figures and summary beside it.
+
+    A ``## Notes`` section of an existing card (written by hand: hardware, caveats) is kept.
 
     The copies are named ``<card stem>-<figure>`` and ``<card stem>.summary.json``, so a card in
     ``models/`` stays readable (and its figures resolvable) without the run directory.
@@ -128,5 +156,7 @@ def write_model_card(summary_path, out_path, name=None):
     summary_copy = out_path.parent / f"{out_path.stem}.summary.json"
     if summary_path.resolve() != summary_copy.resolve():
         shutil.copyfile(summary_path, summary_copy)
-    out_path.write_text(render_model_card(summary, name or out_path.stem, figures))
+    notes = _notes(out_path)
+    card = render_model_card(summary, name or out_path.stem, figures)
+    out_path.write_text(card + ("\n" + notes.rstrip("\n") + "\n" if notes else ""))
     return out_path

@@ -407,6 +407,16 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         "distillation": cfg.distill.method,  # export writes it to the ONNX metadata
         "world_size": ctx.world_size,
     }
+    # every invocation that wrote this run (a run resumed elsewhere, e.g. GPU then CPU, keeps all)
+    earlier = []
+    if resumed is not None:
+        was = resumed.get("training") or {}
+        earlier = list(was.get("invocations") or [{"command": was.get("command"), "epochs": [1, resumed["epoch"]]}])
+    end = cfg.train.epochs if stop_after_epochs is None else min(cfg.train.epochs, start_epoch + stop_after_epochs)
+    training_info["invocations"] = earlier + [{
+        "command": command, "epochs": [start_epoch + 1, end], "world_size": ctx.world_size, "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
+    }]
     if session:
         training_info["distill"] = session.info
     if pruning:
