@@ -77,3 +77,33 @@ def test_online_distillation_keeps_student_and_teacher_identical_across_ranks(tm
     assert any(key.startswith("teacher.") for key in rank0)
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
+
+
+def test_feature_distillation_runs_data_parallel(tmp_path):
+    # skd matches the student's features to a teacher's: DDP must wrap forward_features, and the
+    # learned projection's gradients are averaged outside DDP.
+    dataset = write_dataset(tmp_path / "data", {"train": 40, "val": 10, "test": 10}, seed=6)
+    teacher_out, out = tmp_path / "teacher", tmp_path / "skd"
+    teacher_cfg = _config(tmp_path, dataset, teacher_out)
+    raw = yaml.safe_load(teacher_cfg.read_text())
+    raw["train"]["epochs"], raw["data"]["frames_per_class_snr"] = 1, {"train": 40, "val": 10, "test": 10}
+    teacher_cfg.write_text(yaml.safe_dump(raw))
+    module = ["-m", "gnuradio.modrec.training", "train", "--no-progress", "--config"]
+    assert _run([sys.executable, *module, str(teacher_cfg)], tmp_path).returncode == 0
+    config = _config(tmp_path, dataset, out)
+    raw["experiment"], raw["output_dir"] = "skd", str(out)
+    raw["model"]["cfg"] = {"channels": [8, 8, 16], "hidden": 16}
+    raw["train"]["epochs"] = 2
+    raw["distill"] = {"method": "skd", "teacher": {"checkpoint": str(teacher_out / "best.pt")}}
+    config.write_text(yaml.safe_dump(raw))
+    ddp = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *module,
+                str(config)], tmp_path)
+    assert ddp.returncode == 0, ddp.stdout[-2000:] + ddp.stderr[-4000:]
+    rank0 = torch.load(out / "rank0.final.pt", map_location="cpu", weights_only=True)
+    rank1 = torch.load(out / "rank1.final.pt", map_location="cpu", weights_only=True)
+    assert any(key.startswith("distiller.") for key in rank0)  # the projection P
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["training"]["world_size"] == 2 and ckpt["distill"]["method"] == "skd"
+    assert ckpt["history"][-1]["distill_feat"] > 0  # the feature term was computed and logged

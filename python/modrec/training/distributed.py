@@ -70,8 +70,21 @@ def wrap(model, ctx, device):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+class FeaturesAndLogits(torch.nn.Module):
+    """``forward`` = the model's ``forward_features``: what DDP must wrap when a loss needs the
+    features too (DDP only synchronises gradients of what goes through its own forward)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_features(x)
+
+
 def unwrap(model):
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    model = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    return model.model if isinstance(model, FeaturesAndLogits) else model
 
 
 def shard(indices, ctx):

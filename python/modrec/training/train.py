@@ -348,16 +348,16 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         f"{len(x_tr):,} train / {len(x_va):,} val frames, {len(classes)} classes, device {device}")
 
     session = None  # distillation hooks; None = plain training, exactly as before
-    if ctx.enabled and cfg.distill.method == "skd":
-        raise ValueError(f"{cfg.source}: distributed training does not support distill method 'skd' yet "
-                         f"(DDP wraps only the student's forward(), not forward_features()); use kd, nkd or bdkd")
     if cfg.distill.method != "none":
         from .distill.session import DistillSession
 
         session = DistillSession(cfg, model, x_tr, y_tr, meta, device, log=log, progress=progress)
     aug = session.augment if session else cfg.augment
 
-    net = distributed.wrap(model, ctx, device)  # what the training step calls; `model` for the rest
+    # what the training step calls; `model` for the rest. A loss on features (skd) calls
+    # forward_features, so that is the forward DDP must see.
+    step_module = distributed.FeaturesAndLogits(model) if session and session.needs_features else model
+    net = distributed.wrap(step_module, ctx, device)
     # every rank needs at least one frame of a global batch (BatchNorm, DDP's gradient all-reduce)
     batches = [(s, e) for s, e in _batches(len(x_tr), cfg.train.batch_size) if e - s >= ctx.world_size]
     opt = _optimizer(session.trainable if session else model, cfg.optim)

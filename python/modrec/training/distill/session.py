@@ -123,10 +123,14 @@ class DistillSession:
             self.teacher.train()
 
     def step(self, student, xb, yb, idx):
-        """Student logits and the loss for one batch (``idx``: the batch's rows of the train split)."""
+        """Student logits and the loss for one batch (``idx``: the batch's rows of the train split).
+
+        For methods that need features, ``student`` returns (features, logits): the trainer passes
+        distributed.FeaturesAndLogits(student), possibly DDP-wrapped.
+        """
         fs = ft = None
         if self.needs_features:
-            fs, logits = student.forward_features(xb)
+            fs, logits = student(xb)
         else:
             logits = student(xb)
         if self.cached_logits is not None:
