@@ -110,3 +110,37 @@ def reference_probs(frames_iq, model_proto):
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def save_early_exit_model(directory, frame_len=32, threshold=0.5, policy="maxprob", seeds=(1, 2), name="ee"):
+    """A two-exit model: stage 0 = the linear fixture (seed 1) plus the raw frames handed on as
+    ``next_features``; stage 1 (and the entry file, the whole network) = another linear fixture
+    (seed 2). Returns the entry path. ``early_probs``/``final_probs`` below give the expected
+    per-exit answers for tests."""
+    import json
+    import os
+
+    stage_names = [f"{name}.stage0.onnx", f"{name}.stage1.onnx"]
+    extra = {"exits": "2", "exit_policy": policy, "exit_thresholds": json.dumps([threshold]),
+             "exit_stages": json.dumps(stage_names), "exit_flops": json.dumps([4 * frame_len * 5, 4 * frame_len * 5])}
+    entry = build_model(frame_len, seed=seeds[1], metadata={**fixture_metadata(frame_len=frame_len), **extra})
+    onnx.save(entry, os.path.join(directory, f"{name}.onnx"))
+    stage0 = build_model(frame_len, seed=seeds[0])
+    stage0.graph.node.append(helper.make_node("Identity", [contract.INPUT_NAME], ["next_features"]))
+    stage0.graph.output.append(helper.make_tensor_value_info(
+        "next_features", TensorProto.FLOAT, [contract.BATCH_AXIS_NAME, contract.IQ_ROWS, frame_len]))
+    onnx.save(stage0, os.path.join(directory, stage_names[0]))
+    stage1 = build_model(frame_len, seed=seeds[1])
+    stage1.graph.input[0].name = "features"
+    for node in stage1.graph.node:
+        node.input[:] = ["features" if i == contract.INPUT_NAME else i for i in node.input]
+    onnx.save(stage1, os.path.join(directory, stage_names[1]))
+    return os.path.join(directory, f"{name}.onnx")
+
+
+def early_exit_reference(frames_iq, frame_len=32, threshold=0.5, seeds=(1, 2)):
+    """(probs, exit) the maxprob rule gives for save_early_exit_model's model."""
+    early = reference_probs(frames_iq, build_model(frame_len, seed=seeds[0]))
+    final = reference_probs(frames_iq, build_model(frame_len, seed=seeds[1]))
+    leave = (1.0 - early.max(axis=1)) <= threshold
+    return np.where(leave[:, None], early, final), np.where(leave, 0, 1)

@@ -9,7 +9,7 @@ import pmt
 from gnuradio import gr
 
 from .classes import UNKNOWN_CLASS
-from .runtime import OnnxModel, StreamFramer, complex_to_iq, default_model_path
+from .runtime import StreamFramer, complex_to_iq, default_model_path, load_model
 
 CLASSIFICATION_PORT = "classification"
 
@@ -93,7 +93,9 @@ class _ClassifierCore(gr.basic_block):
         self.message_port_register_out(self._port)
         self._pending_tags = deque()  # (offset, key, value, srcid), offsets ascending
         # Interned once: work() builds one dict per frame, thousands per second.
-        self._fields = {name: pmt.intern(name) for name in ("class", "index", "confidence", "probs", "frame_len", "frame_start")}
+        self._fields = {name: pmt.intern(name)
+                        for name in ("class", "index", "confidence", "probs", "frame_len", "frame_start", "exit")}
+        self._early_exit = hasattr(model, "predict_with_exits")
         self._class_symbols = [pmt.intern(name) for name in model.classes]
         self._unknown_symbol = pmt.intern(UNKNOWN_CLASS)
         self._frame_len_pmt = pmt.from_long(model.frame_len)
@@ -165,8 +167,12 @@ class _ClassifierCore(gr.basic_block):
         n_classes = model.n_classes
         finite = np.isfinite(frames.real).all(axis=1) & np.isfinite(frames.imag).all(axis=1)
         probs = np.zeros((len(starts), n_classes), dtype=np.float32)
+        exits = np.full(len(starts), -1, dtype=np.int64)  # -1: not run through the model
         if finite.any():
-            probs[finite] = model.predict(complex_to_iq(frames[finite]))
+            if self._early_exit:
+                probs[finite], exits[finite] = model.predict_with_exits(complex_to_iq(frames[finite]))
+            else:
+                probs[finite] = model.predict(complex_to_iq(frames[finite]))
         min_conf = self.min_confidence
         f = self._fields
         for k, start in enumerate(starts):
@@ -182,6 +188,8 @@ class _ClassifierCore(gr.basic_block):
             value = pmt.dict_add(value, f["probs"], pmt.init_f32vector(n_classes, p.tolist()))
             value = pmt.dict_add(value, f["frame_len"], self._frame_len_pmt)
             value = pmt.dict_add(value, f["frame_start"], pmt.from_uint64(int(start)))
+            if self._early_exit:
+                value = pmt.dict_add(value, f["exit"], pmt.from_long(int(exits[k])))
             self._pending_tags.append((int(start), self._key, value, self._srcid))
             self.message_port_pub(self._port, value)
 
@@ -194,7 +202,9 @@ class classifier(gr.hier_block2):
     frames and larger ones leave unclassified gaps. Every complete frame is classified, all frames
     completed by one work() call in one batched ONNX run, and gets a stream tag at its FIRST sample:
     key ``tag_key``, value a dict with ``class`` (symbol), ``index`` (class index, -1 for unknown),
-    ``confidence`` (top probability), ``probs`` (f32vector), ``frame_len`` and ``frame_start``. The
+    ``confidence`` (top probability), ``probs`` (f32vector), ``frame_len`` and ``frame_start``;
+    with an early-exit model (metadata ``exits`` > 1 and stage files) also ``exit``, the index of
+    the exit the frame left at (-1 for a frame not run through the model). The
     same dict is published on the ``classification`` message port. A top probability below
     ``min_confidence`` gives class ``unknown`` (probs and confidence kept). A frame holding NaN/Inf
     samples is not run through the model: it is tagged ``unknown`` with confidence 0 and all-zero
@@ -230,7 +240,7 @@ class classifier(gr.hier_block2):
         )
         model_path = os.fsdecode(model_path)
         self.model_path = model_path if model_path else default_model_path()
-        self.model = OnnxModel(self.model_path, threads=int(threads))
+        self.model = load_model(self.model_path, threads=int(threads))
         self.metadata = self.model.metadata
         self.classes = self.model.classes
         self.frame_len = self.model.frame_len

@@ -79,7 +79,7 @@ def _tag_dict(value):
     for i in range(pmt.length(items)):
         pair = pmt.nth(i, items)
         d[pmt.symbol_to_string(pmt.car(pair))] = pmt.cdr(pair)
-    return {
+    out = {
         "class": pmt.symbol_to_string(d["class"]),
         "index": pmt.to_long(d["index"]),
         "confidence": pmt.to_double(d["confidence"]),
@@ -87,6 +87,9 @@ def _tag_dict(value):
         "frame_len": pmt.to_long(d["frame_len"]),
         "frame_start": pmt.to_uint64(d["frame_start"]),
     }
+    if "exit" in d:
+        out["exit"] = pmt.to_long(d["exit"])
+    return out
 
 
 def _same_bits(a, b):
@@ -212,6 +215,29 @@ class qa_classifier(gr_unittest.TestCase):
             runs.append([(t.offset, pmt.serialize_str(t.value)) for t in tags])
         for other in runs[1:]:
             self.assertEqual(other, runs[0])
+
+    def test_early_exit_model_tags_the_exit_and_the_branch_answer(self):
+        ee_path = fx.save_early_exit_model(self.tmpdir, L, threshold=0.6)
+        x = _signal(3000, seed=7)
+        runs = []
+        for cfg in ({}, {"source": "chunked", "max_chunk": 7, "seed": 4}, {"max_noutput": 50}):
+            self.setUp()
+            out, tags, _, _ = self.run_flowgraph(x, hop=20, model_path=ee_path, **cfg)
+            self.assertTrue(_same_bits(out, x), "output differs from input")
+            runs.append([(t.offset, pmt.serialize_str(t.value)) for t in tags])
+        for other in runs[1:]:  # chunking does not change which exit a frame takes
+            self.assertEqual(other, runs[0])
+        starts = frame_starts(len(x), L, 20)
+        frames = np.stack([x[s : s + L] for s in starts])
+        want_probs, want_exit = fx.early_exit_reference(complex_to_iq(frames), L, threshold=0.6)
+        values = [_tag_dict(t.value) for t in tags]
+        self.assertEqual([v["exit"] for v in values], want_exit.tolist())
+        self.assertTrue(0 < want_exit.sum() < len(want_exit), "the signal should use both exits")
+        for v, p in zip(values, want_probs):  # an early frame carries its branch's argmax
+            self.assertEqual(v["class"], fx.FIXTURE_CLASSES[int(np.argmax(p))])
+            np.testing.assert_allclose(v["probs"], p, rtol=1e-5, atol=1e-6)
+        _, plain_tags, _, _ = self.run_flowgraph(x, hop=20)
+        self.assertNotIn("exit", _tag_dict(plain_tags[0].value))  # only early-exit models add it
 
     def test_message_port_equals_tags(self):
         x = _signal(700, seed=4)

@@ -3,16 +3,19 @@
 Imports only numpy, onnxruntime and the standard library so it runs on any GNU Radio host.
 """
 
+from .early_exit import EarlyExitModel, load_model
 from .framing import StreamFramer, complex_to_iq, frame_starts
 from .onnx_model import DEFAULT_MODEL_NAME, MODEL_DIR_ENV, OnnxModel, default_model_path, model_search_dirs
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "EarlyExitModel",
     "MODEL_DIR_ENV",
     "OnnxModel",
     "StreamFramer",
     "complex_to_iq",
     "default_model_path",
     "frame_starts",
+    "load_model",
     "model_search_dirs",
 ]

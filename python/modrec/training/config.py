@@ -99,6 +99,20 @@ class PruneConfig:
 
 
 @dataclass
+class ExitsConfig:
+    """How an early-exit student (a model with exits, e.g. mobilenet1d_ee) trains and exits."""
+
+    scheme: str = "joint"  # joint | two_phase | heads (see training/exits/loss.py)
+    weights: list = field(default_factory=list)  # loss weight per exit, early first; empty = all 1
+    phase1_epochs: int = 0  # two_phase: epochs of the first phase
+    self_distill: float = 0.0  # weight of KL(final exit || early exit) on the early exits
+    temperature: float = 3.0
+    init_from: Optional[str] = None  # a trained plain student's checkpoint for the backbone
+    policy: str = "entropy"  # entropy | maxprob: the exit rule calibrated at export
+    budget_pp: float = 0.5  # accuracy loss allowed for the exit threshold (validation split)
+
+
+@dataclass
 class ExperimentConfig:
     experiment: str = "experiment"
     seed: int = 0
@@ -111,6 +125,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    exits: ExitsConfig = field(default_factory=ExitsConfig)
     source: Optional[str] = None  # the YAML file it came from (set by the loader)
 
     @property
@@ -221,6 +236,15 @@ def _validate(cfg, source):
         )
     if cfg.distill.method != "none":
         _validate_distill(cfg.distill, source)
+    ec = cfg.exits
+    if ec.scheme not in ("joint", "two_phase", "heads"):
+        bad("exits.scheme", "joint, two_phase or heads", ec.scheme)
+    if ec.policy not in ("entropy", "maxprob"):
+        bad("exits.policy", "entropy or maxprob", ec.policy)
+    if ec.self_distill < 0 or ec.temperature <= 0 or ec.budget_pp < 0:
+        bad("exits.self_distill / temperature / budget_pp", ">= 0 / > 0 / >= 0", (ec.self_distill, ec.temperature, ec.budget_pp))
+    if any(not isinstance(w, (int, float)) or w < 0 for w in ec.weights):
+        bad("exits.weights", "non-negative numbers", ec.weights)
     pc = cfg.prune
     if pc.criterion not in PRUNE_CRITERIA:
         bad("prune.criterion", f"one of {', '.join(PRUNE_CRITERIA)}", pc.criterion)

@@ -70,21 +70,23 @@ def wrap(model, ctx, device):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-class FeaturesAndLogits(torch.nn.Module):
-    """``forward`` = the model's ``forward_features``: what DDP must wrap when a loss needs the
-    features too (DDP only synchronises gradients of what goes through its own forward)."""
+class MethodAsForward(torch.nn.Module):
+    """``forward`` = another method of the model (``forward_features``, ``forward_exits``): what
+    DDP must wrap when a loss needs more than the logits (DDP only synchronises gradients of what
+    goes through its own forward)."""
 
-    def __init__(self, model):
+    def __init__(self, model, method):
         super().__init__()
         self.model = model
+        self.method = method
 
     def forward(self, x):
-        return self.model.forward_features(x)
+        return getattr(self.model, self.method)(x)
 
 
 def unwrap(model):
     model = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    return model.model if isinstance(model, FeaturesAndLogits) else model
+    return model.model if isinstance(model, MethodAsForward) else model
 
 
 def shard(indices, ctx):

@@ -206,11 +206,34 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None)
     training = dict(ckpt.get("training", {}))
     training["checkpoint"] = {"path": str(checkpoint), "epoch": ckpt.get("epoch"),
                               "val_acc": ckpt.get("val_acc")}
-    return export_onnx(
-        model, out, classes=ckpt["classes"], frame_len=int(ckpt["model_cfg"].get("frame_len", meta.get("frame_len"))),
+    common = dict(
+        classes=ckpt["classes"], frame_len=int(ckpt["model_cfg"].get("frame_len", meta.get("frame_len"))),
         samples_per_symbol=int(meta.get("samples_per_symbol", DEFAULT_SAMPLES_PER_SYMBOL)),
-        architecture=ckpt["model_name"], training=json.loads(json.dumps(training, default=str)),
-        distillation=str(training.get("distillation", "none")),
-        pruning=_pruning_metadata(ckpt.get("pruning")),
-        dynamo=dynamo, opset=opset, real_like=real_like,
+        architecture=ckpt["model_name"], distillation=str(training.get("distillation", "none")),
+        pruning=_pruning_metadata(ckpt.get("pruning")), opset=opset, real_like=real_like,
     )
+    if hasattr(model, "forward_exits"):
+        from .exits.export import export_early_exit
+
+        exits_cfg = (ckpt.get("config") or {}).get("exits") or {}
+        calibration = calibrate_exits(model, ckpt, exits_cfg.get("policy", "entropy"), exits_cfg.get("budget_pp", 0.5))
+        training["exit_calibration"] = calibration
+        return export_early_exit(model, out, thresholds=[calibration["threshold"]] * (model.n_exits - 1),
+                                 policy=calibration["policy"], training=json.loads(json.dumps(training, default=str)),
+                                 **common)
+    return export_onnx(model, out, training=json.loads(json.dumps(training, default=str)), dynamo=dynamo, **common)
+
+
+def calibrate_exits(model, ckpt, policy, budget_pp, batch_size=2048):
+    """The exit threshold, chosen on the run's validation split (see exits/calibrate.py)."""
+    from .config import read_split
+    from .exits import calibrate_threshold
+
+    val = read_split(ckpt["training"]["data"]["root"], "val")
+    model = copy.deepcopy(model).eval().cpu()
+    outs = []
+    with torch.no_grad():
+        for s in range(0, len(val.x), batch_size):
+            outs.append([torch.softmax(o, -1).numpy() for o in model.forward_exits(torch.from_numpy(np.asarray(val.x[s:s + batch_size])))])
+    probs = [np.concatenate([o[k] for o in outs]) for k in range(model.n_exits)]
+    return calibrate_threshold(probs, np.asarray(val.y), policy=policy, budget_pp=budget_pp)

@@ -195,6 +195,17 @@ def _batches(n, batch_size):
 
 
 @torch.no_grad()
+def _exit_accuracies(model, x, y, batch_size):
+    was = model.training
+    model.eval()
+    outs = [model.forward_exits(x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
+    model.train(was)
+    y = y.cpu()
+    return {f"val_acc_exit{k}": (torch.cat([o[k] for o in outs]).argmax(1).cpu() == y).float().mean().item()
+            for k in range(len(outs[0]))}
+
+
+@torch.no_grad()
 def predict_logits(model, x, batch_size=2048, device=None):
     """Logits for a (N, 2, L) tensor or array, in eval mode, batched."""
     device = device or next(model.parameters()).device
@@ -354,9 +365,28 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         session = DistillSession(cfg, model, x_tr, y_tr, meta, device, log=log, progress=progress)
     aug = session.augment if session else cfg.augment
 
-    # what the training step calls; `model` for the rest. A loss on features (skd) calls
-    # forward_features, so that is the forward DDP must see.
-    step_module = distributed.FeaturesAndLogits(model) if session and session.needs_features else model
+    exit_training = None  # early-exit students: a loss over every exit
+    if hasattr(model, "forward_exits"):
+        if session:
+            raise ValueError(f"{cfg.source}: an early-exit model cannot be distilled from a teacher yet; "
+                             f"use exits.self_distill (the final exit teaches the early ones)")
+        from .exits import ExitTraining
+
+        if cfg.exits.init_from and not resume:
+            plain = load_checkpoint(cfg.exits.init_from)
+            if plain["model_name"] != model.backbone.model_name:
+                raise ValueError(f"{cfg.source}: field 'exits.init_from': {cfg.exits.init_from} holds a "
+                                 f"{plain['model_name']}, the backbone is a {model.backbone.model_name}")
+            model.backbone.load_state_dict(plain["state_dict"])
+            log(f"exits: backbone initialised from {cfg.exits.init_from} (val acc {plain.get('val_acc', float('nan')):.4f})")
+        exit_training = ExitTraining(model, cfg.exits, cfg.train.epochs, cfg.train.label_smoothing)
+    # what the training step calls; `model` for the rest. A loss on features (skd) or on every
+    # exit calls another method than forward, and that is the forward DDP must see.
+    step_module = model
+    if session and session.needs_features:
+        step_module = distributed.MethodAsForward(model, "forward_features")
+    elif exit_training:
+        step_module = distributed.MethodAsForward(model, "forward_exits")
     net = distributed.wrap(step_module, ctx, device)
     # every rank needs at least one frame of a global batch (BatchNorm, DDP's gradient all-reduce)
     batches = [(s, e) for s, e in _batches(len(x_tr), cfg.train.batch_size) if e - s >= ctx.world_size]
@@ -430,6 +460,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         model.train()
         if session:
             session.train()
+        if exit_training:
+            exit_training.start_epoch(epoch)
         perm = torch.randperm(len(x_tr), generator=gen, device=device)
         tot_loss = tot_correct = tot_n = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress,
@@ -440,6 +472,10 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
             yb = y_tr[idx]
             if session:
                 logits, loss = session.step(net, xb, yb, idx)
+            elif exit_training:
+                outs = net(xb)
+                loss, _ = exit_training.loss(outs, yb)
+                logits = outs[-1]
             else:
                 logits = net(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
@@ -480,6 +516,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         }
         if session:
             row.update(session.epoch_row(x_va, y_va))
+        if exit_training:
+            row.update(_exit_accuracies(model, x_va, y_va, cfg.train.eval_batch_size))
         history.append(row)
         improved = val_acc > best_acc
         best_acc = max(best_acc, val_acc)

@@ -126,7 +126,7 @@ class DistillSession:
         """Student logits and the loss for one batch (``idx``: the batch's rows of the train split).
 
         For methods that need features, ``student`` returns (features, logits): the trainer passes
-        distributed.FeaturesAndLogits(student), possibly DDP-wrapped.
+        distributed.MethodAsForward(student, "forward_features"), possibly DDP-wrapped.
         """
         fs = ft = None
         if self.needs_features:

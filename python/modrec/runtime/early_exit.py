@@ -1,0 +1,112 @@
+"""Early-exit inference: stage after stage, each batched, only unfinished frames going on.
+
+An early-exit model is an entry file (a contract model, the whole network) whose metadata names
+its stage files (``exit_stages``), the exit rule (``exit_policy``) and one threshold per early
+exit (``exit_thresholds``); see training/exits/export.py. Stage 0 runs on every frame; frames
+whose exit is confident enough stop there, the rest go on as one smaller batch, and so on. A
+frame that goes all the way costs the plain network plus the early heads and one gather per
+stage. numpy + onnxruntime only.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from .. import contract
+from .onnx_model import OnnxModel
+
+POLICIES = ("entropy", "maxprob")
+
+
+def uncertainty(probs, policy):
+    """The exit rule: normalised entropy, or 1 - max probability (smaller = more certain)."""
+    if policy == "entropy":
+        p = np.clip(probs, 1e-12, 1.0)
+        return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
+    return 1.0 - probs.max(axis=1)
+
+
+class EarlyExitModel(OnnxModel):
+    """``predict`` as OnnxModel; ``predict_with_exits`` also returns the exit each frame took."""
+
+    def __init__(self, path, threads=1, thresholds=None):
+        super().__init__(path, threads=threads)
+        import onnxruntime as ort
+
+        md, src = self.metadata, self.path
+        try:
+            names = json.loads(md["exit_stages"]) if isinstance(md.get("exit_stages"), str) else md["exit_stages"]
+            policy = md["exit_policy"]
+            stored = json.loads(md["exit_thresholds"]) if isinstance(md.get("exit_thresholds"), str) else md["exit_thresholds"]
+            flops = json.loads(md["exit_flops"]) if isinstance(md.get("exit_flops"), str) else md.get("exit_flops")
+        except KeyError as err:
+            raise contract.ContractError(f"{src}: early-exit metadata lacks {err.args[0]}") from None
+        if md["exits"] != len(names) or len(stored) != len(names) - 1:
+            raise contract.ContractError(f"{src}: exits = {md['exits']} but {len(names)} stage files and "
+                                         f"{len(stored)} thresholds (need exits and exits - 1)")
+        if policy not in POLICIES:
+            raise contract.ContractError(f"{src}: exit_policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.policy = policy
+        self.exit_flops = flops
+        self.thresholds = [float(t) for t in (stored if thresholds is None else thresholds)]
+        if len(self.thresholds) != len(names) - 1:
+            raise ValueError(f"{src}: {len(names) - 1} thresholds needed, got {self.thresholds}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        self.stage_paths = [os.path.join(os.path.dirname(src), n) for n in names]
+        self._stages = []
+        for k, stage_path in enumerate(self.stage_paths):
+            if not os.path.isfile(stage_path):
+                raise FileNotFoundError(f"{src}: stage file {stage_path} (exit_stages[{k}]) does not exist")
+            try:
+                sess = ort.InferenceSession(stage_path, sess_options=opts, providers=["CPUExecutionProvider"])
+            except Exception as err:
+                raise contract.ContractError(f"{stage_path}: not a loadable ONNX model ({err})") from None
+            outs = [o.name for o in sess.get_outputs()]
+            want = 1 if k == len(names) - 1 else 2
+            if len(outs) != want:
+                raise contract.ContractError(f"{stage_path}: stage {k} should have {want} output(s), has {outs}")
+            self._stages.append((sess, sess.get_inputs()[0].name, outs))
+
+    @property
+    def n_exits(self):
+        return len(self._stages)
+
+    def predict(self, frames):
+        return self.predict_with_exits(frames)[0]
+
+    def predict_with_exits(self, frames):
+        """float32 (N, 2, frame_len) -> (probs (N, C) float32, exit index (N,) int)."""
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        if frames.ndim != 3 or frames.shape[1] != contract.IQ_ROWS or frames.shape[2] != self.frame_len:
+            raise ValueError(f"frames should have shape (N, {contract.IQ_ROWS}, {self.frame_len}), got {frames.shape}")
+        n = frames.shape[0]
+        probs = np.zeros((n, self.n_classes), dtype=np.float32)
+        taken = np.full(n, self.n_exits - 1, dtype=np.int64)
+        rows, x = np.arange(n), frames
+        for k, (sess, input_name, outputs) in enumerate(self._stages):
+            if len(rows) == 0:
+                break
+            result = sess.run(outputs, {input_name: x})
+            p = result[0]
+            if k == self.n_exits - 1:
+                probs[rows] = p
+                break
+            leave = uncertainty(p, self.policy) <= self.thresholds[k]
+            probs[rows[leave]] = p[leave]
+            taken[rows[leave]] = k
+            stay = ~leave
+            rows, x = rows[stay], np.ascontiguousarray(result[1][stay])
+        return probs, taken
+
+
+def load_model(path, threads=1):
+    """The right runtime for a model file: EarlyExitModel when its metadata lists exit stages."""
+    model = OnnxModel(path, threads=threads)
+    if model.metadata.get("exits", 1) > 1 and "exit_stages" in model.metadata:
+        return EarlyExitModel(path, threads=threads)
+    return model

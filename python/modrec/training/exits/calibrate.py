@@ -1,0 +1,53 @@
+"""Exit policies and threshold calibration.
+
+A frame leaves at the first early exit whose softmax is confident enough:
+
+* ``entropy``: normalised entropy H(p) / log(C) <= T (0 = certain, 1 = uniform);
+* ``maxprob``: 1 - max(p) <= T (the same direction: a smaller T exits fewer frames).
+
+calibrate_threshold() picks, on validation frames, the largest T (the most frames leaving early)
+whose accuracy stays within ``budget_pp`` percentage points of the final exit's accuracy. One T
+serves every early exit, as in the published method. numpy only: the runtime uses the same rule.
+"""
+
+import numpy as np
+
+POLICIES = ("entropy", "maxprob")
+
+
+def uncertainty(probs, policy):
+    probs = np.asarray(probs, dtype=np.float64)
+    if policy == "entropy":
+        p = np.clip(probs, 1e-12, 1.0)
+        return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
+    if policy == "maxprob":
+        return 1.0 - probs.max(axis=1)
+    raise ValueError(f"unknown exit policy {policy!r}; known: {', '.join(POLICIES)}")
+
+
+def exit_decisions(exit_probs, thresholds, policy):
+    """(probs, exit index) per frame for per-exit probabilities [(N, C), ...] (final last)."""
+    n = len(exit_probs[0])
+    chosen = np.array(exit_probs[-1], copy=True)
+    taken = np.full(n, len(exit_probs) - 1)
+    pending = np.ones(n, dtype=bool)
+    for k, (p, t) in enumerate(zip(exit_probs[:-1], thresholds)):
+        leave = pending & (uncertainty(p, policy) <= t)
+        chosen[leave] = p[leave]
+        taken[leave] = k
+        pending &= ~leave
+    return chosen, taken
+
+
+def calibrate_threshold(exit_probs, y, policy="entropy", budget_pp=0.5, grid=201):
+    """The largest threshold within the accuracy budget, with what it gives on these frames."""
+    y = np.asarray(y)
+    final_acc = float((np.argmax(exit_probs[-1], 1) == y).mean())
+    best = {"threshold": 0.0}
+    for t in np.linspace(0.0, 1.0, grid):
+        probs, taken = exit_decisions(exit_probs, [t] * (len(exit_probs) - 1), policy)
+        acc = float((probs.argmax(1) == y).mean())
+        if 100 * (final_acc - acc) <= budget_pp:
+            best = {"threshold": float(t), "accuracy": acc, "exit_rates": np.bincount(taken, minlength=len(exit_probs)).tolist()}
+    best.update(policy=policy, budget_pp=budget_pp, final_accuracy=final_acc)
+    return best

@@ -1,0 +1,128 @@
+"""Early-exit students: a trained student's backbone cut into segments, with a small exit head
+after chosen blocks. A frame can stop at the first exit that is confident enough; the final exit
+is the student's own head, so with every exit ignored the network IS the plain student (same
+parameters under ``backbone.``: a plain checkpoint loads into it).
+
+``exits`` lists placements: the number of backbone blocks before each early exit, e.g. ``[2]``
+puts one exit after the 2nd block. Blocks: cnn3 has 3 (its conv blocks), mobilenet1d has 7 (the
+stem is part of the first inverted residual, the last 1x1 conv part of the seventh).
+"""
+
+import torch
+from torch import nn
+
+from .cnn3 import CNN3
+from .layers import GlobalAvgMaxPool1d
+from .mobilenet1d import MobileNet1d
+from .registry import create_model, register_model
+
+
+def backbone_blocks(model):
+    """(blocks, final head): the blocks chained reproduce the feature map the head pools."""
+    if isinstance(model, CNN3):
+        f = list(model.features)
+        cuts = [i + 1 for i, m in enumerate(f) if isinstance(m, (nn.ReLU, nn.MaxPool1d))
+                and (i + 1 == len(f) or isinstance(f[i + 1], nn.Conv1d))]
+        starts = [0] + cuts[:-1]
+        blocks = [nn.Sequential(*f[a:b]) for a, b in zip(starts, cuts)]
+        blocks[0] = nn.Sequential(model.norm, *blocks[0])
+        return blocks, nn.Sequential(model.pool, model.head)
+    if isinstance(model, MobileNet1d):
+        b = list(model.blocks)
+        blocks = [nn.Sequential(model.norm, model.stem, b[0])] + [nn.Sequential(m) for m in b[1:-1]]
+        blocks.append(nn.Sequential(b[-1], model.last) if len(b) > 1 else nn.Sequential(model.last))
+        if len(b) == 1:
+            blocks[0] = nn.Sequential(model.norm, model.stem, b[0], model.last)
+            blocks.pop()
+        return blocks, nn.Sequential(model.pool, model.head)
+    raise TypeError(f"early exits: no block split for {type(model).__name__}")
+
+
+class ExitHead(nn.Module):
+    """Pool + one hidden layer: cheap next to the blocks it lets a frame skip."""
+
+    def __init__(self, channels, hidden, n_classes):
+        super().__init__()
+        self.pool = GlobalAvgMaxPool1d()
+        self.fc = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_classes))
+
+    def forward(self, x):
+        return self.fc(self.pool(x))
+
+
+class EarlyExitNet(nn.Module):
+    def __init__(self, backbone, placements, exit_hidden, n_classes, frame_len):
+        super().__init__()
+        blocks, final_head = backbone_blocks(backbone)
+        placements = [int(p) for p in placements]
+        if not placements or sorted(set(placements)) != placements or placements[0] < 1 or placements[-1] >= len(blocks):
+            raise ValueError(f"early exits: placements must increase within 1..{len(blocks) - 1} "
+                             f"({type(backbone).__name__} has {len(blocks)} blocks), got {placements}")
+        self.backbone = backbone  # owns every backbone parameter: state_dict keys stay backbone.*
+        self.placements = placements
+        bounds = [0, *placements, len(blocks)]
+        # plain lists: the segments reuse the backbone's modules without registering them twice
+        self._segments = [nn.Sequential(*blocks[a:b]) for a, b in zip(bounds, bounds[1:])]
+        self._final_head = final_head
+        with torch.no_grad():
+            x, widths = torch.zeros(1, 2, frame_len), []
+            was = backbone.training
+            backbone.eval()
+            for segment in self._segments[:-1]:
+                x = segment(x)
+                widths.append(x.shape[1])
+            backbone.train(was)
+        self.exits = nn.ModuleList(ExitHead(c, exit_hidden, n_classes) for c in widths)
+
+    @property
+    def n_exits(self):
+        return len(self.placements) + 1
+
+    def forward_exits(self, x):
+        """Logits of every exit, early ones first, the backbone's own head last."""
+        outs = []
+        for segment, head in zip(self._segments, [*self.exits, self._final_head]):
+            x = segment(x)
+            outs.append(head(x))
+        return outs
+
+    def forward(self, x):
+        """The final exit: exactly the plain student."""
+        for segment in self._segments:
+            x = segment(x)
+        return self._final_head(x)
+
+    def stages(self):
+        """One module per exit for staged inference: stage k maps its input (raw I/Q for k = 0,
+        else the previous stage's feature map) to (exit logits, feature map); the last stage
+        returns its logits alone."""
+        heads = [*self.exits, self._final_head]
+        return [_Stage(seg, head, last=k == len(heads) - 1) for k, (seg, head) in enumerate(zip(self._segments, heads))]
+
+
+class _Stage(nn.Module):
+    def __init__(self, segment, head, last):
+        super().__init__()
+        self.segment, self.head, self.last = segment, head, last
+
+    def forward(self, x):
+        feats = self.segment(x)
+        logits = self.head(feats)
+        return logits if self.last else (logits, feats)
+
+
+def _early_exit(student, n_classes, frame_len, exits, exit_hidden, backbone_cfg):
+    backbone = create_model(student, n_classes=n_classes, frame_len=frame_len, **dict(backbone_cfg or {}))
+    return EarlyExitNet(backbone, exits, exit_hidden, n_classes, frame_len)
+
+
+@register_model
+def cnn3_ee(n_classes=11, frame_len=128, exits=(1,), exit_hidden=32, backbone_cfg=None):
+    """cnn3 with early exits; ``backbone_cfg`` is cnn3's own config."""
+    return _early_exit("cnn3", n_classes, frame_len, exits, exit_hidden, backbone_cfg)
+
+
+@register_model
+def mobilenet1d_ee(n_classes=11, frame_len=128, exits=(2,), exit_hidden=32, backbone_cfg=None):
+    """mobilenet1d with early exits; ``backbone_cfg`` is mobilenet1d's own config."""
+    return _early_exit("mobilenet1d", n_classes, frame_len, exits, exit_hidden, backbone_cfg)

@@ -1,0 +1,143 @@
+"""Early-exit students: architectures, the exit-training schemes, threshold calibration, staged
+export, and a tiny multi-branch training run through to the runtime cascade."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel
+from gnuradio.modrec.training.config import config_from_dict
+from gnuradio.modrec.training.exits import ExitTraining, calibrate_threshold, exit_decisions
+from gnuradio.modrec.training.export import export_checkpoint
+from gnuradio.modrec.training.models import create_model
+from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoint, train
+from test_train_eval_export import write_dataset
+
+
+@pytest.mark.parametrize("name,placements", [("cnn3_ee", [1]), ("cnn3_ee", [2]), ("cnn3_ee", [1, 2]),
+                                             ("mobilenet1d_ee", [1]), ("mobilenet1d_ee", [2]), ("mobilenet1d_ee", [3]),
+                                             ("mobilenet1d_ee", [4]), ("mobilenet1d_ee", [1, 2, 3, 4])])
+def test_final_exit_is_the_plain_student_and_stages_compose(name, placements):
+    torch.manual_seed(0)
+    model = create_model(name, exits=placements).eval()
+    plain = create_model(name[: -len("_ee")]).eval()
+    plain.load_state_dict({k[len("backbone."):]: v for k, v in model.state_dict().items() if k.startswith("backbone.")})
+    x = torch.randn(6, 2, 128)
+    outs = model.forward_exits(x)
+    assert len(outs) == len(placements) + 1 and all(o.shape == (6, 11) for o in outs)
+    assert torch.equal(outs[-1], plain(x)) and torch.equal(model(x), plain(x))
+    h, staged = x, []
+    for stage in model.stages():
+        out = stage(h)
+        staged.append(out[0] if isinstance(out, tuple) else out)
+        h = out[1] if isinstance(out, tuple) else h
+    for a, b in zip(staged, outs):
+        assert torch.equal(a, b)
+
+
+def test_bad_placements_are_named():
+    with pytest.raises(ValueError, match=r"within 1\.\.2 \(CNN3 has 3 blocks\)"):
+        create_model("cnn3_ee", exits=[3])
+    with pytest.raises(ValueError, match="must increase"):
+        create_model("mobilenet1d_ee", exits=[2, 1])
+
+
+def _exits_cfg(**kw):
+    base = dict(scheme="joint", weights=[], phase1_epochs=0, self_distill=0.0, temperature=2.0)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_exit_loss_hand_computed():
+    model = create_model("cnn3_ee", exits=[1, 2])
+    y = torch.tensor([0, 3])
+    outs = [torch.tensor([[2.0, 0.0] + [0.0] * 9, [0.0] * 11]), torch.zeros(2, 11), torch.eye(11)[[0, 3]] * 3.0]
+    ce = [F.cross_entropy(o, y) for o in outs]
+    joint = ExitTraining(model, _exits_cfg(weights=[0.2, 0.3, 1.0]), 4)
+    joint.start_epoch(0)
+    loss, parts = joint.loss(outs, y)
+    assert torch.isclose(loss, 0.2 * ce[0] + 0.3 * ce[1] + ce[2])
+    # self-distillation: T^2 * KL(softmax(final/T) || softmax(exit/T)) on each early exit
+    sd = ExitTraining(model, _exits_cfg(self_distill=0.5, temperature=2.0), 4)
+    sd.start_epoch(0)
+    loss, parts = sd.loss(outs, y)
+    soft = F.softmax(outs[-1] / 2.0, 1)
+    kl = sum((soft * (soft.log() - F.log_softmax(o / 2.0, 1))).sum(1).mean() for o in outs[:-1]) * 4.0
+    assert torch.isclose(loss, sum(ce) + 0.5 * kl, atol=1e-6) and torch.isclose(parts["self_distill"], kl, atol=1e-6)
+
+
+def test_two_phase_and_heads_schemes_train_the_right_parts():
+    model = create_model("mobilenet1d_ee", exits=[2])
+    scheme = ExitTraining(model, _exits_cfg(scheme="two_phase", phase1_epochs=2), 5)
+    front = {id(p) for m in [model._segments[0], model.exits] for p in m.parameters()}
+    scheme.start_epoch(0)  # phase 1: blocks up to the exit + the early head
+    assert all(p.requires_grad == (id(p) in front) for p in model.parameters())
+    scheme.start_epoch(2)  # phase 2: the rest
+    assert all(p.requires_grad == (id(p) not in front) for p in model.parameters())
+    assert not model._segments[0][0][0].training  # frozen blocks keep their BN statistics
+    heads = ExitTraining(model, _exits_cfg(scheme="heads"), 5)
+    heads.start_epoch(0)
+    assert all(p.requires_grad == any(p is q for q in model.exits.parameters()) for p in model.parameters())
+    with pytest.raises(ValueError, match="phase1_epochs"):
+        ExitTraining(model, _exits_cfg(scheme="two_phase", phase1_epochs=5), 5)
+    with pytest.raises(ValueError, match="weights has 3 entries, the model has 2 exits"):
+        ExitTraining(model, _exits_cfg(weights=[1, 1, 1]), 5)
+
+
+def test_calibration_picks_the_largest_threshold_within_budget():
+    # 4 frames; exit 0 is sure and right on frames 0, 1, sure and WRONG on frame 2, unsure on 3
+    sure = lambda k: np.eye(3)[k] * 0.98 + 0.01  # noqa: E731
+    early = np.stack([sure(0), sure(1), sure(0), np.full(3, 1 / 3)])
+    final = np.stack([sure(0), sure(1), sure(2), sure(2)])
+    y = np.array([0, 1, 2, 2])
+    loose = calibrate_threshold([early, final], y, "maxprob", budget_pp=30.0)
+    assert loose["threshold"] >= 0.02 and loose["exit_rates"] == [3, 1] and loose["accuracy"] == 0.75
+    strict = calibrate_threshold([early, final], y, "maxprob", budget_pp=0.5)
+    assert strict["threshold"] < 0.02 and strict["accuracy"] == 1.0  # frame 2 must not leave early
+    probs, taken = exit_decisions([early, final], [strict["threshold"]], "maxprob")
+    assert taken[2] == 1 and (probs.argmax(1) == y).all()  # the sure-but-wrong frame goes on
+
+
+def test_tiny_multi_branch_training_to_the_runtime(tmp_path):
+    """CI: a plain tiny cnn3, early exits added to it (heads scheme), joint training, staged
+    export with a calibrated threshold, and the runtime's cascade against torch."""
+    data = write_dataset(tmp_path / "data", {"train": 40, "val": 20, "test": 10}, seed=2)
+    base = {"seed": 1, "data": {"name": "tiny", "root": str(data), "frames_per_class_snr": {"train": 40, "val": 20, "test": 10}},
+            "optim": {"lr": 0.01}, "train": {"epochs": 2, "batch_size": 32, "device": "cpu", "threads": 1}}
+    backbone = {"channels": [8, 16, 16], "hidden": 16}
+    train(config_from_dict({**base, "experiment": "plain", "output_dir": str(tmp_path / "plain"),
+                            "model": {"name": "cnn3", "cfg": backbone}}), progress=False, log=lambda *a: None)
+    logs = []
+    for scheme in ("heads", "joint"):
+        cfg = config_from_dict({**base, "experiment": scheme, "output_dir": str(tmp_path / scheme),
+                                "model": {"name": "cnn3_ee", "cfg": {"exits": [1, 2], "backbone_cfg": backbone}},
+                                "exits": {"scheme": scheme, "init_from": str(tmp_path / "plain" / "best.pt"),
+                                          "self_distill": 0.5, "policy": "entropy", "budget_pp": 5.0}}, source="t.yaml")
+        train(cfg, progress=False, log=logs.append)
+    assert any("backbone initialised from" in m for m in logs)
+    plain = load_checkpoint(tmp_path / "plain" / "best.pt")
+    heads = load_checkpoint(tmp_path / "heads" / "last.pt")
+    for k, v in plain["state_dict"].items():  # heads-only training left the backbone untouched
+        assert torch.equal(heads["state_dict"][f"backbone.{k}"], v), k
+    assert {"val_acc_exit0", "val_acc_exit1", "val_acc_exit2"} <= set(heads["history"][-1])
+
+    info = export_checkpoint(tmp_path / "joint" / "best.pt", tmp_path / "ee.onnx")
+    assert info["staged_parity_max_abs_diff"] < 1e-4 and len(info["stages"]) == 3
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "ee.onnx")).metadata_props}
+    assert meta["exits"] == "3" and meta["exit_policy"] == "entropy"
+    threshold = json.loads(meta["exit_thresholds"])[0]
+    assert json.loads(meta["training"])["exit_calibration"]["threshold"] == threshold
+
+    model = model_from_checkpoint(load_checkpoint(tmp_path / "joint" / "best.pt"))
+    frames = np.random.default_rng(0).standard_normal((40, 2, 64)).astype(np.float32) * 3
+    with torch.no_grad():
+        per_exit = [torch.softmax(o, 1).numpy() for o in model.forward_exits(torch.from_numpy(frames))]
+    want, want_exit = exit_decisions(per_exit, [threshold, threshold], "entropy")
+    probs, taken = EarlyExitModel(str(tmp_path / "ee.onnx")).predict_with_exits(frames)
+    assert np.array_equal(taken, want_exit)
+    np.testing.assert_allclose(probs, want, atol=1e-4)
+    np.testing.assert_allclose(OnnxModel(str(tmp_path / "ee.onnx")).predict(frames), per_exit[-1], atol=1e-4)

@@ -1,0 +1,78 @@
+"""The early-exit runtime: stage-by-stage batched inference against a numpy reference, error
+messages for broken early-exit models, and the cascade's equality with the whole network."""
+
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+import onnx_fixtures as fx
+from gnuradio.modrec import contract
+from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel, load_model
+
+L = 32
+
+
+def _frames(n, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, 2, L)).astype(np.float32)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 0.7, 1.0])
+def test_cascade_matches_the_reference(tmp_path, threshold):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=threshold)
+    model = load_model(path)
+    assert isinstance(model, EarlyExitModel) and model.n_exits == 2
+    frames = _frames(200)
+    probs, taken = model.predict_with_exits(frames)
+    want_probs, want_exit = fx.early_exit_reference(frames, L, threshold)
+    assert np.array_equal(taken, want_exit)
+    np.testing.assert_allclose(probs, want_probs, atol=1e-5)
+    if threshold == 0.0:
+        assert (taken == 1).all()  # nothing is certain enough: the whole network, every frame
+    if threshold == 1.0:
+        assert (taken == 0).all()
+    # an early frame's answer is its branch's: same argmax as the stage-0 reference
+    early = fx.reference_probs(frames, fx.build_model(L, seed=1))
+    assert np.array_equal(probs[taken == 0].argmax(1), early[taken == 0].argmax(1))
+
+
+def test_frames_that_go_all_the_way_equal_the_plain_network(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.6)
+    frames = _frames(64, seed=3)
+    probs, taken = EarlyExitModel(path).predict_with_exits(frames)
+    whole = OnnxModel(path).predict(frames)  # the entry file alone: what an exit-unaware runtime runs
+    np.testing.assert_allclose(probs[taken == 1], whole[taken == 1], atol=1e-6)
+    forced, taken_all = EarlyExitModel(path, thresholds=[-1.0]).predict_with_exits(frames)
+    assert (taken_all == 1).all()
+    np.testing.assert_allclose(forced, whole, atol=1e-6)
+
+
+def test_batch_order_and_empty_batches(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.5)
+    model = EarlyExitModel(path)
+    frames = _frames(30, seed=5)
+    probs, taken = model.predict_with_exits(frames)
+    one_by_one = [model.predict_with_exits(f[None]) for f in frames]
+    np.testing.assert_allclose(probs, np.concatenate([p for p, _ in one_by_one]), atol=1e-6)
+    assert np.array_equal(taken, np.concatenate([t for _, t in one_by_one]))
+    p0, t0 = model.predict_with_exits(np.zeros((0, 2, L), np.float32))
+    assert p0.shape == (0, len(fx.FIXTURE_CLASSES)) and t0.shape == (0,)
+
+
+def test_broken_early_exit_models_are_named(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L)
+    os.remove(tmp_path / "ee.stage1.onnx")
+    with pytest.raises(FileNotFoundError, match=r"ee.stage1.onnx.*exit_stages\[1\]"):
+        EarlyExitModel(path)
+    proto = onnx.load(path)
+    props = {p.key: p.value for p in proto.metadata_props}
+    props["exit_thresholds"] = json.dumps([0.5, 0.5])
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    with pytest.raises(contract.ContractError, match="thresholds"):
+        EarlyExitModel(str(tmp_path / "bad.onnx"))
+    plain = fx.save_model(tmp_path / "plain.onnx", frame_len=L)
+    assert type(load_model(plain)) is OnnxModel  # exits = 1: the plain runtime
