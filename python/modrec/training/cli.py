@@ -63,6 +63,17 @@ def _parser():
     pr.add_argument("--json", help="write the rows and the per-architecture summary here")
     pr.add_argument("--plot-dir", help="write pruning-<architecture>.png here")
     pr.add_argument("--budget-pp", type=float, default=0.5, help="accuracy loss allowed for the summary (default 0.5 pp)")
+    ee = sub.add_parser("exits-eval", help="per-SNR exit rates, accuracy, cost and measured speed of an early-exit model")
+    ee.add_argument("--onnx", required=True, help="the early-exit model's entry file")
+    ee.add_argument("--plain", required=True, help="the plain student it extends (ONNX), timed side by side")
+    ee.add_argument("--data", required=True, help="dataset root")
+    ee.add_argument("--split", default="test")
+    ee.add_argument("--out", required=True, help="write the result JSON here")
+    er = sub.add_parser("exits-report", help="tables and plots over exits-eval results")
+    er.add_argument("results", nargs="+")
+    er.add_argument("--markdown")
+    er.add_argument("--json")
+    er.add_argument("--plot")
     return p
 
 
@@ -130,6 +141,23 @@ def main(argv=None):
             table, findings = write_pruning_report(args.summaries, args.markdown, args.json, args.plot_dir, args.budget_pp)
             print(table)
             print(json.dumps(findings, indent=1))
+        elif args.cmd == "exits-eval":
+            from pathlib import Path
+
+            from .exits.evaluate import evaluate_early_exit
+
+            result = evaluate_early_exit(args.onnx, args.plain, args.data, args.split)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+            for key in ("all", "snr_ge_10", "snr_min"):
+                r = result[key]
+                print(f"{key}: accuracy {r['accuracy']:.4f} (plain {r['plain_accuracy']:.4f}), cost "
+                      f"{r['mean_flops'] / result['plain_flops']:.0%} of plain, measured speed-up "
+                      f"{r['plain_ms_per_frame'] / r['ms_per_frame']:.2f}x")
+        elif args.cmd == "exits-report":
+            from .exits.evaluate import write_report as write_exits_report
+
+            print(write_exits_report(args.results, args.markdown, args.json, args.plot))
         elif args.cmd == "models":
             from .models import default_config, list_models
 
