@@ -141,3 +141,15 @@ def test_tiny_multi_branch_training_to_the_runtime(tmp_path):
     assert np.array_equal(taken, want_exit)
     np.testing.assert_allclose(probs, want, atol=1e-4)
     np.testing.assert_allclose(OnnxModel(str(tmp_path / "ee.onnx")).predict(frames), per_exit[-1], atol=1e-4)
+
+    # per-SNR evaluation against the plain twin (what apps/early_exit_study reports)
+    from gnuradio.modrec.training.exits.evaluate import evaluate_early_exit, markdown
+
+    assert export_checkpoint(tmp_path / "plain" / "best.pt", tmp_path / "plain.onnx")["parity_max_abs_diff"] < 1e-4
+    result = evaluate_early_exit(tmp_path / "ee.onnx", tmp_path / "plain.onnx", data, repeats=1)
+    assert [r["snr_db"] for r in result["per_snr"]] == [-10.0, 0.0, 10.0]
+    stage_cost = np.cumsum(result["exit_flops"])
+    for r in result["per_snr"]:
+        assert abs(sum(r["exit_rates"]) - 1) < 1e-9 and r["n"] == 20  # 10 frames x 2 classes per SNR
+        assert stage_cost[0] <= r["mean_flops"] <= stage_cost[-1] and r["ms_per_frame"] > 0
+    assert "| ≥ 10 |" in markdown([result]) and "| all |" in markdown([result])
