@@ -124,6 +124,9 @@ def test_tiny_multi_branch_training_to_the_runtime(tmp_path):
     for k, v in plain["state_dict"].items():  # heads-only training left the backbone untouched
         assert torch.equal(heads["state_dict"][f"backbone.{k}"], v), k
     assert {"val_acc_exit0", "val_acc_exit1", "val_acc_exit2"} <= set(heads["history"][-1])
+    # best.pt follows the mean accuracy over the exits, not the (frozen) final exit's alone
+    scores = [h["val_score"] for h in heads["history"]]
+    assert load_checkpoint(tmp_path / "heads" / "best.pt")["epoch"] == 1 + int(np.argmax(scores))
 
     info = export_checkpoint(tmp_path / "joint" / "best.pt", tmp_path / "ee.onnx")
     assert info["staged_parity_max_abs_diff"] < 1e-4 and len(info["stages"]) == 3

@@ -37,10 +37,11 @@ def _median_seconds(run, repeats):
 
 def onnx_latency(path, repeats=200, batch=256, batch_repeats=10):
     """Single-thread ORT latency through the runtime the blocks use: ms/frame at batch 1 and
-    frames/s at ``batch``."""
-    from ..runtime import OnnxModel
+    frames/s at ``batch``. An early-exit model runs as its cascade: on these random frames few
+    leave early, so this is close to its worst case (exits-eval measures it per SNR)."""
+    from ..runtime import load_model
 
-    model = OnnxModel(path, threads=1)
+    model = load_model(path, threads=1)
     rng = np.random.default_rng(0)
     x1 = rng.standard_normal((1, 2, model.frame_len)).astype(np.float32)
     xb = rng.standard_normal((batch, 2, model.frame_len)).astype(np.float32)
@@ -146,10 +147,11 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data_root=None, split="te
     extra = {"split": split, "data_root": str(data_root)}
 
     if onnx_path is not None:
-        from ..runtime import OnnxModel
+        from ..runtime import load_model
 
-        # The runtime's loader validates the file against the contract, as the blocks do.
-        onnx_model = OnnxModel(onnx_path, threads=os.cpu_count() or 1)
+        # The runtime's loader validates the file against the contract, as the blocks do (and
+        # runs an early-exit model as its cascade, as the blocks do).
+        onnx_model = load_model(onnx_path, threads=os.cpu_count() or 1)
         md = onnx_model.metadata
         if list(md["classes"]) != classes:
             raise ValueError(f"{onnx_path}: model classes {md['classes']} differ from dataset {data_root} classes {classes}")

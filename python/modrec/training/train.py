@@ -519,8 +519,14 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         if exit_training:
             row.update(_exit_accuracies(model, x_va, y_va, cfg.train.eval_batch_size))
         history.append(row)
-        improved = val_acc > best_acc
-        best_acc = max(best_acc, val_acc)
+        # an early-exit model is as good as all its exits (a frozen backbone leaves the final
+        # exit's accuracy unchanged while the early heads improve)
+        score = val_acc
+        if exit_training:
+            score = float(np.mean([v for k, v in row.items() if k.startswith("val_acc_exit")]))
+            row["val_score"] = score
+        improved = score > best_acc
+        best_acc = max(best_acc, score)
         payload = dict(
             model_name=cfg.model.name, model_cfg=model_cfg, state_dict=model.state_dict(),
             optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
