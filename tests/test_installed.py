@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gnuradio.modrec.runtime import DEFAULT_MODEL_NAME
+
 PREFIX = Path(sys.prefix)
 
 
@@ -51,7 +53,7 @@ def test_default_model_comes_from_the_prefix(installed, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
-    assert Path(found["path"]).resolve() == (PREFIX / "share" / "gr-modrec" / "models" / "cnn3.onnx").resolve()
+    assert Path(found["path"]).resolve() == (PREFIX / "share" / "gr-modrec" / "models" / DEFAULT_MODEL_NAME).resolve()
     assert len(found["classes"]) == 11
 
 

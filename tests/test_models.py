@@ -27,7 +27,7 @@ def test_every_model_builds_and_outputs_logits(name, n_classes):
 
 
 def test_registry_lists_and_rejects_unknowns():
-    assert "cnn3" in list_models() and list_models("cnn*") == ["cnn3"]
+    assert "cnn3" in list_models() and list_models("cnn*") == ["cnn3", "cnn3_ee"]
     with pytest.raises(KeyError, match="did you mean 'cnn3'"):
         create_model("cnn33")
     with pytest.raises(TypeError, match="unknown config field.*chanels"):
