@@ -10,8 +10,9 @@ next layer's inputs)::
     score = g_i * (1 - w * s_i)                    (w = redundancy_weight, default 1)
 
 d_i describes channel i: its output filters (``similarity: filter``, weights of every conv/linear
-producing the channel, cosine averaged over them) or its batch-norm responses on a calibration
-batch (``similarity: feature``). Only channels ranked *above* i count against it, so of two
+producing the channel; the cosines of several layers are averaged weighted by filter length, so
+the few taps of a depthwise filter, alike by chance, count little) or its batch-norm responses on
+a calibration batch (``similarity: feature``). Only channels ranked *above* i count against it, so of two
 duplicates the one with the smaller gamma (on a tie, the later index) loses its score and the
 other keeps it: pruning removes the copy, not both. Negative correlation is not redundancy here
 (a sign-flipped channel passes a different half through the ReLU). A group with no BN falls
@@ -100,7 +101,7 @@ class GammaRedundancyImportance(tp.importance.Importance):
             if fn == tpf.prune_batchnorm_out_channels and getattr(layer, "affine", False):
                 _accumulate(gamma, gamma_n, root, layer.weight.detach()[idxs].abs().float().cpu())
                 if self.similarity == "feature" and layer in self.features:
-                    sims.append(self._scatter(_cosine(self.features[layer][idxs].cpu()), root, n))
+                    sims.append((self._scatter(_cosine(self.features[layer][idxs].cpu()), root, n), 1.0))
             elif fn in _OUT_CHANNELS:
                 w = layer.weight.detach()
                 if getattr(layer, "transposed", False):
@@ -108,12 +109,17 @@ class GammaRedundancyImportance(tp.importance.Importance):
                 w = w[idxs].flatten(1).float().cpu()
                 _accumulate(l1, l1_n, root, w.abs().sum(1))
                 if self.similarity == "filter":
-                    sims.append(self._scatter(_cosine(w), root, n))
+                    # weighted by filter length: the 3-5 taps of a depthwise filter look alike by
+                    # chance, a 1x1 conv's 64 input weights only when they really are alike
+                    sims.append((self._scatter(_cosine(w), root, n), float(w.shape[1])))
         # Each layer's values are relative to that layer's mean, so channels of a group that
         # come from different layers (concatenations, pass-through pooling branches without BN)
         # are ranked on one scale; a channel with no BN falls back to its filter norm.
         g = torch.where(gamma_n > 0, gamma / gamma_n.clamp_min(1), torch.where(l1_n > 0, l1 / l1_n.clamp_min(1), 1.0))
-        similarity = torch.stack(sims).mean(0) if sims else torch.zeros(n, n)
+        similarity = torch.zeros(n, n)
+        if sims:
+            total = sum(weight for _, weight in sims)
+            similarity = sum(sim * (weight / total) for sim, weight in sims)
         return self.scores(g, similarity)
 
     @staticmethod
