@@ -98,6 +98,11 @@ def test_calibration_picks_the_largest_threshold_within_budget():
     assert loose["threshold"] >= 0.02 and loose["exit_rates"] == [3, 1] and loose["accuracy"] == 0.75
     strict = calibrate_threshold([early, final], y, "maxprob", budget_pp=0.5)
     assert strict["threshold"] < 0.02 and strict["accuracy"] == 1.0  # frame 2 must not leave early
+    # frames 0-2 at high SNR: a 30 pp budget over all frames still allows frame 2's error, over
+    # the high-SNR frames alone (1 of 3 wrong = 33 pp) it does not
+    snr = np.array([18.0, 18.0, 18.0, -10.0])
+    by_snr = calibrate_threshold([early, final], y, "maxprob", budget_pp=30.0, snr=snr, snr_min=10.0)
+    assert by_snr["threshold"] < 0.02 and by_snr["accuracy_by_subset"]["snr_ge_10"] == 1.0
     probs, taken = exit_decisions([early, final], [strict["threshold"]], "maxprob")
     assert taken[2] == 1 and (probs.argmax(1) == y).all()  # the sure-but-wrong frame goes on
 

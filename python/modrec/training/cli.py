@@ -43,6 +43,9 @@ def _parser():
     x.add_argument("--out", required=True)
     x.add_argument("--opset", type=int, default=18)
     x.add_argument("--legacy", action="store_true", help="use the TorchScript exporter (dynamo=False)")
+    x.add_argument("--exit-policy", choices=("entropy", "maxprob"), help="early-exit models: the exit rule (default: the run's)")
+    x.add_argument("--exit-budget-pp", type=float, help="early-exit models: validation accuracy the threshold may cost")
+    x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
 
     c = sub.add_parser("card", help="write a model card from an evaluation summary.json")
     c.add_argument("--summary", required=True)
@@ -123,7 +126,10 @@ def main(argv=None):
         elif args.cmd == "export":
             from .export import export_checkpoint
 
-            info = export_checkpoint(args.checkpoint, args.out, dynamo=not args.legacy, opset=args.opset)
+            overrides = {k: v for k, v in (("policy", args.exit_policy), ("budget_pp", args.exit_budget_pp),
+                                            ("budget_snr_min", args.exit_budget_snr_min)) if v is not None}
+            info = export_checkpoint(args.checkpoint, args.out, dynamo=not args.legacy, opset=args.opset,
+                                     exit_calibration=overrides)
             print(f"wrote {info['path']}: {info['bytes'] / 1024:.1f} KB, {info['params']:,} params, "
                   f"{info['flops'] / 1e6:.2f} MFLOPs/frame, parity max |dp| {info['parity_max_abs_diff']:.2e} ({info['exporter']})")
         elif args.cmd == "card":

@@ -110,6 +110,7 @@ class ExitsConfig:
     init_from: Optional[str] = None  # a trained plain student's checkpoint for the backbone
     policy: str = "entropy"  # entropy | maxprob: the exit rule calibrated at export
     budget_pp: float = 0.5  # accuracy loss allowed for the exit threshold (validation split)
+    budget_snr_min: Optional[float] = None  # also hold the budget on frames at or above this SNR
 
 
 @dataclass

@@ -191,10 +191,12 @@ def _pruning_metadata(pruning):
     return f"{pruning['criterion']}:{float(pruning['ratio']):g}"
 
 
-def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None):
+def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None, exit_calibration=None):
     """Export a training checkpoint (best.pt / last.pt) to ``out``.
 
-    Parity is also checked on real validation frames when the run's dataset is available.
+    Parity is also checked on real validation frames when the run's dataset is available. For an
+    early-exit model the exit threshold is calibrated on the run's validation split, as its
+    ``exits:`` config says unless ``exit_calibration`` overrides policy / budget_pp / budget_snr_min.
     """
     from .train import load_checkpoint, model_from_checkpoint
 
@@ -215,8 +217,10 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None)
     if hasattr(model, "forward_exits"):
         from .exits.export import export_early_exit
 
-        exits_cfg = (ckpt.get("config") or {}).get("exits") or {}
-        calibration = calibrate_exits(model, ckpt, exits_cfg.get("policy", "entropy"), exits_cfg.get("budget_pp", 0.5))
+        # the run's exits: section, with any of policy / budget_pp / budget_snr_min overridden
+        exits_cfg = {**((ckpt.get("config") or {}).get("exits") or {}), **(exit_calibration or {})}
+        calibration = calibrate_exits(model, ckpt, exits_cfg.get("policy", "entropy"), exits_cfg.get("budget_pp", 0.5),
+                                      exits_cfg.get("budget_snr_min"))
         training["exit_calibration"] = calibration
         return export_early_exit(model, out, thresholds=[calibration["threshold"]] * (model.n_exits - 1),
                                  policy=calibration["policy"], training=json.loads(json.dumps(training, default=str)),
@@ -224,7 +228,7 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None)
     return export_onnx(model, out, training=json.loads(json.dumps(training, default=str)), dynamo=dynamo, **common)
 
 
-def calibrate_exits(model, ckpt, policy, budget_pp, batch_size=2048):
+def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=2048):
     """The exit threshold, chosen on the run's validation split (see exits/calibrate.py)."""
     from .config import read_split
     from .exits import calibrate_threshold
@@ -236,4 +240,5 @@ def calibrate_exits(model, ckpt, policy, budget_pp, batch_size=2048):
         for s in range(0, len(val.x), batch_size):
             outs.append([torch.softmax(o, -1).numpy() for o in model.forward_exits(torch.from_numpy(np.asarray(val.x[s:s + batch_size])))])
     probs = [np.concatenate([o[k] for o in outs]) for k in range(model.n_exits)]
-    return calibrate_threshold(probs, np.asarray(val.y), policy=policy, budget_pp=budget_pp)
+    return calibrate_threshold(probs, np.asarray(val.y), policy=policy, budget_pp=budget_pp,
+                               snr=np.asarray(val.snr_db), snr_min=snr_min)
