@@ -144,6 +144,18 @@ def test_tiny_prune_and_fine_tune_run(tmp_path, monkeypatch):
     assert meta["pruning"] == "gamma-redundancy:0.5"
     training = json.loads(meta["training"])
     assert training["pruning"]["ratio"] == 0.5
+    # the sweep report: the unpruned baseline and the pruned run, speeds timed side by side
+    from gnuradio.modrec.training.prune.report import write_pruning_report
+
+    assert main(["export", "--checkpoint", str(base / "best.pt"), "--out", str(tmp_path / "base.onnx")]) == 0
+    for run, model in ((base, tmp_path / "base.onnx"), (pruned, onnx_path)):
+        assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--onnx", str(model), "--out", str(run / "eval")]) == 0
+    table, findings = write_pruning_report([base / "eval" / "summary.json", pruned / "eval" / "summary.json"],
+                                           tmp_path / "PRUNING.md", tmp_path / "pruning.json", tmp_path)
+    assert "| unpruned |" in table and "| gamma-redundancy | 50% |" in table and "74 %" in table  # FLOPs cut
+    rows = json.loads((tmp_path / "pruning.json").read_text())["runs"]
+    assert all(r["ort_frames_per_s_batch256"] > 0 for r in rows)  # measured here, not read from the summaries
+    assert findings["cnn3"]["baseline"] == "base" and (tmp_path / "pruning-cnn3.png").is_file()
     # an already pruned checkpoint is refused, naming the file
     assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-prune.yaml"), "--out", str(tmp_path / "again"),
                  "--threads", "1", "--no-progress", "--set", f"prune.checkpoint={pruned / 'best.pt'}"]) == 2

@@ -66,6 +66,7 @@ def _parser():
     pr.add_argument("--json", help="write the rows and the per-architecture summary here")
     pr.add_argument("--plot-dir", help="write pruning-<architecture>.png here")
     pr.add_argument("--budget-pp", type=float, default=0.5, help="accuracy loss allowed for the summary (default 0.5 pp)")
+    pr.add_argument("--no-remeasure", action="store_true", help="keep the summaries' ORT speeds instead of timing all models side by side")
     ee = sub.add_parser("exits-eval", help="per-SNR exit rates, accuracy, cost and measured speed of an early-exit model")
     ee.add_argument("--onnx", required=True, help="the early-exit model's entry file")
     ee.add_argument("--plain", required=True, help="the plain student it extends (ONNX), timed side by side")
@@ -144,7 +145,8 @@ def main(argv=None):
         elif args.cmd == "prune-report":
             from .prune.report import write_pruning_report
 
-            table, findings = write_pruning_report(args.summaries, args.markdown, args.json, args.plot_dir, args.budget_pp)
+            table, findings = write_pruning_report(args.summaries, args.markdown, args.json, args.plot_dir, args.budget_pp,
+                                                   remeasure=not args.no_remeasure)
             print(table)
             print(json.dumps(findings, indent=1))
         elif args.cmd == "exits-eval":

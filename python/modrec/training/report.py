@@ -53,6 +53,7 @@ def load_entry(path, role=None, name=None):
         "n_frames": summary.get("n_frames"),
         "per_snr": [(r["snr_db"], r["accuracy"]) for r in summary["per_snr"]],
         "summary_path": str(path),
+        "model": summary.get("model"),  # the evaluated file (ONNX when evaluated with --onnx)
         **{key: summary[key] for key, _, _ in COLUMNS},
     }
 
