@@ -1,0 +1,30 @@
+"""Every model shipped in models/ loads through the runtime the blocks use, has its model card,
+and classifies a frame; an early-exit model's stage files are there and agree with its entry."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gnuradio.modrec.runtime import DEFAULT_MODEL_NAME, EarlyExitModel, OnnxModel, load_model
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+ENTRIES = sorted(p for p in MODELS.glob("*.onnx") if ".stage" not in p.name)
+
+
+def test_the_default_model_is_shipped():
+    assert (MODELS / DEFAULT_MODEL_NAME) in ENTRIES
+
+
+@pytest.mark.parametrize("path", ENTRIES, ids=[p.stem for p in ENTRIES])
+def test_shipped_model_loads_and_has_a_card(path):
+    model = load_model(path)
+    assert path.with_suffix(".md").is_file(), f"{path.name} has no model card"
+    assert path.stat().st_size < 1024 * 1024, "students ship under 1 MB"
+    frames = np.random.default_rng(0).standard_normal((8, 2, model.frame_len)).astype(np.float32)
+    probs = model.predict(frames)
+    assert probs.shape == (8, len(model.classes)) and np.allclose(probs.sum(1), 1, atol=1e-4)
+    if isinstance(model, EarlyExitModel):
+        # with no early exit allowed the cascade is the whole network, i.e. the entry file
+        whole = EarlyExitModel(path, thresholds=[-1.0] * (model.n_exits - 1)).predict(frames)
+        np.testing.assert_allclose(whole, OnnxModel(path).predict(frames), atol=1e-5)
