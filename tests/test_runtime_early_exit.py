@@ -76,3 +76,20 @@ def test_broken_early_exit_models_are_named(tmp_path):
         EarlyExitModel(str(tmp_path / "bad.onnx"))
     plain = fx.save_model(tmp_path / "plain.onnx", frame_len=L)
     assert type(load_model(plain)) is OnnxModel  # exits = 1: the plain runtime
+
+
+def test_benchmark_runs_on_a_fixture(tmp_path):
+    """apps/bench_early_exit.py (part of `make bench`) prints worst and best case against the plain model."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import _SHIM
+
+    ee = fx.save_early_exit_model(str(tmp_path), L, threshold=0.5)
+    plain = fx.save_model(tmp_path / "plain.onnx", frame_len=L, seed=2)
+    bench = Path(__file__).resolve().parents[1] / "apps" / "bench_early_exit.py"
+    result = subprocess.run([sys.executable, str(bench), "--model", ee, "--plain", plain, "--rounds", "1", "--calls", "1"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(_SHIM)})
+    assert result.returncode == 0, result.stderr
+    assert "all the way" in result.stdout and "first exit" in result.stdout and "speed vs plain" in result.stdout
