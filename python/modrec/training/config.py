@@ -6,6 +6,7 @@ a config otherwise surfaces as a silent default hours into a cluster job.
 
 import copy
 import dataclasses
+import typing
 import difflib
 import os
 from dataclasses import dataclass, field
@@ -162,6 +163,12 @@ def _check_scalar(value, typ, where, source):
     return float(value) if typ is float else value
 
 
+def _optional_type(field):
+    """The X of an Optional[X] field (a scalar type), str when it is not one."""
+    args = [a for a in typing.get_args(field.type) if a is not type(None)]
+    return args[0] if len(args) == 1 and args[0] in _SCALARS else str
+
+
 def _build(cls, raw, source, prefix=""):
     if raw is None:
         raw = {}
@@ -190,10 +197,14 @@ def _build(cls, raw, source, prefix=""):
             if not isinstance(value, (list, tuple)) or len(value) != len(default):
                 raise ConfigError(f"{source}: field '{where}' expected a list of {len(default)} numbers, got {value!r}")
             kwargs[key] = tuple(_check_scalar(v, float, where, source) for v in value)
+        elif isinstance(default, list):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{source}: field '{where}' expected a list of numbers, got {type(value).__name__} {value!r}")
+            kwargs[key] = [_check_scalar(v, float, where, source) for v in value]
         elif value is None and (default is None):
             kwargs[key] = None
         else:
-            typ = type(default) if default is not None else str
+            typ = type(default) if default is not None else _optional_type(fields[key])
             kwargs[key] = _check_scalar(value, typ, where, source)
     return cls(**kwargs)
 
