@@ -97,6 +97,9 @@ class EarlyExitModel(OnnxModel):
                 probs[rows] = p
                 break
             leave = uncertainty(p, self.policy) <= self.thresholds[k]
+            if not leave.any():  # nobody leaves (typical at low SNR): hand the features on uncopied
+                x = result[1]
+                continue
             probs[rows[leave]] = p[leave]
             taken[rows[leave]] = k
             stay = ~leave
