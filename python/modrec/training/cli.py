@@ -60,6 +60,7 @@ def _parser():
     r.add_argument("--markdown", help="write the table here (between the results markers, if the file has them)")
     r.add_argument("--json", help="write the rows and the gap-closed fractions here")
     r.add_argument("--plot", help="write the accuracy-vs-SNR plot here (PNG)")
+    r.add_argument("--remeasure", action="store_true", help="time all models' ORT speed side by side in this run")
     pr = sub.add_parser("prune-report", help="pruning sweep table, summary and accuracy-vs-FLOPs plots")
     pr.add_argument("summaries", nargs="+", metavar="SUMMARY", help="summary.json of pruned runs and their unpruned baselines")
     pr.add_argument("--markdown", help="write the tables here (between the results markers, if the file has them)")
@@ -141,7 +142,7 @@ def main(argv=None):
             from .report import load_entry, write_report
 
             entries = [load_entry(p, "teacher") for p in args.teacher] + [load_entry(p, "student") for p in args.student]
-            print(write_report(entries, args.markdown, args.json, args.plot))
+            print(write_report(entries, args.markdown, args.json, args.plot, remeasure=args.remeasure))
         elif args.cmd == "prune-report":
             from .prune.report import write_pruning_report
 

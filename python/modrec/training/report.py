@@ -58,6 +58,40 @@ def load_entry(path, role=None, name=None):
     }
 
 
+def measure_side_by_side(paths, batch=256, rounds=5, calls=4):
+    """ORT frames/s (1 thread, ``batch`` frames per call) of every model, timed in one process:
+    each round times every model once, in turn, and the median round counts, so the speed
+    ratios in the report are not ratios of measurements taken at different times."""
+    import time
+
+    import numpy as np
+
+    from ..runtime import load_model
+
+    models = [load_model(p, threads=1) for p in paths]
+    frames = np.random.default_rng(0).standard_normal((batch, 2, models[0].frame_len)).astype(np.float32)
+    for m in models:
+        m.predict(frames)  # warm-up
+    seconds = [[] for _ in models]
+    for _ in range(rounds):
+        for k, m in enumerate(models):
+            t = time.perf_counter()
+            for _ in range(calls):
+                m.predict(frames)
+            seconds[k].append((time.perf_counter() - t) / calls)
+    return [batch / float(np.median(s)) for s in seconds]
+
+
+def remeasure_speeds(entries):
+    """Replace the entries' ORT speeds (each measured when its model was evaluated, under
+    whatever else ran then) by one side-by-side measurement of all of them."""
+    missing = [e["summary_path"] for e in entries if not (e.get("model") and str(e["model"]).endswith(".onnx"))]
+    if missing:
+        raise ReportError(f"cannot time side by side: no ONNX model recorded in {', '.join(missing)}")
+    for e, fps in zip(entries, measure_side_by_side([e["model"] for e in entries])):
+        e["ort_frames_per_s_batch256"] = fps
+
+
 def gap_closed(entries):
     """Fraction of the gap to the best teacher that each distilled student closes over its twin."""
     teachers = [e for e in entries if e["role"] == "teacher"]
@@ -151,11 +185,14 @@ def _write_markdown(path, table):
     path.write_text(text)
 
 
-def write_report(entries, markdown_path=None, json_path=None, plot_path=None):
-    """Write the table (markdown), the rows (JSON) and the plot; returns the markdown table."""
+def write_report(entries, markdown_path=None, json_path=None, plot_path=None, remeasure=False):
+    """Write the table (markdown), the rows (JSON) and the plot; returns the markdown table.
+    ``remeasure``: time every model's ORT speed side by side in this process first."""
     if not entries:
         raise ReportError("no summaries given")
     check_same_split(entries)
+    if remeasure:
+        remeasure_speeds(entries)
     gaps = gap_closed(entries)
     table = markdown_table(entries, gaps)
     if markdown_path:

@@ -3,14 +3,14 @@ run against the unpruned model, and an accuracy-vs-FLOPs plot with one line per 
 
 Input is ``modrec evaluate`` summaries (with --onnx, for size and measured ORT speed) of the
 pruned runs plus each architecture's unpruned baseline, all on one test split. The speed column
-is re-measured for all models side by side in one process (measure_side_by_side).
+is re-measured for all models side by side in one process (report.remeasure_speeds).
 """
 
 import json
 from collections import defaultdict
 from pathlib import Path
 
-from ..report import _cell, _write_markdown, check_same_split, load_entry
+from ..report import _cell, _write_markdown, check_same_split, load_entry, remeasure_speeds
 
 COLUMNS = (
     ("accuracy", "all SNRs", "pct"),
@@ -118,41 +118,13 @@ def plot(entries, out_dir):
     return paths
 
 
-def measure_side_by_side(paths, batch=256, rounds=5, calls=4):
-    """ORT frames/s (1 thread, ``batch`` frames per call) of every model, timed in one process:
-    each round times every model once, in turn, and the median round counts, so the speed
-    ratios in the report are not ratios of measurements taken at different times."""
-    import time
-
-    import numpy as np
-
-    from ...runtime import OnnxModel
-
-    models = [OnnxModel(p, threads=1) for p in paths]
-    frames = np.random.default_rng(0).standard_normal((batch, 2, models[0].frame_len)).astype(np.float32)
-    for m in models:
-        m.predict(frames)  # warm-up
-    seconds = [[] for _ in models]
-    for _ in range(rounds):
-        for k, m in enumerate(models):
-            t = time.perf_counter()
-            for _ in range(calls):
-                m.predict(frames)
-            seconds[k].append((time.perf_counter() - t) / calls)
-    return [batch / float(np.median(s)) for s in seconds]
-
-
 def write_pruning_report(summaries, markdown_path=None, json_path=None, plot_dir=None, budget_pp=0.5, remeasure=True):
     entries = [load_pruned(p) for p in summaries]
     if not entries:
         raise ValueError("no summaries given")
     check_same_split(entries)
-    if remeasure:  # replace the summaries' speeds (measured at different times) by one side-by-side run
-        missing = [e["summary_path"] for e in entries if not (e.get("model") and str(e["model"]).endswith(".onnx"))]
-        if missing:
-            raise ValueError(f"cannot time side by side: no ONNX model recorded in {', '.join(missing)}")
-        for e, fps in zip(entries, measure_side_by_side([e["model"] for e in entries])):
-            e["ort_frames_per_s_batch256"] = fps
+    if remeasure:
+        remeasure_speeds(entries)
     table = markdown(entries)
     findings = summarise(entries, budget_pp)
     if markdown_path:
