@@ -20,11 +20,16 @@ POLICIES = ("entropy", "maxprob")
 
 
 def uncertainty(probs, policy):
-    """The exit rule: normalised entropy, or 1 - max probability (smaller = more certain)."""
+    """The exit rule: normalised entropy, or 1 - max probability (smaller = more certain).
+    The one implementation: threshold calibration (training/exits) uses it too, so a frame at
+    the threshold is decided alike in both."""
+    probs = np.asarray(probs, dtype=np.float64)
     if policy == "entropy":
         p = np.clip(probs, 1e-12, 1.0)
         return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
-    return 1.0 - probs.max(axis=1)
+    if policy == "maxprob":
+        return 1.0 - probs.max(axis=1)
+    raise ValueError(f"unknown exit policy {policy!r}; known: {', '.join(POLICIES)}")
 
 
 class EarlyExitModel(OnnxModel):

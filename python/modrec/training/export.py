@@ -102,6 +102,21 @@ def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None):
     return worst, report
 
 
+def clean_exported(proto):
+    """What every exported graph needs before it ships, in place; returns ``proto``."""
+    # the dynamo exporter annotates every node with stack traces and local source paths: they
+    # leak the build machine's layout into a shipped file and add ~10 % to its size
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del proto.graph.value_info[:]
+    proto.graph.doc_string = ""
+    # both exporters name the batch dim themselves; the contract fixes the name
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_param = contract.BATCH_AXIS_NAME
+    return proto
+
+
 def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_SAMPLES_PER_SYMBOL,
                 architecture=None, training=None, distillation="none", pruning="none", exits=1,
                 opset=18, dynamo=True, parity=True, real_like=None, extra_metadata=None):
@@ -129,17 +144,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
         exporter = "torchscript"
         _torch_export(wrapped, dummy, path, opset, False)
 
-    proto = onnx.load(str(path), load_external_data=True)
-    # the dynamo exporter annotates every node with stack traces and local source paths: they
-    # leak the build machine's layout into a shipped file and add ~10 % to its size
-    for node in proto.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    del proto.graph.value_info[:]
-    proto.graph.doc_string = ""
-    # both exporters name the batch dim themselves; the contract fixes the name
-    for vi in list(proto.graph.input) + list(proto.graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_param = contract.BATCH_AXIS_NAME
+    proto = clean_exported(onnx.load(str(path), load_external_data=True))
     metadata = {
         "classes": list(classes),
         "frame_len": int(frame_len),

@@ -2,6 +2,7 @@
 run waiting for the runs it needs (a student for its teacher, a pruned model for the model it
 prunes). Used by apps/distillation_study and apps/pruning_study."""
 
+import json
 import shlex
 import subprocess
 import sys
@@ -74,3 +75,17 @@ def run_jobs(jobs, parallel=1, cwd=None, dry_run=False, poll_s=2.0):
 def modrec_command():
     """How a study calls the modrec CLI: this interpreter, the installed or source-tree package."""
     return [sys.executable, "-m", "gnuradio.modrec.training"]
+
+
+def run_state(run_dir, epochs):
+    """'done', 'partial' (resume it) or 'new', from the run's last checkpoint and history."""
+    run_dir = Path(run_dir)
+    history = run_dir / "history.json"
+    if not (run_dir / "last.pt").is_file() or not history.is_file():
+        return "new"
+    return "done" if len(json.loads(history.read_text())) >= epochs else "partial"
+
+
+def comma_list(kind):
+    """argparse type: "a,b,c" -> [kind(a), kind(b), kind(c)]."""
+    return lambda text: [kind(v) for v in text.split(",") if v]

@@ -7,22 +7,13 @@ A frame leaves at the first early exit whose softmax is confident enough:
 
 calibrate_threshold() picks, on validation frames, the largest T (the most frames leaving early)
 whose accuracy stays within ``budget_pp`` percentage points of the final exit's accuracy. One T
-serves every early exit, as in the published method. numpy only: the runtime uses the same rule.
+serves every early exit, as in the published method. The rule itself is the runtime's
+(runtime/early_exit.py), so calibration and deployment decide alike.
 """
 
 import numpy as np
 
-POLICIES = ("entropy", "maxprob")
-
-
-def uncertainty(probs, policy):
-    probs = np.asarray(probs, dtype=np.float64)
-    if policy == "entropy":
-        p = np.clip(probs, 1e-12, 1.0)
-        return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
-    if policy == "maxprob":
-        return 1.0 - probs.max(axis=1)
-    raise ValueError(f"unknown exit policy {policy!r}; known: {', '.join(POLICIES)}")
+from ...runtime.early_exit import POLICIES, uncertainty  # noqa: F401  (POLICIES re-exported)
 
 
 def exit_decisions(exit_probs, thresholds, policy):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ... import contract
-from ..export import ParityError, export_onnx, parity_inputs
+from ..export import ParityError, clean_exported, export_onnx, parity_inputs
 from ..flops import count_flops
 
 FEATURES = "features"  # a later stage's input
@@ -51,13 +51,7 @@ def _export_stage(stage, example, path, input_name, last, metadata, opset):
                                  input_names=[input_name], output_names=outputs, opset_version=opset,
                                  external_data=False, verbose=False)
     prog.save(str(path), external_data=False)
-    proto = onnx.load(str(path))
-    for node in proto.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    del proto.graph.value_info[:]
-    for vi in list(proto.graph.input) + list(proto.graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_param = contract.BATCH_AXIS_NAME
+    proto = clean_exported(onnx.load(str(path)))
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=json.dumps(value) if not isinstance(value, str) else value)

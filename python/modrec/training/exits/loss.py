@@ -14,7 +14,6 @@ with the final exit's output detached: early exits learn the final exit's soft a
 Frozen parts stay in eval mode so their batch-norm statistics do not drift.
 """
 
-import torch
 import torch.nn.functional as F
 
 
