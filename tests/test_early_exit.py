@@ -160,4 +160,18 @@ def test_tiny_multi_branch_training_to_the_runtime(tmp_path):
     for r in result["per_snr"]:
         assert abs(sum(r["exit_rates"]) - 1) < 1e-9 and r["n"] == 20  # 10 frames x 2 classes per SNR
         assert stage_cost[0] <= r["mean_flops"] <= stage_cost[-1] and r["ms_per_frame"] > 0
+        assert stage_cost[0] <= r["no_loss_bound_flops"] <= stage_cost[-1]
     assert "| ≥ 10 |" in markdown([result]) and "| all |" in markdown([result])
+
+
+def test_no_loss_exit_is_the_first_exit_that_costs_nothing():
+    from gnuradio.modrec.training.exits.evaluate import no_loss_exit
+
+    def onehot(classes):
+        return np.eye(3)[classes]
+
+    labels = np.array([0, 0, 0, 0, 1])
+    exits = [onehot([0, 1, 1, 2, 2]), onehot([0, 0, 1, 1, 0]), onehot([0, 0, 0, 2, 2])]
+    # frame 0 right everywhere; 1 right from exit 1; 2 right only at the final exit;
+    # 3 and 4: the final exit is wrong, so leaving at once loses nothing
+    assert no_loss_exit(exits, labels).tolist() == [0, 1, 2, 0, 0]

@@ -153,6 +153,17 @@ def test_tiny_prune_and_fine_tune_run(tmp_path, monkeypatch):
     table, findings = write_pruning_report([base / "eval" / "summary.json", pruned / "eval" / "summary.json"],
                                            tmp_path / "PRUNING.md", tmp_path / "pruning.json", tmp_path)
     assert "| unpruned |" in table and "| gamma-redundancy | 50% |" in table and "74 %" in table  # FLOPs cut
+    # fine-tuning against the unpruned model as teacher; the report then names each fine-tuning
+    distilled = tmp_path / "pruned-kd"
+    assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-prune.yaml"), "--out", str(distilled), "--threads", "1",
+                 "--no-progress", "--set", f"prune.checkpoint={base / 'best.pt'}", "--set", "distill.method=kd",
+                 "--set", f"distill.teacher={{checkpoint: {base / 'best.pt'}}}"]) == 0
+    assert load_checkpoint(distilled / "best.pt")["distill"]["method"] == "kd"
+    assert main(["export", "--checkpoint", str(distilled / "best.pt"), "--out", str(tmp_path / "pruned-kd.onnx")]) == 0
+    assert main(["evaluate", "--checkpoint", str(distilled / "best.pt"), "--onnx", str(tmp_path / "pruned-kd.onnx"),
+                 "--out", str(distilled / "eval")]) == 0
+    table, _ = write_pruning_report([r / "eval" / "summary.json" for r in (base, pruned, distilled)], remeasure=False)
+    assert "| gamma-redundancy [2 ep] | 50% |" in table and "| gamma-redundancy [1 ep + kd] | 50% |" in table
     rows = json.loads((tmp_path / "pruning.json").read_text())["runs"]
     assert all(r["ort_frames_per_s_batch256"] > 0 for r in rows)  # measured here, not read from the summaries
     assert findings["cnn3"]["baseline"] == "base" and (tmp_path / "pruning-cnn3.png").is_file()

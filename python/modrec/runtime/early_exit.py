@@ -84,11 +84,26 @@ class EarlyExitModel(OnnxModel):
     def predict(self, frames):
         return self.predict_with_exits(frames)[0]
 
-    def predict_with_exits(self, frames):
-        """float32 (N, 2, frame_len) -> (probs (N, C) float32, exit index (N,) int)."""
+    def exit_probabilities(self, frames):
+        """Every exit's class probabilities for every frame (no frame leaves): [(N, C)] per exit.
+        For analysis (which exit would have been right), not for streaming."""
+        x = self._check_frames(frames)
+        out = []
+        for sess, input_name, outputs in self._stages:
+            result = sess.run(outputs, {input_name: x})
+            out.append(result[0])
+            x = result[-1]
+        return out
+
+    def _check_frames(self, frames):
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         if frames.ndim != 3 or frames.shape[1] != contract.IQ_ROWS or frames.shape[2] != self.frame_len:
             raise ValueError(f"frames should have shape (N, {contract.IQ_ROWS}, {self.frame_len}), got {frames.shape}")
+        return frames
+
+    def predict_with_exits(self, frames):
+        """float32 (N, 2, frame_len) -> (probs (N, C) float32, exit index (N,) int)."""
+        frames = self._check_frames(frames)
         n = frames.shape[0]
         probs = np.zeros((n, self.n_classes), dtype=np.float32)
         taken = np.full(n, self.n_exits - 1, dtype=np.int64)

@@ -89,3 +89,27 @@ def run_state(run_dir, epochs):
 def comma_list(kind):
     """argparse type: "a,b,c" -> [kind(a), kind(b), kind(c)]."""
     return lambda text: [kind(v) for v in text.split(",") if v]
+
+
+class Recipes:
+    """A study's training recipes: each one config per student. The base recipe is
+    configs/<student><stem>.yaml, recipe R is configs/<student><stem>-R.yaml; runs of the base
+    recipe are named <student><stem>-..., runs of R <student><stem>-R-..."""
+
+    def __init__(self, configs_dir, stem, base):
+        self.configs_dir, self.stem, self.base = Path(configs_dir), stem, base
+
+    def config(self, student, recipe):
+        suffix = "" if recipe == self.base else f"-{recipe}"
+        return self.configs_dir / f"{student}{self.stem}{suffix}.yaml"
+
+    def run_prefix(self, student, recipe):
+        return f"{student}{self.stem}" if recipe == self.base else f"{student}{self.stem}-{recipe}"
+
+    def check(self, students, recipes):
+        """Error text for the first (student, recipe) without a config, or None."""
+        for student in students:
+            for recipe in recipes:
+                if not self.config(student, recipe).is_file():
+                    return f"recipe {recipe!r} for {student} needs {self.config(student, recipe)}, which does not exist"
+        return None

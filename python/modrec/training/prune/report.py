@@ -27,16 +27,29 @@ def load_pruned(path):
     """A report row plus its pruning (criterion, strategy, ratio), read from the summary."""
     entry = load_entry(path)
     summary = json.loads(Path(path).read_text())
-    pruning = (summary.get("training") or {}).get("pruning")
+    training = summary.get("training") or {}
+    pruning = training.get("pruning")
     if pruning:
-        entry.update(criterion=pruning["criterion"], strategy=pruning["strategy"], ratio=float(pruning["ratio"]))
+        entry.update(criterion=pruning["criterion"], strategy=pruning["strategy"], ratio=float(pruning["ratio"]),
+                     fine_tune=_fine_tune(training))
     else:
-        entry.update(criterion="none", strategy="-", ratio=0.0)
+        entry.update(criterion="none", strategy="-", ratio=0.0, fine_tune="")
     return entry
 
 
-def _line_name(e):
-    return e["criterion"] if e["strategy"] == "local" else f"{e['criterion']} ({e['strategy']})"
+def _fine_tune(training):
+    """How a pruned model was fine-tuned, e.g. '2 ep' or '10 ep + kd'."""
+    epochs = ((training.get("config") or {}).get("train") or {}).get("epochs")
+    method = training.get("distillation", "none")
+    return f"{epochs} ep" + (f" + {method}" if method != "none" else "")
+
+
+def _line_name(e, rows):
+    """criterion, (strategy) when not local, [fine-tuning] when the table holds more than one."""
+    name = e["criterion"] if e["strategy"] == "local" else f"{e['criterion']} ({e['strategy']})"
+    if len({r["fine_tune"] for r in rows if r["criterion"] != "none"}) > 1:
+        name += f" [{e['fine_tune']}]"
+    return name
 
 
 def summarise(entries, budget_pp=0.5):
@@ -70,7 +83,7 @@ def markdown(entries):
     parts = []
     for arch, rows in _by_architecture(entries).items():
         base = next((e for e in rows if e["criterion"] == "none"), None)
-        rows = sorted(rows, key=lambda e: (e["criterion"] != "none", _line_name(e), e["ratio"]))
+        rows = sorted(rows, key=lambda e: (e["criterion"] != "none", _line_name(e, rows), e["ratio"]))
         header = ["criterion", "ratio"] + [label for _, label, _ in COLUMNS] + ["FLOPs cut", "Δ acc (pp)", "ORT speed-up"]
         lines = [f"#### {arch}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for e in rows:
@@ -78,7 +91,7 @@ def markdown(entries):
             if base is not None and e is not base:
                 extra = [f"{100 * (1 - e['flops'] / base['flops']):.0f} %", f"{100 * (e['accuracy'] - base['accuracy']):+.2f}",
                          f"{e['ort_frames_per_s_batch256'] / base['ort_frames_per_s_batch256']:.2f}x"]
-            cells = [_line_name(e) if e["criterion"] != "none" else "unpruned", f"{e['ratio']:.0%}" if e["ratio"] else "-"]
+            cells = [_line_name(e, rows) if e["criterion"] != "none" else "unpruned", f"{e['ratio']:.0%}" if e["ratio"] else "-"]
             lines.append("| " + " | ".join(cells + [_cell(e[k], kind) for k, _, kind in COLUMNS] + extra) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
@@ -98,7 +111,7 @@ def plot(entries, out_dir):
         lines = defaultdict(list)
         for e in rows:
             if e["criterion"] != "none":
-                lines[_line_name(e)].append(e)
+                lines[_line_name(e, rows)].append(e)
         for ax, key, label in zip(axes, ("accuracy", "accuracy_snr_ge_10"), ("all SNRs", "SNR ≥ 10 dB")):
             for name, pts in sorted(lines.items()):
                 pts = sorted(pts + ([base] if base else []), key=lambda e: e["flops"])

@@ -1,0 +1,38 @@
+"""apps/pruning_study and apps/early_exit_study: each recipe is its own config and its own runs."""
+
+import subprocess
+import sys
+
+from conftest import ROOT, _SHIM
+
+
+def plan(app, tmp_path, *args):
+    result = subprocess.run([sys.executable, str(ROOT / "apps" / app), "--dry-run", "--stage", "train", "--runs", str(tmp_path), *args],
+                            capture_output=True, text=True, env={"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin"}, timeout=120, cwd=ROOT)
+    return result, [line[2:] for line in result.stdout.splitlines() if line.startswith("$ ")]
+
+
+def test_pruning_recipes_use_their_configs_and_run_names(tmp_path):
+    result, steps = plan("pruning_study", tmp_path, "--models", "cnn3", "--criteria", "gamma-redundancy",
+                         "--ratios", "0.4", "--recipes", "base,kd10")
+    assert result.returncode == 0, result.stderr
+    assert len(steps) == 2
+    assert f"--config {ROOT}/configs/cnn3-prune.yaml --out {tmp_path}/cnn3-prune-gamma-redundancy-40 " in steps[0]
+    assert f"--config {ROOT}/configs/cnn3-prune-kd10.yaml --out {tmp_path}/cnn3-prune-kd10-gamma-redundancy-40 " in steps[1]
+
+
+def test_early_exit_recipes_use_their_configs_and_run_names(tmp_path):
+    result, steps = plan("early_exit_study", tmp_path, "--models", "mobilenet1d", "--placements", "2", "--recipes", "heads,joint,two_phase")
+    assert result.returncode == 0, result.stderr
+    assert [s.split("--out ")[1].split()[0] for s in steps] == [
+        f"{tmp_path}/mobilenet1d_ee-p2", f"{tmp_path}/mobilenet1d_ee-joint-p2", f"{tmp_path}/mobilenet1d_ee-two_phase-p2"]
+    # recipes that start from the trained twin take it from this study's runs directory; two_phase starts from scratch
+    assert all(f"exits.init_from={tmp_path}/mobilenet1d/best.pt" in s for s in steps[:2])
+    assert "init_from" not in steps[2]
+
+
+def test_an_unknown_recipe_names_the_missing_config(tmp_path):
+    for app, extra in (("pruning_study", ()), ("early_exit_study", ())):
+        result, _ = plan(app, tmp_path, "--models", "cnn3", "--recipes", "nosuch", *extra)
+        assert result.returncode == 2
+        assert "nosuch" in result.stderr and "does not exist" in result.stderr, result.stderr
