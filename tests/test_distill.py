@@ -17,7 +17,7 @@ from torch import nn
 
 from gnuradio.modrec.training.config import ConfigError, config_from_dict, load_config
 from gnuradio.modrec.training.distill import create_distiller, default_config, list_distillers
-from gnuradio.modrec.training.distill.teacher_cache import cache_key, teacher_outputs
+from gnuradio.modrec.training.distill.teacher_cache import cache_key, teacher_outputs, weights_sha256
 from gnuradio.modrec.training.export import export_checkpoint
 from gnuradio.modrec.training.train import load_checkpoint, train
 from test_train_eval_export import write_dataset
@@ -228,9 +228,8 @@ def test_teacher_cache_hit_miss_and_key(tmp_path):
     y = torch.randint(0, 3, (10,))
     meta = {"classes": ["A", "B", "C"], "seed": 1}
     teacher = TinyNet()
-    ckpt = tmp_path / "teacher.pt"
-    torch.save({"state_dict": teacher.state_dict()}, ckpt)
-    kw = dict(checkpoint=ckpt, meta=meta, y=y, cache_dir=tmp_path / "cache", batch_size=4, log=lambda *a: None)
+    teacher_id = weights_sha256({"model_name": "tiny", "state_dict": teacher.state_dict()})
+    kw = dict(teacher_sha256=teacher_id, meta=meta, y=y, cache_dir=tmp_path / "cache", batch_size=4, log=lambda *a: None)
 
     logits, feats, hit = teacher_outputs(teacher, x, features=True, **kw)
     assert not hit and teacher.calls == 3 and logits.shape == (10, 3) and feats.shape == (10, 4)
@@ -242,20 +241,30 @@ def test_teacher_cache_hit_miss_and_key(tmp_path):
     assert torch.allclose(logits2, ref_l, atol=1e-6) and torch.equal(logits2, logits) and torch.equal(feats2, feats)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
 
-    key = cache_key(ckpt, meta, "train", x, y)
-    torch.save({"state_dict": TinyNet().state_dict()}, ckpt)  # retrained teacher
-    assert cache_key(ckpt, meta, "train", x, y) != key
-    assert cache_key(ckpt, {**meta, "seed": 2}, "train", x, y) != cache_key(ckpt, meta, "train", x, y)
-    assert cache_key(ckpt, meta, "val", x, y) != cache_key(ckpt, meta, "train", x, y)
-    _, _, hit3 = teacher_outputs(teacher, x, features=True, **kw)
+    key = cache_key(teacher_id, meta, "train", x, y)
+    retrained = weights_sha256({"model_name": "tiny", "state_dict": TinyNet().state_dict()})
+    assert retrained != teacher_id and cache_key(retrained, meta, "train", x, y) != key
+    assert cache_key(teacher_id, {**meta, "seed": 2}, "train", x, y) != key
+    assert cache_key(teacher_id, meta, "val", x, y) != key
+    _, _, hit3 = teacher_outputs(teacher, x, features=True, **{**kw, "teacher_sha256": retrained})
     assert not hit3 and teacher.calls == 3
+
+
+def test_teacher_identity_is_its_weights_not_its_file():
+    net = TinyNet()
+    full = {"model_name": "tiny", "model_cfg": {}, "state_dict": net.state_dict(), "optimizer": {"lr": 1}}
+    slim = {k: v for k, v in full.items() if k != "optimizer"}  # what scripts/pack_runs.py keeps
+    assert weights_sha256(full) == weights_sha256(slim)
+    nudged = {k: v.clone() for k, v in net.state_dict().items()}
+    next(iter(nudged.values())).view(-1)[0] += 1e-6
+    assert weights_sha256({**slim, "state_dict": nudged}) != weights_sha256(slim)
+    assert weights_sha256({**slim, "model_cfg": {"width": 2}}) != weights_sha256(slim)
 
 
 def test_teacher_cache_default_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "mc"))
-    teacher, ckpt = TinyNet(), tmp_path / "t.pt"
-    torch.save({}, ckpt)
-    teacher_outputs(teacher, torch.randn(4, 2, 8), checkpoint=ckpt, meta={}, y=torch.zeros(4, dtype=torch.long),
+    teacher = TinyNet()
+    teacher_outputs(teacher, torch.randn(4, 2, 8), teacher_sha256=weights_sha256({}), meta={}, y=torch.zeros(4, dtype=torch.long),
                     log=lambda *a: None)
     assert len(list((tmp_path / "mc" / "teacher").glob("*.npz"))) == 1
 
@@ -317,11 +326,14 @@ def test_kd_end_to_end_resume_export(dataset, teacher_ckpt, tmp_path):
     md = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     assert md["distillation"] == "kd" and json.loads(md["training"])["distill"]["teacher"]["model"] == "cnn3"
 
-    # resuming against a changed teacher is refused rather than silently mixing teachers
+    # the teacher file slimmed for transport (scripts/pack_runs.py) is the same teacher: resuming is fine
     ck = load_checkpoint(teacher)
+    torch.save({k: v for k, v in ck.items() if k not in ("optimizer", "scheduler", "rng")}, teacher)
+    train(_cfg(dataset, tmp_path / "split", distill=distill), resume=True, progress=False, log=lambda *a: None)
+    # resuming against a changed teacher is refused rather than silently mixing teachers
     ck["state_dict"] = {k: v + 1 if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
     torch.save(ck, teacher)
-    with pytest.raises(ValueError, match="has changed since"):
+    with pytest.raises(ValueError, match="the weights in .* differ"):
         train(_cfg(dataset, tmp_path / "split", distill=distill), resume=True, progress=False, log=lambda *a: None)
     with pytest.raises(ValueError, match="run used distillation 'kd', config asks for 'none'"):
         train(_cfg(dataset, tmp_path / "split"), resume=True, progress=False, log=lambda *a: None)

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..models import create_model
 from .registry import create_distiller, get_distiller
-from .teacher_cache import file_sha256, teacher_outputs
+from .teacher_cache import teacher_outputs, weights_sha256
 
 
 def _augment_off(aug):
@@ -70,7 +70,7 @@ class DistillSession:
                 raise ValueError(f"{source}: field 'distill.teacher.checkpoint': {path} was trained on classes "
                                  f"{ckpt.get('classes')}, the dataset has {classes}")
             self.teacher = model_from_checkpoint(ckpt, device).requires_grad_(False).eval()
-            self.teacher_desc = {"checkpoint": str(path), "sha256": file_sha256(path), "model": ckpt["model_name"],
+            self.teacher_desc = {"checkpoint": str(path), "weights_sha256": weights_sha256(ckpt), "model": ckpt["model_name"],
                                  "model_cfg": ckpt["model_cfg"], "val_acc": ckpt.get("val_acc"), "online": False}
 
         dims = {}
@@ -83,7 +83,7 @@ class DistillSession:
         self.augmentation_disabled = False
         if dc.cache_teacher:
             logits, feats, hit = teacher_outputs(
-                self.teacher, x_tr, checkpoint=self.teacher_desc["checkpoint"], meta=meta, y=y_tr, split="train",
+                self.teacher, x_tr, teacher_sha256=self.teacher_desc["weights_sha256"], meta=meta, y=y_tr, split="train",
                 features=self.needs_features, cache_dir=dc.cache_dir, batch_size=self.eval_batch_size,
                 device=device, progress=progress, log=log)
             self.cached_logits = logits.to(device)
@@ -185,8 +185,9 @@ class DistillSession:
                                  f"{state['teacher']['model_cfg']}, config asks for {self.teacher_desc['model']} "
                                  f"{self.teacher_desc['model_cfg']}")
             self.teacher.load_state_dict(state["teacher_state_dict"])
-        elif state["teacher"].get("sha256") != self.teacher_desc["sha256"]:
+        elif state["teacher"].get("weights_sha256") != self.teacher_desc["weights_sha256"]:
+            was = state["teacher"].get("weights_sha256") or "(a file hash, from before weights were compared)"
             raise ValueError(f"{path}: was distilled from teacher {state['teacher'].get('checkpoint')} "
-                             f"(sha256 {state['teacher'].get('sha256', '?')[:12]}), but "
-                             f"{self.teacher_desc['checkpoint']} has changed since; resuming would mix teachers")
+                             f"(weights sha256 {was[:12]}), but the weights in {self.teacher_desc['checkpoint']} "
+                             f"differ; resuming would mix teachers")
         self.distiller.load_state_dict(state["distiller"])

@@ -5,7 +5,7 @@ models). File: ``<cache_dir>/<key>.npz`` with ``logits`` (N, C) float32, optiona
 (N, D) float32, and ``info`` (JSON). ``cache_dir`` defaults to ``$MODREC_CACHE/teacher`` or
 ``~/.cache/gr-modrec/teacher``.
 
-The key is a SHA-256 over the teacher checkpoint's bytes, the dataset meta, the split name and a
+The key is a SHA-256 over the teacher's weights (``weights_sha256``), the dataset meta, the split name and a
 fingerprint of the split's frames and labels (count, labels, a strided sample of frames), so a
 retrained teacher, a rebuilt dataset or a different --data-root never reuses stale outputs.
 Rows follow the split's on-disk order, which is the order read_split returns.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: the teacher is identified by its weights, not its file
 
 
 def default_cache_dir():
@@ -38,16 +38,27 @@ def file_sha256(path, chunk=1 << 20):
     return h.hexdigest()
 
 
+def weights_sha256(ckpt):
+    """A teacher's identity: its architecture and weights, not the file's bytes. A checkpoint
+    slimmed of its training state (scripts/pack_runs.py) is the same teacher as the full one."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"model": ckpt.get("model_name"), "cfg": ckpt.get("model_cfg")}, sort_keys=True, default=str).encode())
+    for name, tensor in sorted((ckpt.get("state_dict") or {}).items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def _as_numpy(a):
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-def cache_key(checkpoint, meta, split, x, y):
+def cache_key(teacher_sha256, meta, split, x, y):
     step = max(1, len(x) // 64)
     shape = list(x.shape)
     x, y = _as_numpy(x[::step]), _as_numpy(y)  # stride first: x may be a whole split on a GPU
     h = hashlib.sha256()
-    h.update(json.dumps({"v": KEY_VERSION, "teacher": file_sha256(checkpoint), "split": split,
+    h.update(json.dumps({"v": KEY_VERSION, "teacher": teacher_sha256, "split": split,
                          "meta": meta, "n": int(len(y)), "shape": shape},
                         sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(y, np.int64).tobytes())
@@ -75,13 +86,13 @@ def _run_teacher(teacher, x, features, batch_size, device, progress):
     return torch.cat(logits).numpy(), (torch.cat(feats).numpy() if features else None)
 
 
-def teacher_outputs(teacher, x, *, checkpoint, meta, y, split="train", features=False, cache_dir=None,
+def teacher_outputs(teacher, x, *, teacher_sha256, meta, y, split="train", features=False, cache_dir=None,
                     batch_size=2048, device="cpu", progress=False, log=print):
     """(logits, features or None, hit) as CPU float32 tensors, from the cache or by running the
     teacher (in eval mode, no grad) and writing the cache. A cached file without features is
     recomputed when features are asked for."""
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    key = cache_key(checkpoint, meta, split, x, y)
+    key = cache_key(teacher_sha256, meta, split, x, y)
     path = cache_dir / f"{key}.npz"
     if path.is_file():
         try:
@@ -98,7 +109,7 @@ def teacher_outputs(teacher, x, *, checkpoint, meta, y, split="train", features=
     arrays = {"logits": logits}
     if feats is not None:
         arrays["features"] = feats
-    info = {"checkpoint": str(checkpoint), "split": split, "n": int(len(x))}
+    info = {"teacher_weights_sha256": teacher_sha256, "split": split, "n": int(len(x))}
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, info=np.array(json.dumps(info)), **arrays)
     os.replace(tmp, path)  # atomic: concurrent student runs never read a half-written file
