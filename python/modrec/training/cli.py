@@ -112,7 +112,7 @@ def main(argv=None):
                 model, pruning = prune_from_config(cfg, progress=not args.no_progress)
             run = train(cfg, resume=args.resume, progress=not args.no_progress, command=command,
                         stop_after_epochs=args.stop_after, model=model, pruning=pruning)
-            print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out models/{cfg.model.name}.onnx")
+            print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out models/{cfg.experiment}.onnx")
         elif args.cmd == "evaluate":
             from .evaluate import evaluate
 
