@@ -19,7 +19,7 @@ from gnuradio.modrec.training.config import ConfigError, config_from_dict, load_
 from gnuradio.modrec.training.distill import create_distiller, default_config, list_distillers
 from gnuradio.modrec.training.distill.teacher_cache import cache_key, teacher_outputs, weights_sha256
 from gnuradio.modrec.training.export import export_checkpoint
-from gnuradio.modrec.training.train import load_checkpoint, train
+from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoint, train
 from test_train_eval_export import write_dataset
 
 # 2 samples, 3 classes
@@ -351,6 +351,45 @@ def test_kd_with_teacher_cache_turns_augmentation_off(dataset, teacher_ckpt, tmp
     logs = []
     train(_cfg(dataset, tmp_path / "b", epochs=1, distill=distill), progress=False, log=logs.append)
     assert any("cache hit" in m for m in logs)
+
+
+def test_kd_with_cached_augmented_views_keeps_augmentation(dataset, teacher_ckpt, tmp_path, monkeypatch):
+    from gnuradio.modrec.training.data.dataset import load_split
+    from gnuradio.modrec.training.distill.session import augmented_view
+    from gnuradio.modrec.training.train import augment
+
+    monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
+    distill = {"method": "kd", "teacher": {"checkpoint": str(teacher_ckpt)}, "cache_teacher": True, "cache_views": 2}
+    cfg = _cfg(dataset, tmp_path / "a", epochs=3, distill=distill)
+    logs = []
+    run = train(cfg, progress=False, log=logs.append)
+    assert not any("augmentation is OFF" in m for m in logs) and any("2 augmented copies" in m for m in logs)
+    info = load_checkpoint(run / "last.pt")["training"]["distill"]
+    assert info["cache_teacher"] and info["cache_views"] == 2 and not info["augmentation_disabled"]
+    cached = sorted((tmp_path / "cache" / "teacher").glob("*.npz"))
+    assert len(cached) == 2  # one per view, computed once for three epochs
+
+    # a view is the run's augmentation, seeded: the same frames every time, different per view
+    x = torch.from_numpy(load_split(dataset, "train").x)
+    v0, v1 = (augmented_view(x, cfg.augment, seed=cfg.seed, view=v) for v in (0, 1))
+    assert torch.equal(v0, augmented_view(x, cfg.augment, seed=cfg.seed, view=0))
+    assert not torch.allclose(v0, v1) and not torch.allclose(v0, x)
+    assert torch.allclose(v0.pow(2).sum((1, 2)), x.pow(2).sum((1, 2)), rtol=1e-4)  # rotations and shifts keep power
+    assert v0.shape == augment(x, cfg.augment, torch.Generator().manual_seed(0)).shape
+    # and the cache holds the teacher's answer for those augmented frames
+    teacher = model_from_checkpoint(load_checkpoint(teacher_ckpt)).eval()
+    with torch.no_grad():
+        want = teacher(v1)
+    stored = [torch.from_numpy(np.load(p)["logits"]) for p in cached]
+    assert any(torch.allclose(s, want, atol=1e-5) for s in stored)
+
+    logs = []
+    train(_cfg(dataset, tmp_path / "b", epochs=1, distill=distill), progress=False, log=logs.append)
+    assert sum("cache hit" in m for m in logs) == 2
+    with pytest.raises(ConfigError, match="distill.cache_views"):
+        _cfg(dataset, tmp_path / "c", distill={**distill, "cache_teacher": False})
+    with pytest.raises(ConfigError, match="distill.cache_views"):
+        _cfg(dataset, tmp_path / "c", distill={**distill, "cache_views": -1})
 
 
 def test_bdkd_end_to_end_resume_export(dataset, tmp_path):

@@ -78,8 +78,12 @@ class DistillConfig:
     # offline methods: {checkpoint: path/to/best.pt}; online (bdkd): {model: name, cfg: {...}}
     teacher: Dict[str, Any] = field(default_factory=dict)
     cfg: Dict[str, Any] = field(default_factory=dict)  # the distiller's hyper-parameters (its defaults otherwise)
-    # teacher outputs computed once and cached on disk; turns augmentation off (offline methods only)
+    # teacher outputs computed once and cached on disk (offline methods only); with cache_views = 0
+    # over the clean train split, which turns augmentation off
     cache_teacher: bool = False
+    # with cache_teacher: K >= 1 augmented copies of the train split, made once (seeded) with the
+    # run's augmentation, the teacher's outputs cached for each; epoch e trains on copy e mod K
+    cache_views: int = 0
     cache_dir: Optional[str] = None  # None: $MODREC_CACHE/teacher or ~/.cache/gr-modrec/teacher
 
 
@@ -316,6 +320,11 @@ def _validate_distill(dc, source):
         if dc.cache_teacher:
             raise ConfigError(f"{source}: field 'distill.cache_teacher' expected false for method '{dc.method}', "
                               f"got True: its teacher is trained jointly, so its outputs change every step")
+    if isinstance(dc.cache_views, bool) or not isinstance(dc.cache_views, int) or dc.cache_views < 0:
+        raise ConfigError(f"{source}: field 'distill.cache_views' expected an integer >= 0, got {dc.cache_views!r}")
+    if dc.cache_views and not dc.cache_teacher:
+        raise ConfigError(f"{source}: field 'distill.cache_views' is {dc.cache_views}, but distill.cache_teacher is "
+                          f"false: the views exist to cache the teacher's outputs on them (set cache_teacher: true)")
 
 
 def config_from_dict(raw, source="<dict>"):

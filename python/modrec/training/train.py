@@ -463,12 +463,13 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         if exit_training:
             exit_training.start_epoch(epoch)
         perm = torch.randperm(len(x_tr), generator=gen, device=device)
+        x_epoch = session.epoch_frames(epoch, x_tr) if session else x_tr
         tot_loss = tot_correct = tot_n = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress,
                    leave=False, dynamic_ncols=True, file=sys.stderr)
         for bi, (s, e) in enumerate(bar):
             idx = distributed.shard(perm[s:e], ctx)
-            xb = augment(x_tr[idx], aug, aug_gen)
+            xb = augment(x_epoch[idx], aug, aug_gen)
             yb = y_tr[idx]
             if session:
                 logits, loss = session.step(net, xb, yb, idx)

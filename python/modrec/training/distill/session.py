@@ -4,10 +4,13 @@ computes each batch's loss, and carries their state through checkpoints.
 Offline methods (kd, skd, nkd) load a frozen teacher from a training checkpoint (eval mode, no
 gradients). Its outputs come either
 
-* from the teacher cache (``distill.cache_teacher: true``): computed once over the UN-augmented
-  train split, so augmentation is turned OFF for the run (logged, and recorded in the
-  checkpoint's training info) - cached outputs of a clean frame are not the teacher's answer
-  for a phase-rotated, time-shifted one; or
+* from the teacher cache (``distill.cache_teacher: true``), computed once. With ``cache_views: K``
+  (K >= 1) over K augmented copies of the train split, made once with the run's augmentation
+  from a fixed seed; epoch e trains on copy e mod K, so the student sees augmented frames and
+  the teacher's answer for exactly those frames (a finite pool of augmentations instead of new
+  ones each epoch). With ``cache_views: 0`` over the UN-augmented split, and augmentation is
+  turned OFF for the run (logged, and recorded in the checkpoint's training info) - cached
+  outputs of a clean frame are not the teacher's answer for a phase-rotated, time-shifted one; or
 * online (default): the teacher runs on every augmented batch, so augmentation stays on.
 
 Online methods (bdkd) build the teacher from the model registry and train it jointly: its
@@ -38,6 +41,19 @@ def _check_features(model, role, method):
     if not (callable(getattr(model, "forward_features", None)) and isinstance(getattr(model, "feature_dim", None), int)):
         raise ValueError(f"distillation method '{method}' matches features, but the {role} "
                          f"({getattr(model, 'model_name', type(model).__name__)}) has no forward_features/feature_dim")
+
+
+VIEW_CHUNK = 16384  # frames augmented at once: bounds the temporaries
+
+
+def augmented_view(x, aug, seed, view):
+    """Copy ``view`` of the split under augmentation ``aug``: the same frames for the same
+    (seed, view) on every run, rank and resume, so its cached teacher outputs stay valid."""
+    from ..train import augment
+
+    gen = torch.Generator(device=x.device)
+    gen.manual_seed(1_000_003 * (seed + 1) + view)
+    return torch.cat([augment(x[s : s + VIEW_CHUNK], aug, gen) for s in range(0, len(x), VIEW_CHUNK)])
 
 
 class DistillSession:
@@ -81,14 +97,25 @@ class DistillSession:
         self.distiller = create_distiller(self.method, **dims, **dict(dc.cfg)).to(device)
 
         self.augmentation_disabled = False
+        self.views = []  # (frames, teacher logits, teacher features) per cached augmented copy
         if dc.cache_teacher:
-            logits, feats, hit = teacher_outputs(
-                self.teacher, x_tr, teacher_sha256=self.teacher_desc["weights_sha256"], meta=meta, y=y_tr, split="train",
-                features=self.needs_features, cache_dir=dc.cache_dir, batch_size=self.eval_batch_size,
-                device=device, progress=progress, log=log)
-            self.cached_logits = logits.to(device)
-            self.cached_features = feats.to(device) if feats is not None else None
-            if _augment_on(cfg.augment):
+            def cached(x, split):
+                logits, feats, _ = teacher_outputs(
+                    self.teacher, x, teacher_sha256=self.teacher_desc["weights_sha256"], meta=meta, y=y_tr, split=split,
+                    features=self.needs_features, cache_dir=dc.cache_dir, batch_size=self.eval_batch_size,
+                    device=device, progress=progress, log=log)
+                return logits.to(device), (feats.to(device) if feats is not None else None)
+
+            if dc.cache_views and _augment_on(cfg.augment):
+                for view in range(dc.cache_views):
+                    frames = augmented_view(x_tr, cfg.augment, seed=cfg.seed, view=view)
+                    self.views.append((frames, *cached(frames, f"train/view{view}")))
+                self.augment = _augment_off(cfg.augment)  # the views carry it
+                log(f"distill: {dc.cache_views} augmented copies of the train split, teacher outputs cached for each; "
+                    f"epoch e trains on copy e mod {dc.cache_views}")
+            else:
+                self.cached_logits, self.cached_features = cached(x_tr, "train")
+            if not self.views and _augment_on(cfg.augment):
                 self.augment = _augment_off(cfg.augment)
                 self.augmentation_disabled = True
                 log("distill: cache_teacher is on, so augmentation is OFF for this run (cached teacher outputs "
@@ -104,6 +131,13 @@ class DistillSession:
             f"{self.teacher_desc.get('checkpoint') or self.teacher_desc['model']}"
             f"{' (trained jointly)' if self.online else ''}")
 
+    def epoch_frames(self, epoch, x_tr):
+        """The train split as epoch ``epoch`` sees it: one of the cached augmented copies, or x_tr."""
+        if not self.views:
+            return x_tr
+        frames, self.cached_logits, self.cached_features = self.views[epoch % len(self.views)]
+        return frames
+
     def extra_parameters(self):
         """Parameters trained beside the student: the distiller's and an online teacher's."""
         extra = list(self.distiller.parameters())
@@ -115,7 +149,8 @@ class DistillSession:
     def info(self):
         """JSON-able description for the checkpoint's training info and the ONNX metadata."""
         return {"method": self.method, "cfg": dict(self.distiller.distill_cfg), "teacher": self.teacher_desc,
-                "cache_teacher": self.cached_logits is not None, "augmentation_disabled": self.augmentation_disabled}
+                "cache_teacher": self.cached_logits is not None or bool(self.views), "cache_views": len(self.views),
+                "augmentation_disabled": self.augmentation_disabled}
 
     def train(self):
         self.distiller.train()
