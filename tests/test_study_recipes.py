@@ -31,6 +31,15 @@ def test_early_exit_recipes_use_their_configs_and_run_names(tmp_path):
     assert "init_from" not in steps[2]
 
 
+def test_a_recipe_only_some_students_have_is_skipped_for_the_others(tmp_path):
+    result, steps = plan("pruning_study", tmp_path, "--models", "cnn3,mobilenet1d", "--criteria", "l1", "--ratios", "0.4",
+                         "--recipes", "base,kd10")
+    assert result.returncode == 0, result.stderr
+    assert "no mobilenet1d-prune-kd10.yaml: recipe kd10 skipped for mobilenet1d" in result.stdout
+    assert [s.split("--out ")[1].split()[0].rsplit("/", 1)[1] for s in steps] == [
+        "cnn3-prune-l1-40", "cnn3-prune-kd10-l1-40", "mobilenet1d-prune-l1-40"]
+
+
 def test_an_unknown_recipe_names_the_missing_config(tmp_path):
     for app, extra in (("pruning_study", ()), ("early_exit_study", ())):
         result, _ = plan(app, tmp_path, "--models", "cnn3", "--recipes", "nosuch", *extra)

@@ -106,10 +106,15 @@ class Recipes:
     def run_prefix(self, student, recipe):
         return f"{student}{self.stem}" if recipe == self.base else f"{student}{self.stem}-{recipe}"
 
-    def check(self, students, recipes):
-        """Error text for the first (student, recipe) without a config, or None."""
+    def pairs(self, students, recipes):
+        """(student, recipe) pairs that have a config. Raises ValueError naming the missing config
+        of a recipe no student has; a recipe only some students have is skipped for the others."""
+        found = [(s, r) for s in students for r in recipes if self.config(s, r).is_file()]
+        for recipe in recipes:
+            if not any(r == recipe for _, r in found):
+                raise ValueError(f"recipe {recipe!r} needs {self.config(students[0], recipe)}, which does not exist")
         for student in students:
             for recipe in recipes:
-                if not self.config(student, recipe).is_file():
-                    return f"recipe {recipe!r} for {student} needs {self.config(student, recipe)}, which does not exist"
-        return None
+                if (student, recipe) not in found:
+                    print(f"note: no {self.config(student, recipe).name}: recipe {recipe} skipped for {student}", flush=True)
+        return found
