@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """An early-exit model's cascade against the plain model it extends, one thread, batch 256,
-timed side by side in one run (rounds alternate the models; medians are reported).
+timed side by side in one run (paired rounds, runtime/timing.py: each speed is the median of the
+rounds' ratios to the plain model).
 
   all the way   every frame runs every stage (no exit allowed): the cascade's worst case, which
                 must stay within 5 % of the plain model (ratio >= 0.95)
@@ -9,21 +10,14 @@ Per-SNR figures on real frames come from `modrec exits-eval` (models/EARLY_EXIT.
 """
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 
 from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel
+from gnuradio.modrec.runtime.timing import paired_times, speed_ratio
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-
-
-def seconds_per_frame(run, frames, calls):
-    start = time.perf_counter()
-    for _ in range(calls):
-        run(frames)
-    return (time.perf_counter() - start) / (calls * len(frames))
 
 
 def main(argv=None):
@@ -39,22 +33,18 @@ def main(argv=None):
     n_early = probe.n_exits - 1
     cascades = {"all the way": EarlyExitModel(args.model, threads=1, thresholds=[-1.0] * n_early),
                 "first exit": EarlyExitModel(args.model, threads=1, thresholds=[2.0] * n_early)}
-    frames = np.random.default_rng(0).standard_normal((256, 2, plain.frame_len)).astype(np.float32)
+    # calls x 256 frames per timing: the same batches for every model
+    frames = np.random.default_rng(0).standard_normal((args.calls * 256, 2, plain.frame_len)).astype(np.float32)
     runs = {"plain": plain.predict, **{k: m.predict for k, m in cascades.items()}}
-    for run in runs.values():
-        run(frames)  # warm-up
-    times = {k: [] for k in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            times[name].append(seconds_per_frame(run, frames, args.calls))
+    times = paired_times(runs, frames, batch=256, rounds=args.rounds)
     med = {k: float(np.median(v)) for k, v in times.items()}
     flops = np.cumsum(probe.exit_flops)
     print(f"early exit ({Path(args.model).name} vs {Path(args.plain).name}, 1 thread, batch 256, "
-          f"median of {args.rounds} alternating rounds)")
+          f"median of {args.rounds} paired rounds)")
     print(f"  plain        {1e3 * med['plain']:.4f} ms/frame   {int(plain.metadata['flops']):,} FLOPs")
     for name, fl in (("all the way", flops[-1]), ("first exit", flops[0])):
         print(f"  {name:<12} {1e3 * med[name]:.4f} ms/frame   {int(fl):,} FLOPs   "
-              f"speed vs plain {med['plain'] / med[name]:.2f}x")
+              f"speed vs plain {speed_ratio(times, 'plain', name):.2f}x")
 
 
 if __name__ == "__main__":

@@ -59,27 +59,18 @@ def load_entry(path, role=None, name=None):
 
 
 def measure_side_by_side(paths, batch=256, rounds=5, calls=4):
-    """ORT frames/s (1 thread, ``batch`` frames per call) of every model, timed in one process:
-    each round times every model once, in turn, and the median round counts, so the speed
-    ratios in the report are not ratios of measurements taken at different times."""
-    import time
-
+    """ORT frames/s (1 thread, ``batch`` frames per call) of every model, timed in one process
+    in paired rounds (runtime/timing.py), so the speed ratios in the report are not ratios of
+    measurements taken at different times."""
     import numpy as np
 
     from ..runtime import load_model
+    from ..runtime.timing import paired_times
 
     models = [load_model(p, threads=1) for p in paths]
-    frames = np.random.default_rng(0).standard_normal((batch, 2, models[0].frame_len)).astype(np.float32)
-    for m in models:
-        m.predict(frames)  # warm-up
-    seconds = [[] for _ in models]
-    for _ in range(rounds):
-        for k, m in enumerate(models):
-            t = time.perf_counter()
-            for _ in range(calls):
-                m.predict(frames)
-            seconds[k].append((time.perf_counter() - t) / calls)
-    return [batch / float(np.median(s)) for s in seconds]
+    frames = np.random.default_rng(0).standard_normal((calls * batch, 2, models[0].frame_len)).astype(np.float32)
+    times = paired_times({k: m.predict for k, m in enumerate(models)}, frames, batch, rounds)
+    return [1.0 / float(np.median(times[k])) for k in range(len(models))]
 
 
 def remeasure_speeds(entries):

@@ -5,28 +5,19 @@ and of the plain model, mean FLOPs/frame of the cascade (each frame pays the sta
 no-loss bound (the mean FLOPs/frame if every frame left at the first exit that costs it nothing:
 one that is right, or any exit when the final exit is wrong; no exit rule can do better without
 losing accuracy against the final exit), and *measured* ONNX Runtime time per frame of both, timed side by side (1 thread, batches of 256,
-alternating the two models, median of repeats) so machine noise hits both alike. numpy and
+runtime/timing.py: paired rounds, plain-cascade-cascade-plain, the speed-up the median of the
+rounds' ratios) so machine noise hits both alike. numpy and
 onnxruntime only: what a deployment sees.
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
 from ...runtime import EarlyExitModel, OnnxModel
+from ...runtime.timing import paired_times, speed_ratio
 from ..config import read_split
-
-
-def _time_per_frame(fn, frames, batch, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for s in range(0, len(frames), batch):
-            fn(frames[s : s + batch])
-        times.append((time.perf_counter() - t) / len(frames))
-    return float(np.median(times))
 
 
 def no_loss_exit(exit_probs, labels):
@@ -36,7 +27,7 @@ def no_loss_exit(exit_probs, labels):
     return free.argmax(0)  # the final exit is always free, so every frame has one
 
 
-def evaluate_early_exit(ee_path, plain_path, data_root, split="test", batch=256, repeats=3, threads=1):
+def evaluate_early_exit(ee_path, plain_path, data_root, split="test", batch=256, repeats=5, threads=1):
     ee, plain = EarlyExitModel(ee_path, threads=threads), OnnxModel(plain_path, threads=threads)
     data = read_split(data_root, split)
     x, y, snr = np.asarray(data.x, np.float32), np.asarray(data.y), np.asarray(data.snr_db)
@@ -48,12 +39,7 @@ def evaluate_early_exit(ee_path, plain_path, data_root, split="test", batch=256,
         xs, ys = x[sel], y[sel]
         probs, taken = ee.predict_with_exits(xs)
         plain_probs = plain.predict(xs)
-        ee.predict_with_exits(xs[:batch])  # warm both before timing
-        plain.predict(xs[:batch])
-        t_plain, t_ee = [], []
-        for _ in range(repeats):  # alternate, so drifting load affects both
-            t_plain.append(_time_per_frame(plain.predict, xs, batch, 1))
-            t_ee.append(_time_per_frame(ee.predict, xs, batch, 1))
+        times = paired_times({"plain": plain.predict, "ee": ee.predict}, xs, batch, rounds=repeats)
         rows.append({
             "snr_db": float(s), "n": int(sel.sum()),
             "exit_rates": (np.bincount(taken, minlength=ee.n_exits) / len(taken)).tolist(),
@@ -61,7 +47,8 @@ def evaluate_early_exit(ee_path, plain_path, data_root, split="test", batch=256,
             "plain_accuracy": float((plain_probs.argmax(1) == ys).mean()),
             "mean_flops": float(flops[taken].mean()), "plain_flops": plain_flops,
             "no_loss_bound_flops": float(flops[no_loss_exit(ee.exit_probabilities(xs), ys)].mean()),
-            "ms_per_frame": 1e3 * float(np.median(t_ee)), "plain_ms_per_frame": 1e3 * float(np.median(t_plain)),
+            "ms_per_frame": 1e3 * float(np.median(times["ee"])), "plain_ms_per_frame": 1e3 * float(np.median(times["plain"])),
+            "speed_up": speed_ratio(times, "plain", "ee"),
         })
     def pooled(pred):
         keep = [r for r in rows if pred(r["snr_db"])]
@@ -94,10 +81,15 @@ def markdown(results):
                 f"{100 * row['accuracy']:.1f} %", f"{100 * row['plain_accuracy']:.1f} %", f"{row['mean_flops'] / 1e6:.2f}",
                 f"{row['mean_flops'] / r['plain_flops']:.0%}", _share(row.get("no_loss_bound_flops"), r["plain_flops"]),
                 f"{row['ms_per_frame']:.4f}", f"{row['plain_ms_per_frame']:.4f}",
-                f"{row['plain_ms_per_frame'] / row['ms_per_frame']:.2f}x"]
+                f"{_speed_up(row):.2f}x"]
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _speed_up(row):
+    """A per-SNR row's paired speed-up; pooled rows (and older results): the ratio of mean times."""
+    return row.get("speed_up") or row["plain_ms_per_frame"] / row["ms_per_frame"]
 
 
 def _share(flops, plain_flops):
@@ -121,7 +113,7 @@ def plot(results, path):
         name = Path(r["model"]).stem
         snr = [x["snr_db"] for x in r["per_snr"]]
         axes[0].plot(snr, [100 * (1 - x["exit_rates"][-1]) for x in r["per_snr"]], marker="o", ms=3, label=name)
-        axes[1].plot(snr, [x["plain_ms_per_frame"] / x["ms_per_frame"] for x in r["per_snr"]], marker="o", ms=3, label=name)
+        axes[1].plot(snr, [_speed_up(x) for x in r["per_snr"]], marker="o", ms=3, label=name)
         axes[2].plot(snr, [100 * (x["accuracy"] - x["plain_accuracy"]) for x in r["per_snr"]], marker="o", ms=3, label=name)
     for ax, label in zip(axes, ("frames leaving early (%)", "measured speed-up vs plain (x)", "accuracy change (pp)")):
         ax.set_xlabel("SNR (dB)")
