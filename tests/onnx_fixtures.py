@@ -112,17 +112,37 @@ def reference_probs(frames_iq, model_proto):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def save_early_exit_model(directory, frame_len=32, threshold=0.5, policy="maxprob", seeds=(1, 2), name="ee"):
+def _all_exits_model(frame_len, seeds):
+    """Both linear fixtures in one graph: ``iq`` -> ``probs_exit0``, ``probs_exit1``."""
+    parts = [onnx.compose.add_prefix(build_model(frame_len, seed=seed), f"e{k}_") for k, seed in enumerate(seeds)]
+    nodes, inits, outputs = [], [], []
+    for k, part in enumerate(parts):
+        nodes.append(helper.make_node("Identity", [contract.INPUT_NAME], [f"e{k}_{contract.INPUT_NAME}"]))
+        nodes += list(part.graph.node)
+        nodes.append(helper.make_node("Identity", [part.graph.output[0].name], [f"{contract.PROBS_OUTPUT_NAME}_exit{k}"]))
+        inits += list(part.graph.initializer)
+        outputs.append(helper.make_tensor_value_info(f"{contract.PROBS_OUTPUT_NAME}_exit{k}", TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "all_exits", [helper.make_tensor_value_info(
+        contract.INPUT_NAME, TensorProto.FLOAT, [contract.BATCH_AXIS_NAME, contract.IQ_ROWS, frame_len])], outputs, inits)
+    base = build_model(frame_len)
+    return helper.make_model(graph, opset_imports=base.opset_import, ir_version=base.ir_version)
+
+
+def save_early_exit_model(directory, frame_len=32, threshold=0.5, policy="maxprob", seeds=(1, 2), name="ee",
+                          all_exits=True):
     """A two-exit model: stage 0 = the linear fixture (seed 1) plus the raw frames handed on as
     ``next_features``; stage 1 (and the entry file, the whole network) = another linear fixture
-    (seed 2). Returns the entry path. ``early_probs``/``final_probs`` below give the expected
-    per-exit answers for tests."""
+    (seed 2); with ``all_exits`` also the file computing both exits in one graph. Returns the
+    entry path. ``early_exit_reference`` below gives the expected answers for tests."""
     import json
     import os
 
     stage_names = [f"{name}.stage0.onnx", f"{name}.stage1.onnx"]
     extra = {"exits": "2", "exit_policy": policy, "exit_thresholds": json.dumps([threshold]),
              "exit_stages": json.dumps(stage_names), "exit_flops": json.dumps([4 * frame_len * 5, 4 * frame_len * 5])}
+    if all_exits:
+        extra["exit_all"] = f"{name}.exits.onnx"
+        onnx.save(_all_exits_model(frame_len, seeds), os.path.join(directory, extra["exit_all"]))
     entry = build_model(frame_len, seed=seeds[1], metadata={**fixture_metadata(frame_len=frame_len), **extra})
     onnx.save(entry, os.path.join(directory, f"{name}.onnx"))
     stage0 = build_model(frame_len, seed=seeds[0])

@@ -59,6 +59,39 @@ def test_every_exit_for_every_frame(tmp_path):
     np.testing.assert_allclose(final, OnnxModel(path).predict(frames), atol=1e-6)
 
 
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 0.7, 1.0])
+def test_the_all_exits_graph_answers_as_the_cascade(tmp_path, threshold):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=threshold)
+    frames = _frames(120, seed=7)
+    one_graph, cascade = EarlyExitModel(path), EarlyExitModel(path, fallback=False)
+    assert one_graph._all is not None and cascade._all is None
+    calls = []
+    one_graph._cascade = lambda x: calls.append(len(x))  # must not run while nobody has left yet
+    probs, taken = one_graph.predict_with_exits(frames)
+    assert calls == []
+    want, want_exit = cascade.predict_with_exits(frames)
+    assert np.array_equal(taken, want_exit)
+    np.testing.assert_allclose(probs, want, atol=1e-6)
+
+
+def test_the_cascade_takes_over_once_frames_leave(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=1.0)  # every frame leaves at exit 0
+    model = EarlyExitModel(path)
+    assert model.fallback_below == pytest.approx(0.05 * 2)  # overhead x whole network / what exit 0 saves
+    ran = []
+    cascade = model._cascade
+    model._cascade = lambda x: (ran.append("cascade"), cascade(x))[1]
+    for _ in range(3):
+        probs, taken = model.predict_with_exits(_frames(16))
+        assert (taken == 0).all()
+    assert ran == ["cascade", "cascade"]  # the first batch ran the one graph, then the share rose
+    assert model.leave_share > model.fallback_below
+    with pytest.raises(FileNotFoundError, match="exit_all"):
+        os.remove(os.path.join(str(tmp_path), "ee.exits.onnx"))
+        EarlyExitModel(path)
+    assert EarlyExitModel(path, fallback=False).n_exits == 2  # the cascade alone needs no such file
+
+
 def test_batch_order_and_empty_batches(tmp_path):
     path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.5)
     model = EarlyExitModel(path)

@@ -3,7 +3,7 @@
 Imports only numpy, onnxruntime and the standard library so it runs on any GNU Radio host.
 """
 
-from .early_exit import EarlyExitModel, load_model
+from .early_exit import EarlyExitModel, exit_decisions, load_model
 from .framing import StreamFramer, complex_to_iq, frame_starts
 from .onnx_model import DEFAULT_MODEL_NAME, MODEL_DIR_ENV, OnnxModel, default_model_path, model_search_dirs
 
@@ -15,6 +15,7 @@ __all__ = [
     "StreamFramer",
     "complex_to_iq",
     "default_model_path",
+    "exit_decisions",
     "frame_starts",
     "load_model",
     "model_search_dirs",

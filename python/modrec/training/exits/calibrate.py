@@ -13,21 +13,7 @@ serves every early exit, as in the published method. The rule itself is the runt
 
 import numpy as np
 
-from ...runtime.early_exit import POLICIES, uncertainty  # noqa: F401  (POLICIES re-exported)
-
-
-def exit_decisions(exit_probs, thresholds, policy):
-    """(probs, exit index) per frame for per-exit probabilities [(N, C), ...] (final last)."""
-    n = len(exit_probs[0])
-    chosen = np.array(exit_probs[-1], copy=True)
-    taken = np.full(n, len(exit_probs) - 1)
-    pending = np.ones(n, dtype=bool)
-    for k, (p, t) in enumerate(zip(exit_probs[:-1], thresholds)):
-        leave = pending & (uncertainty(p, policy) <= t)
-        chosen[leave] = p[leave]
-        taken[leave] = k
-        pending &= ~leave
-    return chosen, taken
+from ...runtime.early_exit import POLICIES, exit_decisions  # noqa: F401  (re-exported)
 
 
 def calibrate_threshold(exit_probs, y, policy="entropy", budget_pp=0.5, grid=201, snr=None, snr_min=None):

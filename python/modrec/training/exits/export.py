@@ -6,7 +6,9 @@ runtime that ignores exits runs it as the plain student) whose metadata adds ``e
 beside it) and ``exit_flops`` (FLOPs of each stage: its blocks and its exit head).
 ``<name>.stage<k>.onnx`` maps stage k's input (raw I/Q ``iq`` for k = 0, else ``features``) to
 ``probs`` and, except for the last stage, ``next_features`` for the next one; the runtime sends only
-the frames that did not exit on to the next stage.
+the frames that did not exit on to the next stage. ``<name>.exits.onnx`` (metadata ``exit_all``)
+maps ``iq`` to every exit's probabilities (``probs_exit<k>``) in one graph: the runtime runs it
+instead of the cascade while few frames leave early (no split between sessions to pay for).
 """
 
 import copy
@@ -40,9 +42,21 @@ class _StageWithSoftmax(nn.Module):
         return torch.softmax(out, dim=-1)
 
 
+class _AllExitsWithSoftmax(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return tuple(torch.softmax(o, dim=-1) for o in self.model.forward_exits(x))
+
+
 def _export_stage(stage, example, path, input_name, last, metadata, opset):
-    wrapped = _StageWithSoftmax(stage).eval()
     outputs = [contract.PROBS_OUTPUT_NAME] + ([] if last else [NEXT_FEATURES])
+    _export_graph(_StageWithSoftmax(stage).eval(), example, path, input_name, outputs, metadata, opset)
+
+
+def _export_graph(wrapped, example, path, input_name, outputs, metadata, opset):
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     batch = torch.export.Dim(contract.BATCH_AXIS_NAME, min=1, max=1 << 20)
     with warnings.catch_warnings():
@@ -79,9 +93,10 @@ def export_early_exit(model, path, *, thresholds, policy, classes, frame_len, op
     if len(thresholds) != len(stages) - 1:
         raise ValueError(f"{len(stages) - 1} early exits need as many thresholds, got {thresholds}")
     names = [f"{path.stem}.stage{k}.onnx" for k in range(len(stages))]
+    all_exits = f"{path.stem}.exits.onnx"
     flops = stage_flops(model, frame_len)
     extra = {"exit_policy": policy, "exit_thresholds": [float(t) for t in thresholds], "exit_stages": names,
-             "exit_flops": [int(f) for f in flops], "exit_placements": list(model.placements)}
+             "exit_all": all_exits, "exit_flops": [int(f) for f in flops], "exit_placements": list(model.placements)}
     info = export_onnx(model, path, classes=classes, frame_len=frame_len, exits=len(stages), opset=opset,
                        extra_metadata=extra, **common)
     x = torch.randn(2, contract.IQ_ROWS, frame_len)
@@ -92,7 +107,10 @@ def export_early_exit(model, path, *, thresholds, policy, classes, frame_len, op
         if not last:
             with torch.no_grad():
                 x = stage(x)[1]
-    info.update(stages=[str(path.parent / n) for n in names], exit_flops=flops,
+    _export_graph(_AllExitsWithSoftmax(model).eval(), torch.randn(2, contract.IQ_ROWS, frame_len), path.parent / all_exits,
+                  contract.INPUT_NAME, [f"{contract.PROBS_OUTPUT_NAME}_exit{k}" for k in range(len(stages))],
+                  {"stages": len(stages), "entry": path.name, "classes": list(classes)}, opset)
+    info.update(stages=[str(path.parent / n) for n in names], all_exits=str(path.parent / all_exits), exit_flops=flops,
                 staged_parity_max_abs_diff=check_staged_parity(model, path, frame_len))
     return info
 
@@ -102,12 +120,19 @@ def check_staged_parity(model, path, frame_len, tol=1e-4):
     import onnxruntime as ort
 
     path = Path(path)
-    names = json.loads(dict((p.key, p.value) for p in onnx.load(str(path)).metadata_props)["exit_stages"])
+    metadata = dict((p.key, p.value) for p in onnx.load(str(path)).metadata_props)
+    names = json.loads(metadata["exit_stages"])
     sessions = [ort.InferenceSession(str(path.parent / n), providers=["CPUExecutionProvider"]) for n in names]
+    all_exits = ort.InferenceSession(str(path.parent / metadata["exit_all"]), providers=["CPUExecutionProvider"])
     worst = 0.0
     for name, frames in parity_inputs(frame_len).items():
         with torch.no_grad():
             expected = [torch.softmax(o, -1).numpy() for o in model.forward_exits(torch.from_numpy(frames))]
+        for k, probs in enumerate(all_exits.run(None, {contract.INPUT_NAME: frames})):
+            diff = float(np.max(np.abs(probs - expected[k])))
+            worst = max(worst, diff)
+            if diff >= tol:
+                raise ParityError(f"{path.parent / metadata['exit_all']}: exit {k} differs from torch by {diff:.3g} on '{name}'")
         x = frames
         for k, sess in enumerate(sessions):
             outs = sess.run(None, {sess.get_inputs()[0].name: x})
