@@ -1,5 +1,6 @@
 """Every model shipped in models/ loads through the runtime the blocks use, has its model card,
-and classifies a frame; an early-exit model's stage files are there and agree with its entry."""
+and classifies a frame; an early-exit model's stage files and all-exits file are there and agree
+with its entry."""
 
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from gnuradio.modrec.runtime import DEFAULT_MODEL_NAME, EarlyExitModel, OnnxModel, load_model
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-ENTRIES = sorted(p for p in MODELS.glob("*.onnx") if ".stage" not in p.name)
+ENTRIES = sorted(p for p in MODELS.glob("*.onnx") if ".stage" not in p.name and not p.name.endswith(".exits.onnx"))
 
 
 def test_the_default_model_is_shipped():
@@ -28,3 +29,8 @@ def test_shipped_model_loads_and_has_a_card(path):
         # with no early exit allowed the cascade is the whole network, i.e. the entry file
         whole = EarlyExitModel(path, thresholds=[-1.0] * (model.n_exits - 1)).predict(frames)
         np.testing.assert_allclose(whole, OnnxModel(path).predict(frames), atol=1e-5)
+        # the all-exits graph (run while few frames leave) answers as the cascade
+        probs, taken = EarlyExitModel(path).predict_with_exits(frames)
+        want, want_taken = EarlyExitModel(path, fallback=False).predict_with_exits(frames)
+        assert np.array_equal(taken, want_taken)
+        np.testing.assert_allclose(probs, want, atol=1e-5)
