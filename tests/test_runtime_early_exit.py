@@ -49,10 +49,11 @@ def test_frames_that_go_all_the_way_equal_the_plain_network(tmp_path):
     np.testing.assert_allclose(forced, whole, atol=1e-6)
 
 
-def test_every_exit_for_every_frame(tmp_path):
+@pytest.mark.parametrize("fallback", [True, False], ids=["all-exits graph", "stages"])
+def test_every_exit_for_every_frame(tmp_path, fallback):
     path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.6)
     frames = _frames(40, seed=4)
-    model = EarlyExitModel(path)
+    model = EarlyExitModel(path, fallback=fallback)
     early, final = model.exit_probabilities(frames)
     probs, taken = model.predict_with_exits(frames)
     np.testing.assert_allclose(early[taken == 0], probs[taken == 0], atol=1e-6)

@@ -129,6 +129,9 @@ class EarlyExitModel(OnnxModel):
         """Every exit's class probabilities for every frame (no frame leaves): [(N, C)] per exit.
         For analysis (which exit would have been right), not for streaming."""
         x = self._check_frames(frames)
+        if self._all is not None:
+            sess, input_name, outputs = self._all
+            return list(sess.run(outputs, {input_name: x}))
         out = []
         for sess, input_name, outputs in self._stages:
             result = sess.run(outputs, {input_name: x})
@@ -145,13 +148,14 @@ class EarlyExitModel(OnnxModel):
     def predict_with_exits(self, frames):
         """float32 (N, 2, frame_len) -> (probs (N, C) float32, exit index (N,) int)."""
         frames = self._check_frames(frames)
+        if frames.shape[0] == 0:
+            return np.zeros((0, self.n_classes), dtype=np.float32), np.zeros(0, dtype=np.int64)
         if self._all is not None and self.leave_share < self.fallback_below:
             sess, input_name, outputs = self._all
             probs, taken = exit_decisions(sess.run(outputs, {input_name: frames}), self.thresholds, self.policy)
         else:
             probs, taken = self._cascade(frames)
-        if len(taken):
-            self.leave_share = 0.8 * self.leave_share + 0.2 * float(np.mean(taken < self.n_exits - 1))
+        self.leave_share = 0.8 * self.leave_share + 0.2 * float(np.mean(taken < self.n_exits - 1))
         return probs, taken
 
     def _cascade(self, frames):
