@@ -79,6 +79,21 @@ def test_parallel_training_starts_a_student_after_its_teacher(tmp_path):
         assert "epoch 1/1" in (runs / experiment / "train.log").read_text()
     assert " export " not in result.stdout  # --stage train stops before export
 
+    # finish: what is trained gets exported, evaluated and reported; an untrained run is left out
+    (configs / "mobilenet1d.yaml").write_text(yaml.safe_dump({**tiny, "experiment": "mobilenet1d"}))
+    models = tmp_path / "models"
+    models.mkdir()
+    finish = [sys.executable, str(STUDY), "--stage", "finish", "--device", "cpu", "--runs", str(runs), "--configs",
+              str(configs), "--models", str(models), "--only", "inception_resnet,cnn3,cnn3-kd,mobilenet1d"]
+    result = subprocess.run(finish, capture_output=True, text=True, env={**os.environ, **env}, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "note: mobilenet1d is not trained to the end; left out of the report" in result.stdout
+    assert result.stdout.count(" export ") == 3 and (models / "cnn3-kd.onnx").is_file() and (models / "cnn3-kd.md").is_file()
+    report = [line for line in result.stdout.splitlines() if " report " in line][0]
+    assert report.count("--student ") == 2 and report.count("--teacher ") == 1 and "mobilenet1d" not in report
+    again = subprocess.run(finish, capture_output=True, text=True, env={**os.environ, **env}, timeout=600, cwd=ROOT)
+    assert again.returncode == 0 and " export " not in again.stdout  # evaluated after their last training
+
 
 def test_a_failed_teacher_skips_its_students(tmp_path):
     import os
