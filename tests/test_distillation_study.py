@@ -49,6 +49,25 @@ def test_finished_runs_are_skipped_and_partial_ones_resumed(tmp_path):
     assert any(" train " in s and "configs/cnn3-kd.yaml" in s and s.endswith("--resume") for s in steps)
 
 
+def test_run_state(tmp_path):
+    import json
+
+    from gnuradio.modrec.training.study import run_state
+
+    run = tmp_path / "run"
+    assert run_state(run, 3) == "new"
+    run.mkdir()
+    (run / "history.json").write_text(json.dumps([{"epoch": 1}, {"epoch": 2}]))
+    assert run_state(run, 3) == "new"  # no checkpoint to resume from
+    (run / "last.pt").write_bytes(b"")
+    assert run_state(run, 3) == "partial"
+    (run / "history.json").write_text(json.dumps([{"epoch": e} for e in (1, 2, 3)]))
+    assert run_state(run, 3) == "done"
+    (run / "last.pt").unlink()
+    (run / "best.pt").write_bytes(b"")
+    assert run_state(run, 3) == "done"  # a finished run packed for transport keeps only best.pt
+
+
 def test_parallel_training_starts_a_student_after_its_teacher(tmp_path):
     """--jobs 2 on two tiny runs: the kd student waits for the teacher's checkpoint, both finish."""
     import os

@@ -78,12 +78,15 @@ def modrec_command():
 
 
 def run_state(run_dir, epochs):
-    """'done', 'partial' (resume it) or 'new', from the run's last checkpoint and history."""
+    """'done', 'partial' (resume it) or 'new', from the run's history and checkpoints. A finished
+    run needs only its best.pt (scripts/pack_runs.py ships finished runs without last.pt)."""
     run_dir = Path(run_dir)
     history = run_dir / "history.json"
-    if not (run_dir / "last.pt").is_file() or not history.is_file():
+    if not history.is_file():
         return "new"
-    return "done" if len(json.loads(history.read_text())) >= epochs else "partial"
+    if len(json.loads(history.read_text())) >= epochs and ((run_dir / "last.pt").is_file() or (run_dir / "best.pt").is_file()):
+        return "done"
+    return "partial" if (run_dir / "last.pt").is_file() else "new"
 
 
 def comma_list(kind):
