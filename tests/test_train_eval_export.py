@@ -339,3 +339,17 @@ def test_model_card_keeps_hand_written_notes(tmp_path):
     write_model_card(tmp_path / "summary.json", card)  # re-rendered, e.g. after a new evaluation
     again = card.read_text()
     assert again.count("## Notes") == 1 and "- trained on a borrowed GPU" in again
+
+
+def test_model_card_states_the_distillation_recipe(tmp_path):
+    from gnuradio.modrec.training.model_card import write_model_card
+
+    distill = {"method": "kd", "cfg": {"temperature": 4.0, "alpha": 0.9}, "cache_teacher": True, "cache_views": 4,
+               "teacher": {"checkpoint": "runs/inception_resnet/best.pt", "model": "inception_resnet", "val_acc": 0.5175}}
+    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "B"],
+               "training": {"distill": distill}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    write_model_card(tmp_path / "summary.json", tmp_path / "m.md")
+    text = (tmp_path / "m.md").read_text()
+    assert ("- distillation: kd `{\"alpha\": 0.9, \"temperature\": 4.0}` from `runs/inception_resnet/best.pt` "
+            "(inception_resnet, validation accuracy 51.7 %); teacher outputs cached on 4 augmented copies") in text

@@ -73,6 +73,16 @@ def render_model_card(summary, name, figures=None):
         lines += [f"- model: `{_j(cfg.get('model'))}`", f"- optimiser: `{_j(cfg.get('optim'))}`",
                   f"- schedule: `{_j(cfg.get('schedule'))}`", f"- training: `{_j(cfg.get('train'))}`",
                   f"- augmentation: `{_j(cfg.get('augment'))}`"]
+    distill = training.get("distill")
+    if distill:
+        teacher = distill.get("teacher") or {}
+        source = teacher.get("checkpoint") or f"{teacher.get('model')} (trained jointly)"
+        acc = f", validation accuracy {_fmt(teacher['val_acc'])}" if teacher.get("val_acc") is not None else ""
+        cache = ("teacher outputs computed on the fly" if not distill.get("cache_teacher") else
+                 f"teacher outputs cached on {distill['cache_views']} augmented copies of the train split"
+                 if distill.get("cache_views") else "teacher outputs cached on the clean train split, augmentation off")
+        lines.append(f"- distillation: {distill.get('method')} `{_j(distill.get('cfg'))}` from `{source}` "
+                     f"({teacher.get('model')}{acc}); {cache}")
     ck = training.get("checkpoint")
     if ck:
         lines.append(f"- checkpoint: epoch {ck.get('epoch')}, validation accuracy {_fmt(ck.get('val_acc'))}")
