@@ -19,6 +19,10 @@ def test_pruning_recipes_use_their_configs_and_run_names(tmp_path):
     assert len(steps) == 2
     assert f"--config {ROOT}/configs/cnn3-prune.yaml --out {tmp_path}/cnn3-prune-gamma-redundancy-40 " in steps[0]
     assert f"--config {ROOT}/configs/cnn3-prune-kd10.yaml --out {tmp_path}/cnn3-prune-kd10-gamma-redundancy-40 " in steps[1]
+    # the pruned source comes from this study's runs directory, and so does kd10's teacher (the same net)
+    assert all(f"prune.checkpoint={tmp_path}/cnn3/best.pt" in s for s in steps)
+    assert "distill.teacher" not in steps[0]
+    assert f"distill.teacher.checkpoint={tmp_path}/cnn3/best.pt" in steps[1]
 
 
 def test_early_exit_recipes_use_their_configs_and_run_names(tmp_path):
