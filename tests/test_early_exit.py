@@ -19,12 +19,13 @@ from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoin
 from test_train_eval_export import write_dataset
 
 
-@pytest.mark.parametrize("name,placements", [("cnn3_ee", [1]), ("cnn3_ee", [2]), ("cnn3_ee", [1, 2]),
-                                             ("mobilenet1d_ee", [1]), ("mobilenet1d_ee", [2]), ("mobilenet1d_ee", [3]),
-                                             ("mobilenet1d_ee", [4]), ("mobilenet1d_ee", [1, 2, 3, 4])])
-def test_final_exit_is_the_plain_student_and_stages_compose(name, placements):
+@pytest.mark.parametrize("name,placements,heads", [
+    ("cnn3_ee", [1], {}), ("cnn3_ee", [2], {}), ("cnn3_ee", [1, 2], {}), ("cnn3_ee", [1, 2], {"exit_conv": 24}),
+    ("mobilenet1d_ee", [1], {}), ("mobilenet1d_ee", [2], {}), ("mobilenet1d_ee", [3], {}),
+    ("mobilenet1d_ee", [4], {}), ("mobilenet1d_ee", [1, 2, 3, 4], {}), ("mobilenet1d_ee", [2, 4], {"exit_conv": 32, "exit_kernel": 3})])
+def test_final_exit_is_the_plain_student_and_stages_compose(name, placements, heads):
     torch.manual_seed(0)
-    model = create_model(name, exits=placements).eval()
+    model = create_model(name, exits=placements, **heads).eval()
     plain = create_model(name[: -len("_ee")]).eval()
     plain.load_state_dict({k[len("backbone."):]: v for k, v in model.state_dict().items() if k.startswith("backbone.")})
     x = torch.randn(6, 2, 128)
@@ -38,6 +39,22 @@ def test_final_exit_is_the_plain_student_and_stages_compose(name, placements):
         h = out[1] if isinstance(out, tuple) else h
     for a, b in zip(staged, outs):
         assert torch.equal(a, b)
+
+
+def test_a_conv_exit_head_costs_its_hand_counted_flops_and_changes_nothing_else():
+    from gnuradio.modrec.training.exits.export import stage_flops
+
+    backbone = {"channels": [48, 64, 128], "kernels": [7, 5, 3], "pools": [2, 2, 1]}
+    pooled = create_model("cnn3_ee", exits=[1], exit_hidden=32, backbone_cfg=backbone)
+    conv = create_model("cnn3_ee", exits=[1], exit_hidden=32, exit_conv=32, exit_kernel=5, backbone_cfg=backbone)
+    # the default head has no conv parameters: checkpoints written before the option still load
+    assert not any(".conv." in k for k in pooled.state_dict())
+    assert {k for k in conv.state_dict() if not k.startswith("exits.")} == {k for k in pooled.state_dict() if not k.startswith("exits.")}
+    # after block 1: 48 channels x 64 samples; depthwise 48*64*5, pointwise 32*64*48, first linear 2*32 in, not 2*48
+    extra_macs = 48 * 64 * 5 + 32 * 64 * 48 + (2 * 32 - 2 * 48) * 32
+    with_conv, without = stage_flops(conv, 128), stage_flops(pooled, 128)
+    assert with_conv[0] - without[0] == 2 * extra_macs
+    assert with_conv[1] == without[1]
 
 
 def test_bad_placements_are_named():

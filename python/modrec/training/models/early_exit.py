@@ -39,19 +39,33 @@ def backbone_blocks(model):
 
 
 class ExitHead(nn.Module):
-    """Pool + one hidden layer: cheap next to the blocks it lets a frame skip."""
+    """Pool + one hidden layer: cheap next to the blocks it lets a frame skip.
 
-    def __init__(self, channels, hidden, n_classes):
+    With ``conv_channels`` > 0 a depthwise-separable convolution (kernel ``conv_kernel``, then a 1x1
+    to ``conv_channels``, each with batch norm and ReLU) comes before the pool: early feature maps
+    see only a few samples each, and pooling them straight away discards how they line up in time,
+    which is what tells e.g. QAM16 from QAM64 after the first block.
+    """
+
+    def __init__(self, channels, hidden, n_classes, conv_channels=0, conv_kernel=5):
         super().__init__()
+        if conv_channels:
+            self.conv = nn.Sequential(
+                nn.Conv1d(channels, channels, conv_kernel, padding=conv_kernel // 2, groups=channels, bias=False),
+                nn.BatchNorm1d(channels), nn.ReLU(inplace=True),
+                nn.Conv1d(channels, conv_channels, 1, bias=False), nn.BatchNorm1d(conv_channels), nn.ReLU(inplace=True))
+            channels = conv_channels
+        else:
+            self.conv = nn.Identity()
         self.pool = GlobalAvgMaxPool1d()
         self.fc = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_classes))
 
     def forward(self, x):
-        return self.fc(self.pool(x))
+        return self.fc(self.pool(self.conv(x)))
 
 
 class EarlyExitNet(nn.Module):
-    def __init__(self, backbone, placements, exit_hidden, n_classes, frame_len):
+    def __init__(self, backbone, placements, exit_hidden, n_classes, frame_len, exit_conv=0, exit_kernel=5):
         super().__init__()
         blocks, final_head = backbone_blocks(backbone)
         placements = [int(p) for p in placements]
@@ -72,7 +86,7 @@ class EarlyExitNet(nn.Module):
                 x = segment(x)
                 widths.append(x.shape[1])
             backbone.train(was)
-        self.exits = nn.ModuleList(ExitHead(c, exit_hidden, n_classes) for c in widths)
+        self.exits = nn.ModuleList(ExitHead(c, exit_hidden, n_classes, exit_conv, exit_kernel) for c in widths)
 
     @property
     def n_exits(self):
@@ -111,18 +125,20 @@ class _Stage(nn.Module):
         return logits if self.last else (logits, feats)
 
 
-def _early_exit(student, n_classes, frame_len, exits, exit_hidden, backbone_cfg):
+def _early_exit(student, n_classes, frame_len, exits, exit_hidden, exit_conv, exit_kernel, backbone_cfg):
     backbone = create_model(student, n_classes=n_classes, frame_len=frame_len, **dict(backbone_cfg or {}))
-    return EarlyExitNet(backbone, exits, exit_hidden, n_classes, frame_len)
+    return EarlyExitNet(backbone, exits, exit_hidden, n_classes, frame_len, exit_conv, exit_kernel)
 
 
 @register_model
-def cnn3_ee(n_classes=11, frame_len=128, exits=(1,), exit_hidden=32, backbone_cfg=None):
-    """cnn3 with early exits; ``backbone_cfg`` is cnn3's own config."""
-    return _early_exit("cnn3", n_classes, frame_len, exits, exit_hidden, backbone_cfg)
+def cnn3_ee(n_classes=11, frame_len=128, exits=(1,), exit_hidden=32, exit_conv=0, exit_kernel=5, backbone_cfg=None):
+    """cnn3 with early exits; ``backbone_cfg`` is cnn3's own config; ``exit_conv`` > 0 gives each
+    exit head a depthwise-separable convolution of that many channels (see ExitHead)."""
+    return _early_exit("cnn3", n_classes, frame_len, exits, exit_hidden, exit_conv, exit_kernel, backbone_cfg)
 
 
 @register_model
-def mobilenet1d_ee(n_classes=11, frame_len=128, exits=(2,), exit_hidden=32, backbone_cfg=None):
-    """mobilenet1d with early exits; ``backbone_cfg`` is mobilenet1d's own config."""
-    return _early_exit("mobilenet1d", n_classes, frame_len, exits, exit_hidden, backbone_cfg)
+def mobilenet1d_ee(n_classes=11, frame_len=128, exits=(2,), exit_hidden=32, exit_conv=0, exit_kernel=5, backbone_cfg=None):
+    """mobilenet1d with early exits; ``backbone_cfg`` is mobilenet1d's own config; ``exit_conv`` as
+    for cnn3_ee."""
+    return _early_exit("mobilenet1d", n_classes, frame_len, exits, exit_hidden, exit_conv, exit_kernel, backbone_cfg)
