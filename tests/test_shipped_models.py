@@ -2,6 +2,7 @@
 and classifies a frame; an early-exit model's stage files and all-exits file are there and agree
 with its entry."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,18 @@ ENTRIES = sorted(p for p in MODELS.glob("*.onnx") if ".stage" not in p.name and 
 
 def test_the_default_model_is_shipped():
     assert (MODELS / DEFAULT_MODEL_NAME) in ENTRIES
+
+
+def test_the_default_model_is_the_most_accurate_shipped_student_under_1_mb():
+    """The table (models/results.json, written by `modrec report`) decides the default: accuracy
+    over all SNRs on the shared test split."""
+    rows = json.loads((MODELS / "results.json").read_text())["models"]
+    shipped = [r for r in rows if r["role"] == "student" and (MODELS / f"{r['name']}.onnx").is_file()
+               and (MODELS / f"{r['name']}.onnx").stat().st_size < 1024 * 1024]
+    best = max(shipped, key=lambda r: r["accuracy"])
+    assert DEFAULT_MODEL_NAME == f"{best['name']}.onnx", (
+        f"models/results.json: the most accurate shipped student is {best['name']} "
+        f"({100 * best['accuracy']:.2f} %), the default is {DEFAULT_MODEL_NAME}")
 
 
 @pytest.mark.parametrize("path", ENTRIES, ids=[p.stem for p in ENTRIES])
