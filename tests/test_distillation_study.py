@@ -49,6 +49,22 @@ def test_finished_runs_are_skipped_and_partial_ones_resumed(tmp_path):
     assert any(" train " in s and "configs/cnn3-kd.yaml" in s and s.endswith("--resume") for s in steps)
 
 
+def test_the_report_keeps_every_evaluated_run_when_only_one_is_finished(tmp_path):
+    import json
+
+    for experiment in ("inception_resnet", "cnn3", "cnn3-kd", "mobilenet1d-nkd"):
+        run = tmp_path / experiment
+        (run / "eval").mkdir(parents=True)
+        (run / "best.pt").write_bytes(b"")
+        (run / "history.json").write_text(json.dumps([{"epoch": e + 1} for e in range(30)]))
+        if experiment != "mobilenet1d-nkd":  # trained, not evaluated yet: nothing to report
+            (run / "eval" / "summary.json").write_text("{}")
+    report = plan(tmp_path, "--only", "cnn3-kd", "--stage", "finish")[-1]
+    assert " report " in report
+    rows = [a.split()[1] for a in report.split(" --")[1:] if a.startswith(("teacher ", "student "))]
+    assert rows == [str(tmp_path / e / "eval" / "summary.json") for e in ("inception_resnet", "cnn3", "cnn3-kd")]
+
+
 def test_run_state(tmp_path):
     import json
 
