@@ -42,9 +42,9 @@ class ExitHead(nn.Module):
     """Pool + one hidden layer: cheap next to the blocks it lets a frame skip.
 
     With ``conv_channels`` > 0 a depthwise-separable convolution (kernel ``conv_kernel``, then a 1x1
-    to ``conv_channels``, each with batch norm and ReLU) comes before the pool: early feature maps
-    see only a few samples each, and pooling them straight away discards how they line up in time,
-    which is what tells e.g. QAM16 from QAM64 after the first block.
+    to ``conv_channels``, each with batch norm and ReLU) comes before the pool: an early feature map
+    has seen only a few samples at each position, and pooling it straight away keeps per-channel
+    statistics and loses how neighbouring positions relate.
     """
 
     def __init__(self, channels, hidden, n_classes, conv_channels=0, conv_kernel=5):
