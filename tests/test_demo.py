@@ -9,9 +9,10 @@ import textwrap
 import onnx_fixtures as fx
 from conftest import ROOT, _SHIM
 from gnuradio.modrec.classes import RADIOML2016_CLASSES
+from gnuradio.modrec.runtime import DEFAULT_MODEL_NAME
 
 DEMO = ROOT / "apps" / "modrec_demo"
-SHIPPED = ROOT / "models" / "mobilenet1d.onnx"  # the block's default
+SHIPPED = ROOT / "models" / DEFAULT_MODEL_NAME  # the block's default
 
 # Runs the demo script with torch made unimportable: the demo must need the runtime only.
 LAUNCHER = textwrap.dedent(
@@ -63,7 +64,7 @@ def test_demo_rejects_a_segment_shorter_than_a_frame(tmp_path):
 
 
 def test_demo_with_the_shipped_student_is_accurate_at_high_snr():
-    assert SHIPPED.is_file(), "the shipped default student models/mobilenet1d.onnx is missing"
+    assert SHIPPED.is_file(), f"the shipped default student {SHIPPED} is missing"
     result = run_demo("--snr", "18", "--seconds", "2", "--samp-rate", "45056", "--segment", "4096", "--seed", "3")
     assert result.returncode == 0, result.stderr[-3000:]
     overall = re.search(r"^all\s+(\d+)\s+([\d.]+)%", result.stdout, re.M)
