@@ -49,3 +49,33 @@ def test_an_unknown_recipe_names_the_missing_config(tmp_path):
         result, _ = plan(app, tmp_path, "--models", "cnn3", "--recipes", "nosuch")
         assert result.returncode == 2
         assert "nosuch" in result.stderr and "does not exist" in result.stderr, result.stderr
+
+
+def fake_run(run_dir, epochs, evaluated=True, stale=False):
+    """A run directory as the study leaves it: history, best.pt and (maybe) its evaluation."""
+    import json
+    import os
+
+    (run_dir / "eval").mkdir(parents=True)
+    (run_dir / "history.json").write_text(json.dumps([{"epoch": e + 1} for e in range(epochs)]))
+    (run_dir / "best.pt").write_bytes(b"")
+    if evaluated:
+        (run_dir / "eval" / "summary.json").write_text("{}")
+        if stale:  # trained again after its evaluation
+            os.utime(run_dir / "eval" / "summary.json", (1, 1))
+
+
+def test_pruning_report_keeps_runs_outside_the_grid_that_are_trained_and_evaluated(tmp_path):
+    fake_run(tmp_path / "mobilenet1d-prune-l1-50", epochs=2)
+    fake_run(tmp_path / "mobilenet1d-prune-random-70", epochs=2, stale=True)
+    fake_run(tmp_path / "mobilenet1d-prune-bn-gamma-30", epochs=1)  # interrupted
+    fake_run(tmp_path / "mobilenet1d-prune-l1-90", epochs=2, evaluated=False)
+    result, steps = plan("pruning_study", tmp_path, "--models", "cnn3", "--criteria", "l1", "--ratios", "0.3",
+                         "--stage", "finish")
+    assert result.returncode == 0, result.stderr
+    report = next(s for s in steps if " prune-report " in s).split()
+    assert f"{tmp_path}/mobilenet1d-prune-l1-50/eval/summary.json" in report
+    assert f"{tmp_path}/mobilenet1d/eval/summary.json" in report  # its baseline comes with it
+    assert f"{tmp_path}/cnn3-prune-l1-30/eval/summary.json" in report
+    for left_out in ("mobilenet1d-prune-random-70", "mobilenet1d-prune-bn-gamma-30", "mobilenet1d-prune-l1-90"):
+        assert not any(left_out in arg for arg in report), left_out
