@@ -353,3 +353,20 @@ def test_model_card_states_the_distillation_recipe(tmp_path):
     text = (tmp_path / "m.md").read_text()
     assert ("- distillation: kd `{\"alpha\": 0.9, \"temperature\": 4.0}` from `runs/inception_resnet/best.pt` "
             "(inception_resnet, validation accuracy 51.7 %); teacher outputs cached on 4 augmented copies") in text
+
+
+def test_model_card_shows_where_an_interrupted_invocation_ended_and_checkout_relative_paths(tmp_path, monkeypatch):
+    from gnuradio.modrec.training.model_card import render_model_card
+
+    monkeypatch.chdir(tmp_path)
+    train = f"modrec train --config {tmp_path}/configs/m.yaml --out {tmp_path}/runs/m"
+    summary = {"accuracy": 0.5, "per_snr": [], "classes": ["A", "B"],
+               "training": {"config": {"source": f"{tmp_path}/configs/m.yaml", "experiment": "m"},
+                            # the first invocation planned 30 epochs and was stopped after 5
+                            "invocations": [{"command": train, "epochs": [1, 30]},
+                                            {"command": train + " --resume", "epochs": [6, 30]}]}}
+    text = render_model_card(summary, "m")
+    assert "epochs 1-5: `modrec train --config configs/m.yaml --out runs/m`" in text
+    assert "epochs 6-30: `modrec train --config configs/m.yaml --out runs/m --resume`" in text
+    assert "modrec train --config configs/m.yaml --out runs/m      # the dataset" in text  # without --resume
+    assert str(tmp_path) not in text

@@ -93,7 +93,7 @@ def render_model_card(summary, name, figures=None):
             "## Reproduce",
             "",
             "```sh",
-            f"modrec train --config {cfg['source']}      # the dataset is generated into the cache if missing",
+            f"{_train_command(training, cfg)}      # the dataset is generated into the cache if missing",
             f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx",
             f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx "
             f"--out runs/{experiment}/eval --card models/{name}.md",
@@ -118,14 +118,33 @@ def render_model_card(summary, name, figures=None):
     return "\n".join(lines)
 
 
+def _portable(text):
+    """Paths under the working directory (the checkout a study runs from) shown relative to it:
+    a card should not carry one machine's checkout path."""
+    return str(text).replace(f"{Path.cwd()}/", "") if text else text
+
+
+def _train_command(training, cfg):
+    """The command that trains this run from scratch: the recorded one (it carries the run's
+    --set overrides) without --resume, or the bare config."""
+    runs = training.get("invocations") or []
+    recorded = runs[-1].get("command") if runs else training.get("command")
+    if recorded and recorded.startswith("modrec train "):
+        return _portable(" ".join(word for word in recorded.split(" ") if word != "--resume"))
+    return f"modrec train --config {_portable(cfg['source'])}"
+
+
 def _commands(training):
     runs = training.get("invocations") or []
     if len(runs) <= 1:
-        return [f"- command: `{training.get('command') or 'n/a'}`"]
+        return [f"- command: `{_portable(training.get('command')) or 'n/a'}`"]
     lines = ["- commands (the run was resumed):"]
-    for r in runs:
+    for k, r in enumerate(runs):
+        first, last = r["epochs"]
+        if k + 1 < len(runs):  # an invocation records the epochs it planned; an interrupted one ended where the next resumed
+            last = min(last, runs[k + 1]["epochs"][0] - 1)
         where = f" on {r['device']}" if r.get("device") else ""
-        lines.append(f"  - epochs {r['epochs'][0]}-{r['epochs'][1]}{where}: `{r.get('command') or 'n/a'}`")
+        lines.append(f"  - epochs {first}-{last}{where}: `{_portable(r.get('command')) or 'n/a'}`")
     return lines
 
 
