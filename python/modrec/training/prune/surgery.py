@@ -19,6 +19,55 @@ from torch import nn
 from .criteria import create_criterion
 
 STRATEGIES = ("local", "global")
+_OUT_CHANNELS = (tp.pruner.function.prune_conv_out_channels, tp.pruner.function.prune_linear_out_channels)
+
+
+def _producer_segments(group, n):
+    """The group's channel indices split by the layers that produce them: channels made by the
+    same set of layers form one segment. Branches concatenated into one tensor give a segment
+    each; a residual trunk that several projections add into, which later feeds a concatenation,
+    gives nested sets and so one segment per branch of every concatenation."""
+    producers = {}
+    for i, (dep, _) in enumerate(group):
+        if dep.pruning_fn in _OUT_CHANNELS and all(r is not None for r in group[i].root_idxs):
+            for r in group[i].root_idxs:
+                producers.setdefault(int(r), set()).add(dep.target)
+    segments = {}
+    for r in range(n):  # a channel no layer produces (a pooled pass-through) keys on the empty set
+        segments.setdefault(frozenset(producers.get(r, ())), []).append(r)
+    return list(segments.values())
+
+
+class LayerLocal(tp.importance.Importance):
+    """Layer-local allocation inside a pruning group: torch-pruning ranks a group as one (the
+    branches of a concatenation form one group), so a criterion that scores one branch low could
+    empty it, which torch-pruning refuses by skipping the whole group (a 90 % request then cuts
+    less than a 70 % one). Here every producing layer's channels are ranked within that layer
+    (scores become quantiles, 1/k ... k/k, per layer) and each layer's best channel is kept, so
+    the group's lowest share takes the same share of every layer and empties none."""
+
+    def __init__(self, criterion):
+        self.criterion = criterion
+
+    def __getattr__(self, name):  # needs_calibration, collect_features of the wrapped criterion
+        return getattr(self.criterion, name)
+
+    def __call__(self, group):
+        scores = self.criterion(group)
+        if scores is None:
+            return None
+        segments = _producer_segments(group, len(scores))
+        if len(segments) < 2:
+            return scores
+        local = torch.empty(len(scores), dtype=torch.float32)
+        for segment in segments:
+            idx = torch.as_tensor(segment)
+            order = torch.argsort(scores[idx].float(), stable=True)
+            quantile = torch.empty(len(idx))
+            quantile[order] = torch.arange(1, len(idx) + 1, dtype=torch.float32) / len(idx)
+            quantile[order[-1]] = 2.0  # above every quantile: never pruned
+            local[idx] = quantile
+        return local
 
 
 @dataclass
@@ -52,6 +101,15 @@ def _channels(model, protected):
     return out
 
 
+def _widths(model, protected):
+    """(layer, output channels) of every prunable layer."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            yield m, m.out_channels
+        elif isinstance(m, nn.Linear) and m is not protected:
+            yield m, m.out_features
+
+
 def _output_layer(model, n_classes):
     linears = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == n_classes]
     if not linears:
@@ -63,7 +121,8 @@ def prune(model, criterion="gamma-redundancy", ratio=0.5, strategy="local", *, c
           iterative_steps=1, between_steps=None, frame_len=None, max_layer_ratio=0.95):
     """Prune ``model`` in place and return a PruneReport.
 
-    ratio: fraction of each conv's output channels to remove (local), or of all prunable
+    ratio: fraction of each conv's output channels to remove (local: every layer ranked within
+    itself, see LayerLocal), or of all prunable
     channels (global: ranked across layers, each layer keeping >= 1 - max_layer_ratio of its
     channels so none is emptied). iterative_steps > 1 reaches the ratio in equal steps, calling
     ``between_steps(model, step)`` (e.g. a short fine-tune) after each step but the last.
@@ -77,6 +136,8 @@ def prune(model, criterion="gamma-redundancy", ratio=0.5, strategy="local", *, c
         raise ValueError(f"prune: iterative_steps must be >= 1, got {iterative_steps}")
     name = criterion if isinstance(criterion, str) else type(criterion).__name__
     importance = create_criterion(criterion, **(criterion_cfg or {})) if isinstance(criterion, str) else criterion
+    if strategy == "local":
+        importance = LayerLocal(importance)
     needs_calibration = getattr(importance, "needs_calibration", False)
     if needs_calibration and calibration is None:
         raise ValueError(f"prune: criterion {name} compares feature maps and needs calibration frames")
@@ -97,6 +158,10 @@ def prune(model, criterion="gamma-redundancy", ratio=0.5, strategy="local", *, c
         pruning_ratio=ratio,
         global_pruning=strategy == "global",
         max_pruning_ratio=max_layer_ratio,
+        # local: a layer too narrow for the ratio to leave one channel (8 channels at 90 %) keeps
+        # one; torch-pruning would otherwise skip it whole
+        pruning_ratio_dict={m: 1 - 1.5 / n for m, n in _widths(model, protected) if int(n * (1 - ratio)) < 1}
+        if strategy == "local" else None,
         iterative_steps=iterative_steps,
         ignored_layers=[protected],
     )
