@@ -50,6 +50,8 @@ class LayerLocal(tp.importance.Importance):
         self.criterion = criterion
 
     def __getattr__(self, name):  # needs_calibration, collect_features of the wrapped criterion
+        if name == "criterion":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.criterion, name)
 
     def __call__(self, group):
@@ -90,24 +92,18 @@ class PruneReport:
         return f"{self.criterion}:{self.ratio:g}"
 
 
-def _channels(model, protected):
-    """Output channels of every prunable layer: convs, and hidden linear layers (not the classifier)."""
-    out = {}
+def _widths(model, protected):
+    """(name, layer, output channels) of every prunable layer: convs, and hidden linear layers
+    (not the classifier)."""
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.conv._ConvNd):
-            out[name] = m.out_channels
+            yield name, m, m.out_channels
         elif isinstance(m, nn.Linear) and m is not protected:
-            out[name] = m.out_features
-    return out
+            yield name, m, m.out_features
 
 
-def _widths(model, protected):
-    """(layer, output channels) of every prunable layer."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.conv._ConvNd):
-            yield m, m.out_channels
-        elif isinstance(m, nn.Linear) and m is not protected:
-            yield m, m.out_features
+def _channels(model, protected):
+    return {name: n for name, _, n in _widths(model, protected)}
 
 
 def _output_layer(model, n_classes):
@@ -160,7 +156,7 @@ def prune(model, criterion="gamma-redundancy", ratio=0.5, strategy="local", *, c
         max_pruning_ratio=max_layer_ratio,
         # local: a layer too narrow for the ratio to leave one channel (8 channels at 90 %) keeps
         # one; torch-pruning would otherwise skip it whole
-        pruning_ratio_dict={m: 1 - 1.5 / n for m, n in _widths(model, protected) if int(n * (1 - ratio)) < 1}
+        pruning_ratio_dict={m: 1 - 1.5 / n for _, m, n in _widths(model, protected) if int(n * (1 - ratio)) < 1}
         if strategy == "local" else None,
         iterative_steps=iterative_steps,
         ignored_layers=[protected],
