@@ -209,3 +209,16 @@ def test_tiny_prune_and_fine_tune_run(tmp_path, monkeypatch):
     # an already pruned checkpoint is refused, naming the file
     assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-prune.yaml"), "--out", str(tmp_path / "again"),
                  "--threads", "1", "--no-progress", "--set", f"prune.checkpoint={pruned / 'best.pt'}"]) == 2
+
+
+def test_fine_tune_label_names_a_teacher_other_than_the_pruned_net():
+    from gnuradio.modrec.training.prune.report import _fine_tune
+
+    config = {"model": {"name": "mini_inception_resnet"}, "train": {"epochs": 10}}
+    def label(method, teacher=None):
+        distill = {"teacher": {"model": teacher}} if teacher else {}
+        return _fine_tune({"config": config, "distillation": method, "distill": distill})
+
+    assert label("none") == "10 ep"
+    assert label("kd", "mini_inception_resnet") == "10 ep + kd"  # taught by the net it was cut from
+    assert label("nkd", "inception_resnet") == "10 ep + nkd from inception_resnet"

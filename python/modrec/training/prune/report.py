@@ -38,10 +38,16 @@ def load_pruned(path):
 
 
 def _fine_tune(training):
-    """How a pruned model was fine-tuned, e.g. '2 ep' or '10 ep + kd'."""
-    epochs = ((training.get("config") or {}).get("train") or {}).get("epochs")
+    """How a pruned model was fine-tuned: '2 ep', '10 ep + kd' (taught by the net it was pruned
+    from) or '10 ep + nkd from inception_resnet' (taught by another net)."""
+    config = training.get("config") or {}
+    epochs = (config.get("train") or {}).get("epochs")
     method = training.get("distillation", "none")
-    return f"{epochs} ep" + (f" + {method}" if method != "none" else "")
+    if method == "none":
+        return f"{epochs} ep"
+    teacher = ((training.get("distill") or {}).get("teacher") or {}).get("model")
+    own = teacher is None or teacher == (config.get("model") or {}).get("name")
+    return f"{epochs} ep + {method}" + ("" if own else f" from {teacher}")
 
 
 def _line_name(e, rows):
