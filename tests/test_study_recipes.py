@@ -1,9 +1,15 @@
-"""apps/pruning_study and apps/early_exit_study: each recipe is its own config and its own runs."""
+"""apps/pruning_study and apps/early_exit_study: each recipe is its own config and its own runs;
+the studies refuse an installed package older than the checkout."""
 
+import argparse
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from conftest import ROOT, _SHIM
+from gnuradio.modrec.training import study
 
 
 def plan(app, tmp_path, *args):
@@ -79,3 +85,20 @@ def test_pruning_report_keeps_runs_outside_the_grid_that_are_trained_and_evaluat
     assert f"{tmp_path}/cnn3-prune-l1-30/eval/summary.json" in report
     for left_out in ("mobilenet1d-prune-random-70", "mobilenet1d-prune-bn-gamma-30", "mobilenet1d-prune-l1-90"):
         assert not any(left_out in arg for arg in report), left_out
+
+
+def test_a_study_refuses_an_installed_package_older_than_the_checkout(tmp_path, capsys):
+    installed = Path(study.__file__).resolve().parents[1]  # the package these tests import
+    checkout = tmp_path / "checkout"
+    (checkout / "python" / "modrec" / "training").mkdir(parents=True)
+    edited = checkout / "python" / "modrec" / "training" / "study.py"
+    shutil.copy(installed / "training" / "study.py", edited)
+    (checkout / "python" / "modrec" / "training" / "new_module.py").write_text("x = 1\n")  # not installed yet
+    assert study.stale_install(checkout) == []  # same bytes: nothing stale
+    assert study.stale_install(installed.parents[1]) == []  # the package is that checkout's own source
+    edited.write_text(edited.read_text() + "\n# edited after the last install\n")
+    assert study.stale_install(checkout) == ["training/study.py"]
+    with pytest.raises(SystemExit):
+        study.require_current_install(checkout, argparse.ArgumentParser(prog="pruning_study"))
+    err = capsys.readouterr().err
+    assert "training/study.py" in err and "make install" in err

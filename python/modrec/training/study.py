@@ -1,6 +1,6 @@
 """Running many training commands for a study: one after another, or several at once with each
 run waiting for the runs it needs (a student for its teacher, a pruned model for the model it
-prunes). Used by apps/distillation_study and apps/pruning_study."""
+prunes). Used by apps/distillation_study, apps/pruning_study and apps/early_exit_study."""
 
 import json
 import shlex
@@ -70,6 +70,31 @@ def run_jobs(jobs, parallel=1, cwd=None, dry_run=False, poll_s=2.0):
         if running:
             time.sleep(poll_s)
     return failed
+
+
+def stale_install(checkout):
+    """Files of the checkout's python/modrec whose installed copy (the package this interpreter
+    imports, and so the one every spawned ``modrec`` step runs) differs: a study started after an
+    edit but before ``make install`` would otherwise train and report with the old code. Empty
+    when they match, when the package is the checkout itself (a source-tree run), or when
+    ``checkout`` has no python/modrec (the study runs from an installed copy only)."""
+    source = Path(checkout) / "python" / "modrec"
+    package = Path(__file__).resolve().parents[1]
+    if not source.is_dir() or package == source.resolve():
+        return []
+    return [str(f.relative_to(source)) for f in sorted(source.rglob("*.py"))
+            if (package / f.relative_to(source)).is_file() and (package / f.relative_to(source)).read_bytes() != f.read_bytes()]
+
+
+def require_current_install(checkout, parser):
+    """Stop a study (``parser.error``) when the installed package is older than the checkout."""
+    stale = stale_install(checkout)
+    if stale:
+        package = Path(__file__).resolve().parents[1]
+        shown = ", ".join(stale[:4]) + (f" and {len(stale) - 4} more" if len(stale) > 4 else "")
+        parser.error(f"the installed gnuradio.modrec ({package}) differs from this checkout's python/modrec in "
+                     f"{shown}: its runs would use the old code. Run `make install` first (or run the study "
+                     f"with PYTHONPATH=build/pytest_modules to use the checkout)")
 
 
 def modrec_command():
