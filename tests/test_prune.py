@@ -20,6 +20,7 @@ from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoin
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")
+PRUNED_TEACHER = "inception_resnet"  # apps/pruning_study --models inception_resnet
 
 
 def _trained_like(name, seed=0):
@@ -136,7 +137,7 @@ def test_global_pruning_meets_the_total_and_empties_no_layer(name):
     assert model(torch.randn(2, 2, 128)).shape == (2, 11)
 
 
-@pytest.mark.parametrize("name", STUDENTS)
+@pytest.mark.parametrize("name", STUDENTS + (PRUNED_TEACHER,))
 def test_pruned_model_reloads_and_exports_with_parity(name, tmp_path):
     model = _trained_like(name)
     prune(model, "gamma-redundancy", 0.9, "local")  # the harshest sweep point
