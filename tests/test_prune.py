@@ -223,3 +223,31 @@ def test_fine_tune_label_names_a_teacher_other_than_the_pruned_net():
     assert label("none") == "10 ep"
     assert label("kd", "mini_inception_resnet") == "10 ep + kd"  # taught by the net it was cut from
     assert label("nkd", "inception_resnet") == "10 ep + nkd from inception_resnet"
+
+
+def _sweep_row(name, criterion, ratio, seed, accuracy, flops):
+    return {"name": name, "architecture": "cnn3", "criterion": criterion, "strategy": "local" if criterion != "none" else "-",
+            "fine_tune": "2 ep" if criterion != "none" else "", "ratio": ratio, "seed": seed, "accuracy": accuracy,
+            "accuracy_snr_ge_10": accuracy + 0.2, "peak_accuracy": accuracy + 0.25, "params": 1000, "flops": flops,
+            "onnx_kb": 10.0, "ort_frames_per_s_batch256": 1000.0 * 4e6 / flops, "per_snr": []}
+
+
+def test_the_seeds_of_one_sweep_point_make_one_row_with_their_spread():
+    from gnuradio.modrec.training.prune.report import aggregate, markdown, summarise
+
+    runs = [_sweep_row("base", "none", 0.0, 0, 0.50, 4e6),
+            _sweep_row("ours-30", "gamma-redundancy", 0.3, 0, 0.494, 1.6e6),
+            _sweep_row("ours-30-s1", "gamma-redundancy", 0.3, 1, 0.498, 1.6e6),
+            _sweep_row("ours-30-s2", "gamma-redundancy", 0.3, 2, 0.496, 1.6e6),
+            _sweep_row("l1-30", "l1", 0.3, 0, 0.4965, 1.6e6)]
+    points = aggregate(runs)
+    assert [p["runs"] for p in points] == [1, 3, 1]
+    ours = points[1]
+    assert ours["name"] == "ours-30" and ours["seeds"] == [0, 1, 2]
+    assert ours["accuracy"] == pytest.approx(0.496) and ours["accuracy_std"] == pytest.approx(0.002)  # sample std
+    table = markdown(points)
+    assert "| gamma-redundancy | 30% |" in table and "-0.40 ± 0.20 (n=3)" in table
+    assert "| l1 | 30% |" in table and "-0.35 |" in table  # one run: no spread shown
+    # the budget is judged on a point's mean, not on its luckiest seed
+    best = summarise(points, budget_pp=0.36)["cnn3"]["best_within_budget"]
+    assert best["name"] == "l1-30" and best["runs"] == 1

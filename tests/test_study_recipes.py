@@ -31,6 +31,16 @@ def test_pruning_recipes_use_their_configs_and_run_names(tmp_path):
     assert f"distill.teacher.checkpoint={tmp_path}/cnn3/best.pt" in steps[1]
 
 
+def test_pruning_seeds_are_runs_of_their_own(tmp_path):
+    result, steps = plan("pruning_study", tmp_path, "--models", "cnn3", "--criteria", "random", "--ratios", "0.3",
+                         "--seeds", "0,2")
+    assert result.returncode == 0, result.stderr
+    assert [s.split("--out ")[1].split()[0] for s in steps] == [f"{tmp_path}/cnn3-prune-random-30", f"{tmp_path}/cnn3-prune-random-30-s2"]
+    assert "seed=" not in steps[0] and "--set seed=2" in steps[1]
+    result, _ = plan("pruning_study", tmp_path, "--models", "cnn3", "--seeds", "1,1")
+    assert result.returncode == 2 and "--seeds" in result.stderr
+
+
 def test_early_exit_recipes_use_their_configs_and_run_names(tmp_path):
     result, steps = plan("early_exit_study", tmp_path, "--models", "mobilenet1d", "--placements", "2", "--recipes", "heads,joint,two_phase")
     assert result.returncode == 0, result.stderr
@@ -73,6 +83,7 @@ def fake_run(run_dir, epochs, evaluated=True, stale=False):
 
 def test_pruning_report_keeps_runs_outside_the_grid_that_are_trained_and_evaluated(tmp_path):
     fake_run(tmp_path / "mobilenet1d-prune-l1-50", epochs=2)
+    fake_run(tmp_path / "mobilenet1d-prune-l1-50-s1", epochs=2)  # another seed of the same point
     fake_run(tmp_path / "mobilenet1d-prune-random-70", epochs=2, stale=True)
     fake_run(tmp_path / "mobilenet1d-prune-bn-gamma-30", epochs=1)  # interrupted
     fake_run(tmp_path / "mobilenet1d-prune-l1-90", epochs=2, evaluated=False)
@@ -81,6 +92,7 @@ def test_pruning_report_keeps_runs_outside_the_grid_that_are_trained_and_evaluat
     assert result.returncode == 0, result.stderr
     report = next(s for s in steps if " prune-report " in s).split()
     assert f"{tmp_path}/mobilenet1d-prune-l1-50/eval/summary.json" in report
+    assert f"{tmp_path}/mobilenet1d-prune-l1-50-s1/eval/summary.json" in report
     assert f"{tmp_path}/mobilenet1d/eval/summary.json" in report  # its baseline comes with it
     assert f"{tmp_path}/cnn3-prune-l1-30/eval/summary.json" in report
     for left_out in ("mobilenet1d-prune-random-70", "mobilenet1d-prune-bn-gamma-30", "mobilenet1d-prune-l1-90"):

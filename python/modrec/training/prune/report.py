@@ -3,12 +3,15 @@ run against the unpruned model, and an accuracy-vs-FLOPs plot with one line per 
 
 Input is ``modrec evaluate`` summaries (with --onnx, for size and measured ORT speed) of the
 pruned runs plus each architecture's unpruned baseline, all on one test split. The speed column
-is re-measured for all models side by side in one process (report.remeasure_speeds).
+is re-measured for all models side by side in one process (report.remeasure_speeds). Runs of one
+sweep point with different seeds make one row: their mean, and the spread of the accuracy.
 """
 
 import json
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from ..report import _cell, _write_markdown, check_same_split, load_entry, remeasure_speeds
 
@@ -34,7 +37,31 @@ def load_pruned(path):
                      fine_tune=_fine_tune(training))
     else:
         entry.update(criterion="none", strategy="-", ratio=0.0, fine_tune="")
+    entry["seed"] = training.get("seed", 0)
     return entry
+
+
+ACCURACIES = ("accuracy", "accuracy_snr_ge_10", "peak_accuracy")
+
+
+def aggregate(entries):
+    """One row per sweep point (architecture, criterion, strategy, fine-tuning, ratio): the mean
+    of its runs (one per seed) for every figure, ``runs`` (how many) and ``<accuracy>_std`` (the
+    sample standard deviation over the runs; 0 for one run). The row keeps the first run's name."""
+    points = defaultdict(list)
+    for e in entries:
+        points[(e["architecture"], e["criterion"], e["strategy"], e["fine_tune"], e["ratio"])].append(e)
+    rows = []
+    for runs in points.values():
+        row = {k: v for k, v in runs[0].items() if k != "per_snr"}
+        for key in ACCURACIES + tuple(k for k, _, _ in COLUMNS if k not in ACCURACIES):
+            row[key] = float(np.mean([e[key] for e in runs]))
+        for key in ACCURACIES:
+            row[f"{key}_std"] = float(np.std([e[key] for e in runs], ddof=1)) if len(runs) > 1 else 0.0
+        row["runs"] = len(runs)
+        row["seeds"] = sorted(e["seed"] for e in runs)
+        rows.append(row)
+    return rows
 
 
 def _fine_tune(training):
@@ -59,7 +86,8 @@ def _line_name(e, rows):
 
 
 def summarise(entries, budget_pp=0.5):
-    """Per architecture: the baseline, and the largest FLOPs cut within ``budget_pp`` accuracy loss."""
+    """Per architecture: the baseline, and the largest FLOPs cut within ``budget_pp`` accuracy loss
+    (of a point's mean over its seeds, when given aggregated rows)."""
     out = {}
     for arch, rows in _by_architecture(entries).items():
         base = next((e for e in rows if e["criterion"] == "none"), None)
@@ -73,7 +101,8 @@ def summarise(entries, budget_pp=0.5):
             "budget_pp": budget_pp,
             "best_within_budget": best and {"name": best["name"], "flops_cut": 1 - best["flops"] / base["flops"],
                                              "accuracy_loss_pp": 100 * (base["accuracy"] - best["accuracy"]),
-                                             "ort_speedup": best["ort_frames_per_s_batch256"] / base["ort_frames_per_s_batch256"]},
+                                             "ort_speedup": best["ort_frames_per_s_batch256"] / base["ort_frames_per_s_batch256"],
+                                             "runs": best.get("runs", 1)},
         }
     return out
 
@@ -95,7 +124,10 @@ def markdown(entries):
         for e in rows:
             extra = ["", "", ""]
             if base is not None and e is not base:
-                extra = [f"{100 * (1 - e['flops'] / base['flops']):.0f} %", f"{100 * (e['accuracy'] - base['accuracy']):+.2f}",
+                delta = f"{100 * (e['accuracy'] - base['accuracy']):+.2f}"
+                if e.get("runs", 1) > 1:
+                    delta += f" ± {100 * e['accuracy_std']:.2f} (n={e['runs']})"
+                extra = [f"{100 * (1 - e['flops'] / base['flops']):.0f} %", delta,
                          f"{e['ort_frames_per_s_batch256'] / base['ort_frames_per_s_batch256']:.2f}x"]
             cells = [_line_name(e, rows) if e["criterion"] != "none" else "unpruned", f"{e['ratio']:.0%}" if e["ratio"] else "-"]
             lines.append("| " + " | ".join(cells + [_cell(e[k], kind) for k, _, kind in COLUMNS] + extra) + " |")
@@ -121,7 +153,8 @@ def plot(entries, out_dir):
         for ax, key, label in zip(axes, ("accuracy", "accuracy_snr_ge_10"), ("all SNRs", "SNR ≥ 10 dB")):
             for name, pts in sorted(lines.items()):
                 pts = sorted(pts + ([base] if base else []), key=lambda e: e["flops"])
-                ax.plot([e["flops"] / 1e6 for e in pts], [100 * e[key] for e in pts], marker="o", markersize=4, label=name)
+                ax.errorbar([e["flops"] / 1e6 for e in pts], [100 * e[key] for e in pts],
+                            yerr=[100 * e.get(f"{key}_std", 0.0) for e in pts], marker="o", markersize=4, capsize=2, label=name)
             if base:
                 ax.plot([base["flops"] / 1e6], [100 * base[key]], "k*", markersize=10, label="unpruned")
             ax.set_xlabel("FLOPs/frame (M)")
@@ -144,13 +177,14 @@ def write_pruning_report(summaries, markdown_path=None, json_path=None, plot_dir
     check_same_split(entries)
     if remeasure:
         remeasure_speeds(entries)
-    table = markdown(entries)
-    findings = summarise(entries, budget_pp)
+    points = aggregate(entries)
+    table = markdown(points)
+    findings = summarise(points, budget_pp)
     if markdown_path:
         _write_markdown(markdown_path, table)
     if json_path:
         rows = [{k: v for k, v in e.items() if k != "per_snr"} for e in entries]
-        Path(json_path).write_text(json.dumps({"runs": rows, "summary": findings}, indent=1) + "\n")
+        Path(json_path).write_text(json.dumps({"runs": rows, "points": points, "summary": findings}, indent=1) + "\n")
     if plot_dir:
-        plot(entries, plot_dir)
+        plot(points, plot_dir)
     return table, findings
