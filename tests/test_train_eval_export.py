@@ -370,3 +370,32 @@ def test_model_card_shows_where_an_interrupted_invocation_ended_and_checkout_rel
     assert "epochs 6-30: `modrec train --config configs/m.yaml --out runs/m --resume`" in text
     assert "modrec train --config configs/m.yaml --out runs/m      # the dataset" in text  # without --resume
     assert str(tmp_path) not in text
+
+
+def test_model_card_states_what_a_pruned_model_was_pruned_from(tmp_path, monkeypatch):
+    from gnuradio.modrec.training.model_card import render_model_card
+
+    monkeypatch.chdir(tmp_path)
+    pruning = {"criterion": "gamma-redundancy", "criterion_cfg": {"redundancy_weight": 1.0}, "ratio": 0.37, "strategy": "local",
+               "source_checkpoint": f"{tmp_path}/runs/mini_inception_resnet/best.pt", "source_val_acc": 0.4934,
+               "before": {"params": 164443, "flops": 8865824}, "after": {"params": 66000, "flops": 3510000}}
+    text = render_model_card({"accuracy": 0.5, "per_snr": [], "classes": ["A"], "training": {"pruning": pruning}}, "m")
+    assert ("- pruned from: `runs/mini_inception_resnet/best.pt` (validation accuracy 49.3 %), gamma-redundancy "
+            "`{\"redundancy_weight\": 1.0}`, 37% of each layer's channels (local): 164,443 -> 66,000 parameters, "
+            "8.87 -> 3.51 MFLOPs/frame (60.4% cut), then fine-tuned") in text
+
+
+def test_a_shipped_card_rerendered_from_its_summary_copy_keeps_its_own_figures(tmp_path):
+    from gnuradio.modrec.training.model_card import write_model_card
+
+    run_eval, models = tmp_path / "runs" / "m" / "eval", tmp_path / "models"
+    run_eval.mkdir(parents=True)
+    (run_eval / "summary.json").write_text(json.dumps({"accuracy": 0.5, "per_snr": [], "classes": ["A"]}))
+    for fig in ("accuracy_vs_snr.png", "confusion.png"):
+        (run_eval / fig).write_bytes(b"run figure")
+    write_model_card(run_eval / "summary.json", models / "m.md")
+    (models / "accuracy_vs_snr.png").write_bytes(b"another model's plot")  # the study's report figure
+    write_model_card(models / "m.summary.json", models / "m.md")
+    text = (models / "m.md").read_text()
+    assert "](m-accuracy_vs_snr.png)" in text and "](m-confusion.png)" in text
+    assert (models / "m-accuracy_vs_snr.png").read_bytes() == b"run figure"

@@ -83,6 +83,14 @@ def render_model_card(summary, name, figures=None):
                  if distill.get("cache_views") else "teacher outputs cached on the clean train split, augmentation off")
         lines.append(f"- distillation: {distill.get('method')} `{_j(distill.get('cfg'))}` from `{source}` "
                      f"({teacher.get('model')}{acc}); {cache}")
+    pruning = training.get("pruning")
+    if pruning and pruning.get("before"):
+        before, after = pruning["before"], pruning["after"]
+        lines.append(f"- pruned from: `{_portable(pruning.get('source_checkpoint', 'n/a'))}` (validation accuracy "
+                     f"{_fmt(pruning.get('source_val_acc'))}), {pruning['criterion']} `{_j(pruning.get('criterion_cfg') or {})}`, "
+                     f"{pruning['ratio']:.0%} of each layer's channels ({pruning['strategy']}): {before['params']:,} -> "
+                     f"{after['params']:,} parameters, {before['flops'] / 1e6:.2f} -> {after['flops'] / 1e6:.2f} MFLOPs/frame "
+                     f"({1 - after['flops'] / before['flops']:.1%} cut), then fine-tuned")
     ck = training.get("checkpoint")
     if ck:
         lines.append(f"- checkpoint: epoch {ck.get('epoch')}, validation accuracy {_fmt(ck.get('val_acc'))}")
@@ -174,15 +182,18 @@ def write_model_card(summary_path, out_path, name=None):
     summary_path, out_path = Path(summary_path), Path(out_path)
     summary = json.loads(summary_path.read_text())
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_copy = out_path.parent / f"{out_path.stem}.summary.json"
+    # re-rendering a shipped card from its own summary copy: its figures are the copies beside it,
+    # not whatever shares the evaluation's figure names in that folder (models/accuracy_vs_snr.png)
+    rerender = summary_path.resolve() == summary_copy.resolve()
     figures = {}
     for fig in FIGURES:
-        source = summary_path.parent / fig
+        target = out_path.parent / f"{out_path.stem}-{fig}"
+        source = target if rerender else summary_path.parent / fig
         if source.is_file():
-            target = out_path.parent / f"{out_path.stem}-{fig}"
             if source.resolve() != target.resolve():
                 shutil.copyfile(source, target)
             figures[fig] = target.name
-    summary_copy = out_path.parent / f"{out_path.stem}.summary.json"
     if summary_path.resolve() != summary_copy.resolve():
         shutil.copyfile(summary_path, summary_copy)
     notes = _notes(out_path)
