@@ -127,7 +127,7 @@ def markdown(entries):
                 delta = f"{100 * (e['accuracy'] - base['accuracy']):+.2f}"
                 if e.get("runs", 1) > 1:
                     delta += f" ± {100 * e['accuracy_std']:.2f} (n={e['runs']})"
-                extra = [f"{100 * (1 - e['flops'] / base['flops']):.0f} %", delta,
+                extra = [f"{100 * (1 - e['flops'] / base['flops']):.1f} %", delta,
                          f"{e['ort_frames_per_s_batch256'] / base['ort_frames_per_s_batch256']:.2f}x"]
             cells = [_line_name(e, rows) if e["criterion"] != "none" else "unpruned", f"{e['ratio']:.0%}" if e["ratio"] else "-"]
             lines.append("| " + " | ".join(cells + [_cell(e[k], kind) for k, _, kind in COLUMNS] + extra) + " |")
