@@ -253,3 +253,36 @@ def test_the_seeds_of_one_sweep_point_make_one_row_with_their_spread():
     # the budget is judged on a point's mean, not on its luckiest seed
     best = summarise(points, budget_pp=0.36)["cnn3"]["best_within_budget"]
     assert best["name"] == "l1-30" and best["runs"] == 1
+
+
+def test_sparsity_training_adds_the_l1_subgradient_to_batch_norm_scales_only():
+    from gnuradio.modrec.training.prune import add_bn_l1_subgradient_
+
+    model = _trained_like("cnn3")
+    with torch.no_grad():
+        model.features[1].weight[0] = -0.5  # a negative scale is pushed up, towards 0 too
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    add_bn_l1_subgradient_(model, 0.01)
+    for name, p in model.named_parameters():
+        module = model.get_submodule(name.rsplit(".", 1)[0])
+        if isinstance(module, torch.nn.BatchNorm1d) and name.endswith("weight"):
+            assert torch.equal(p.grad, 0.01 * torch.sign(p.detach())), name
+        else:
+            assert not p.grad.any(), name
+
+
+def test_sparsity_training_drives_batch_norm_scales_down(tmp_path, monkeypatch):
+    """CI: the same tiny run with and without train.bn_sparsity; the L1 run ends with smaller gammas."""
+    monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
+    total = {}
+    for strength in (0.0, 0.5):  # strong enough to show within a few steps of a tiny run
+        out = tmp_path / f"l1-{strength}"
+        assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci.yaml"), "--out", str(out), "--threads", "1",
+                     "--no-progress", "--epochs", "3", "--set", "optim.lr=0.03", "--set", f"train.bn_sparsity={strength}"]) == 0
+        state = load_checkpoint(out / "last.pt")["state_dict"]
+        gammas = [v for k, v in state.items() if k.endswith(".weight") and k.replace(".weight", ".running_var") in state]
+        total[strength] = float(sum(g.abs().sum() for g in gammas))
+    assert total[0.5] < 0.9 * total[0.0]
+    with pytest.raises(ConfigError, match="train.bn_sparsity"):
+        config_from_dict({"model": {"name": "cnn3"}, "train": {"bn_sparsity": -1e-4}})

@@ -68,6 +68,9 @@ class TrainConfig:
     eval_batch_size: int = 2048
     label_smoothing: float = 0.05
     grad_clip: float = 5.0  # max grad norm, 0 = off
+    # network slimming's sparsity training: L1 penalty on every batch-norm scale (lambda, e.g. 1e-4),
+    # so a later bn-gamma pruning removes channels the model learnt to do without; 0 = off
+    bn_sparsity: float = 0.0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads, 0 = all cores
 
@@ -229,6 +232,8 @@ def _validate(cfg, source):
         bad("schedule.name", "one of onecycle, cosine, constant", cfg.schedule.name)
     if not 0 <= cfg.schedule.warmup_frac < 1:
         bad("schedule.warmup_frac", "in [0, 1)", cfg.schedule.warmup_frac)
+    if cfg.train.bn_sparsity < 0:
+        bad("train.bn_sparsity", ">= 0", cfg.train.bn_sparsity)
     if not 0 <= cfg.train.label_smoothing < 1:
         bad("train.label_smoothing", "in [0, 1)", cfg.train.label_smoothing)
     dev = cfg.train.device
