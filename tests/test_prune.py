@@ -256,14 +256,15 @@ def test_the_seeds_of_one_sweep_point_make_one_row_with_their_spread():
 
 
 def test_sparsity_training_adds_the_l1_subgradient_to_batch_norm_scales_only():
-    from gnuradio.modrec.training.prune import add_bn_l1_subgradient_
+    from gnuradio.modrec.training.prune import BnSparsity
 
     model = _trained_like("cnn3")
     with torch.no_grad():
         model.features[1].weight[0] = -0.5  # a negative scale is pushed up, towards 0 too
+    sparsity = BnSparsity(model, 0.01, frame_len=128)
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
-    add_bn_l1_subgradient_(model, 0.01)
+    sparsity()
     for name, p in model.named_parameters():
         module = model.get_submodule(name.rsplit(".", 1)[0])
         if isinstance(module, torch.nn.BatchNorm1d) and name.endswith("weight"):

@@ -455,8 +455,11 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
     if stop_after_epochs is not None:
         end_epoch = min(end_epoch, start_epoch + stop_after_epochs)
 
+    bn_sparsity = None
     if cfg.train.bn_sparsity > 0:
-        from .prune.sparsity import add_bn_l1_subgradient_
+        from .prune.sparsity import BnSparsity
+
+        bn_sparsity = BnSparsity(model, cfg.train.bn_sparsity, frame_len)
     for epoch in range(start_epoch, end_epoch):
         t0 = time.time()
         model.train()
@@ -484,8 +487,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.train.bn_sparsity > 0:
-                add_bn_l1_subgradient_(model, cfg.train.bn_sparsity)
+            if bn_sparsity:
+                bn_sparsity()
             if session:
                 distributed.average_gradients(session.extra_parameters(), ctx)
             if cfg.train.grad_clip > 0 and session:

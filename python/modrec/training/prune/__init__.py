@@ -2,8 +2,8 @@
 surgery), ranked by our BN-scale x redundancy criterion or a classic baseline."""
 
 from .criteria import CRITERIA, GammaRedundancyImportance, create_criterion
-from .sparsity import add_bn_l1_subgradient_
+from .sparsity import BnSparsity
 from .surgery import PruneReport, fit_to_state_dict, prune
 
-__all__ = ["CRITERIA", "GammaRedundancyImportance", "PruneReport", "add_bn_l1_subgradient_", "create_criterion",
-           "fit_to_state_dict", "prune"]
+__all__ = ["BnSparsity", "CRITERIA", "GammaRedundancyImportance", "PruneReport", "create_criterion", "fit_to_state_dict",
+           "prune"]

@@ -2,18 +2,32 @@
 penalty lambda * sum|gamma| on every batch-norm scale while the model trains, so the channels the
 model can do without drift to gamma ~ 0 and bn-gamma pruning later removes them at little cost.
 
-Applied as the penalty's subgradient, added to the gradients after ``loss.backward()`` (the
-penalty is not part of the reported loss), as the paper's reference implementation does."""
+torch-pruning's BNScalePruner applies the penalty as its subgradient after ``loss.backward()``
+(the penalty is not part of the reported loss), as the paper's reference implementation does;
+the classifier's output layer is left out, as in pruning."""
 
 import torch
-from torch import nn
+import torch_pruning as tp
 
-BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+from .surgery import _output_layer
 
 
-@torch.no_grad()
-def add_bn_l1_subgradient_(model, strength):
-    """Add ``strength * sign(gamma)`` to the gradient of every batch-norm scale of ``model``."""
-    for module in model.modules():
-        if isinstance(module, BATCH_NORMS) and module.weight is not None and module.weight.grad is not None:
-            module.weight.grad.add_(torch.sign(module.weight), alpha=strength)
+class BnSparsity:
+    """``BnSparsity(model, strength, frame_len)()`` after each backward pass adds
+    ``strength * sign(gamma)`` to the gradient of every batch-norm scale of ``model``."""
+
+    def __init__(self, model, strength, frame_len):
+        n_classes = getattr(model, "model_cfg", {}).get("n_classes")
+        if n_classes is None:
+            raise ValueError("bn_sparsity: the model has no model_cfg['n_classes'] (build it with create_model)")
+        was = model.training
+        model.eval()  # tracing the dependency graph must not update batch-norm statistics
+        device = next(model.parameters()).device
+        self.model = model
+        self.pruner = tp.pruner.BNScalePruner(model, torch.zeros(1, 2, frame_len, device=device),
+                                              importance=tp.importance.BNScaleImportance(), reg=strength,
+                                              ignored_layers=[_output_layer(model, n_classes)])
+        model.train(was)
+
+    def __call__(self):
+        self.pruner.regularize(self.model)
