@@ -94,7 +94,8 @@ def summarise(entries, budget_pp=0.5):
         if base is None:
             continue
         within = [e for e in rows if e["criterion"] != "none" and 100 * (base["accuracy"] - e["accuracy"]) <= budget_pp]
-        best = max(within, key=lambda e: 1 - e["flops"] / base["flops"], default=None)
+        # the largest cut; among equal cuts (same pruned shapes) the more accurate point
+        best = max(within, key=lambda e: (1 - e["flops"] / base["flops"], e["accuracy"]), default=None)
         out[arch] = {
             "baseline": base["name"],
             "baseline_accuracy": base["accuracy"],
