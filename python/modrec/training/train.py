@@ -487,7 +487,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if bn_sparsity:
+            if bn_sparsity is not None:
                 bn_sparsity()
             if session:
                 distributed.average_gradients(session.extra_parameters(), ctx)
