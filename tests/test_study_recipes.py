@@ -41,6 +41,18 @@ def test_pruning_seeds_are_runs_of_their_own(tmp_path):
     assert result.returncode == 2 and "--seeds" in result.stderr
 
 
+def test_the_teacher_is_pruned_on_request_only_and_taught_by_itself(tmp_path):
+    result, steps = plan("pruning_study", tmp_path, "--models", "inception_resnet", "--criteria", "bn-gamma",
+                         "--ratios", "0.37", "--recipes", "kd2")
+    assert result.returncode == 0, result.stderr
+    assert len(steps) == 1 and f"--out {tmp_path}/inception_resnet-prune-kd2-bn-gamma-37 " in steps[0]
+    assert f"prune.checkpoint={tmp_path}/inception_resnet/best.pt" in steps[0]
+    assert f"distill.teacher.checkpoint={tmp_path}/inception_resnet/best.pt" in steps[0]
+    _, default_sweep = plan("pruning_study", tmp_path, "--criteria", "bn-gamma", "--ratios", "0.37")
+    runs = [s.split("--out ")[1].split()[0].rsplit("/", 1)[1] for s in default_sweep]
+    assert runs == ["cnn3-prune-bn-gamma-37", "mobilenet1d-prune-bn-gamma-37", "mini_inception_resnet-prune-bn-gamma-37"]
+
+
 def test_early_exit_recipes_use_their_configs_and_run_names(tmp_path):
     result, steps = plan("early_exit_study", tmp_path, "--models", "mobilenet1d", "--placements", "2", "--recipes", "heads,joint,two_phase")
     assert result.returncode == 0, result.stderr

@@ -383,6 +383,9 @@ def test_model_card_states_what_a_pruned_model_was_pruned_from(tmp_path, monkeyp
     assert ("- pruned from: `runs/mini_inception_resnet/best.pt` (validation accuracy 49.3 %), gamma-redundancy "
             "`{\"redundancy_weight\": 1.0}`, 37% of each layer's channels (local): 164,443 -> 66,000 parameters, "
             "8.87 -> 3.51 MFLOPs/frame (60.4% cut), then fine-tuned") in text
+    pruning.update(criterion="bn-gamma", criterion_cfg={})  # a criterion without options shows none
+    text = render_model_card({"accuracy": 0.5, "per_snr": [], "classes": ["A"], "training": {"pruning": pruning}}, "m")
+    assert "(validation accuracy 49.3 %), bn-gamma, 37% of each layer's channels" in text
 
 
 def test_a_shipped_card_rerendered_from_its_summary_copy_keeps_its_own_figures(tmp_path):

@@ -86,8 +86,9 @@ def render_model_card(summary, name, figures=None):
     pruning = training.get("pruning")
     if pruning and pruning.get("before"):
         before, after = pruning["before"], pruning["after"]
+        options = f" `{_j(pruning['criterion_cfg'])}`" if pruning.get("criterion_cfg") else ""
         lines.append(f"- pruned from: `{_portable(pruning.get('source_checkpoint', 'n/a'))}` (validation accuracy "
-                     f"{_fmt(pruning.get('source_val_acc'))}), {pruning['criterion']} `{_j(pruning.get('criterion_cfg') or {})}`, "
+                     f"{_fmt(pruning.get('source_val_acc'))}), {pruning['criterion']}{options}, "
                      f"{pruning['ratio']:.0%} of each layer's channels ({pruning['strategy']}): {before['params']:,} -> "
                      f"{after['params']:,} parameters, {before['flops'] / 1e6:.2f} -> {after['flops'] / 1e6:.2f} MFLOPs/frame "
                      f"({1 - after['flops'] / before['flops']:.1%} cut), then fine-tuned")

@@ -82,8 +82,12 @@ def stale_install(checkout):
     package = Path(__file__).resolve().parents[1]
     if not source.is_dir() or package == source.resolve():
         return []
-    return [str(f.relative_to(source)) for f in sorted(source.rglob("*.py"))
-            if (package / f.relative_to(source)).is_file() and (package / f.relative_to(source)).read_bytes() != f.read_bytes()]
+    stale = []
+    for f in sorted(source.rglob("*.py")):
+        installed = package / f.relative_to(source)
+        if installed.is_file() and installed.read_bytes() != f.read_bytes():
+            stale.append(str(f.relative_to(source)))
+    return stale
 
 
 def require_current_install(checkout, parser):
