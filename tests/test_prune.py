@@ -48,8 +48,9 @@ def test_ranking_rule_hand_computed():
     assert torch.allclose(GammaRedundancyImportance(1.0).scores(torch.ones(2), same), torch.tensor([1.0, 0.0]))
 
 
+@pytest.mark.parametrize("above_chance", [False, True])
 @pytest.mark.parametrize("similarity", ["filter", "feature"])
-def test_duplicated_channel_ranks_below_its_original(similarity):
+def test_duplicated_channel_ranks_below_its_original(similarity, above_chance):
     """A hand-built first layer: channel 5 is an exact copy of channel 2 (filter and BN)."""
     model = _trained_like("cnn3")
     conv, bn = model.features[0], model.features[1]
@@ -60,13 +61,29 @@ def test_duplicated_channel_ranks_below_its_original(similarity):
         bn.weight[2] = bn.weight[5] = bn.weight.max()  # both copies carry the largest gamma
     dg = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, 2, 128))
     group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=list(range(conv.out_channels)))
-    ours = create_criterion("gamma-redundancy", similarity=similarity)
+    ours = create_criterion("gamma-redundancy", similarity=similarity, above_chance=above_chance)
     if similarity == "feature":
         ours.collect_features(model, torch.randn(64, 2, 128))
     score = ours(group)
     assert score[5] < score[2] and score[5] == score.min()  # the copy goes first, the original stays
     gamma_only = create_criterion("bn-gamma")(group)
     assert gamma_only[5] == gamma_only[2] == gamma_only.max()  # gamma alone cannot tell them apart
+
+
+def test_chance_similarity_of_unrelated_filters_is_discounted():
+    # 120 random filters of 32 weights (a MobileNet expansion layer's shape): their largest cosines
+    # sit near 0.5 by chance alone; above_chance leaves (almost) nothing of that, yet a copy stays 1
+    filters = torch.randn(120, 32, generator=torch.Generator().manual_seed(0))
+    filters[7] = filters[3]
+    plain = GammaRedundancyImportance(similarity="filter")._similarity(filters).fill_diagonal_(0)
+    discounted = GammaRedundancyImportance(similarity="filter", above_chance=True)._similarity(filters).fill_diagonal_(0)
+    plain[3, 7] = plain[7, 3] = discounted[3, 7] = discounted[7, 3] = 0.0
+    assert plain.max(dim=1).values.mean() > 0.4
+    assert discounted.max(dim=1).values.mean() < 0.1
+    copy = GammaRedundancyImportance(similarity="filter", above_chance=True)._similarity(filters)
+    assert copy[3, 7] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="above_chance"):
+        GammaRedundancyImportance(above_chance="yes")
 
 
 @pytest.mark.parametrize("name", STUDENTS)

@@ -98,7 +98,7 @@ PRUNE_CRITERIA = ("gamma-redundancy", "l1", "bn-gamma", "random")
 class PruneConfig:
     checkpoint: Optional[str] = None  # a trained run's best.pt: set = prune it, then fine-tune (train.*)
     criterion: str = "gamma-redundancy"  # gamma-redundancy | l1 | bn-gamma | random
-    criterion_cfg: Dict[str, Any] = field(default_factory=dict)  # gamma-redundancy: redundancy_weight, similarity
+    criterion_cfg: Dict[str, Any] = field(default_factory=dict)  # gamma-redundancy: redundancy_weight, similarity, above_chance
     ratio: float = 0.5  # fraction of conv output channels removed
     strategy: str = "local"  # local: each layer by itself | global: one ranking across layers
     steps: int = 1  # > 1: reach the ratio in equal steps, fine-tuning step_epochs after each

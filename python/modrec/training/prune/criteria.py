@@ -9,6 +9,11 @@ next layer's inputs)::
     s_i   = max over channels j ranked above i by g of  max(0, cos(d_i, d_j))
     score = g_i * (1 - w * s_i)                    (w = redundancy_weight, default 1)
 
+With ``above_chance: true`` a cosine counts only by how far it exceeds what chance gives: n
+unrelated vectors of length d reach a largest cosine near t = sqrt(2 ln n / d) (about 0.5 for the
+120 filters of 32 weights of a MobileNet expansion layer), so cos is replaced by
+max(0, (cos - t) / (1 - t)) before ranking; an exact copy still scores 1.
+
 d_i describes channel i: its output filters (``similarity: filter``, weights of every conv/linear
 producing the channel; the cosines of several layers are averaged weighted by filter length, so
 the few taps of a depthwise filter, alike by chance, count little) or its batch-norm responses on
@@ -21,6 +26,8 @@ back to the L1 norm of its filters for g.
 Baselines: ``l1`` (L1 norm of each filter, Li et al. 2017), ``bn-gamma`` (g alone: network
 slimming, Liu et al. 2017; our score with w = 0) and ``random``.
 """
+
+import math
 
 import torch
 import torch_pruning as tp
@@ -41,14 +48,26 @@ def _cosine(rows):
     return unit @ unit.T
 
 
+def _above_chance(cos, length):
+    """Cosines rescaled to their excess over the largest one chance gives ``len(cos)`` unrelated
+    vectors of ``length`` entries (sqrt(2 ln n / d), the Gaussian maximum bound)."""
+    floor = math.sqrt(2.0 * math.log(max(cos.shape[0], 2)) / max(length, 1))
+    if floor >= 1.0:
+        return torch.zeros_like(cos)
+    return ((cos - floor) / (1.0 - floor)).clamp_min(0.0)
+
+
 class GammaRedundancyImportance(tp.importance.Importance):
-    def __init__(self, redundancy_weight=1.0, similarity="filter"):
+    def __init__(self, redundancy_weight=1.0, similarity="filter", above_chance=False):
         if not 0.0 <= float(redundancy_weight) <= 1.0:
             raise ValueError(f"gamma-redundancy: redundancy_weight must be in [0, 1], got {redundancy_weight}")
         if similarity not in ("filter", "feature"):
             raise ValueError(f"gamma-redundancy: similarity must be 'filter' or 'feature', got {similarity!r}")
         self.redundancy_weight = float(redundancy_weight)
+        if not isinstance(above_chance, bool):
+            raise ValueError(f"gamma-redundancy: above_chance must be true or false, got {above_chance!r}")
         self.similarity = similarity
+        self.above_chance = above_chance
         self.features = {}  # BatchNorm module -> (channels, samples) responses on the calibration batch
 
     @property
@@ -101,7 +120,8 @@ class GammaRedundancyImportance(tp.importance.Importance):
             if fn == tpf.prune_batchnorm_out_channels and getattr(layer, "affine", False):
                 _accumulate(gamma, gamma_n, root, layer.weight.detach()[idxs].abs().float().cpu())
                 if self.similarity == "feature" and layer in self.features:
-                    sims.append((self._scatter(_cosine(self.features[layer][idxs].cpu()), root, n), 1.0))
+                    responses = self.features[layer][idxs].cpu()
+                    sims.append((self._scatter(self._similarity(responses), root, n), 1.0))
             elif fn in _OUT_CHANNELS:
                 w = layer.weight.detach()
                 if getattr(layer, "transposed", False):
@@ -111,7 +131,7 @@ class GammaRedundancyImportance(tp.importance.Importance):
                 if self.similarity == "filter":
                     # weighted by filter length: the 3-5 taps of a depthwise filter look alike by
                     # chance, a 1x1 conv's 64 input weights only when they really are alike
-                    sims.append((self._scatter(_cosine(w), root, n), float(w.shape[1])))
+                    sims.append((self._scatter(self._similarity(w), root, n), float(w.shape[1])))
         # Each layer's values are relative to that layer's mean, so channels of a group that
         # come from different layers (concatenations, pass-through pooling branches without BN)
         # are ranked on one scale; a channel with no BN falls back to its filter norm.
@@ -121,6 +141,10 @@ class GammaRedundancyImportance(tp.importance.Importance):
             total = sum(weight for _, weight in sims)
             similarity = sum(sim * (weight / total) for sim, weight in sims)
         return self.scores(g, similarity)
+
+    def _similarity(self, rows):
+        cos = _cosine(rows)
+        return _above_chance(cos, rows[0].numel()) if self.above_chance else cos
 
     @staticmethod
     def _scatter(sim, root, n):
