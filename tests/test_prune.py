@@ -70,6 +70,38 @@ def test_duplicated_channel_ranks_below_its_original(similarity, above_chance):
     assert gamma_only[5] == gamma_only[2] == gamma_only.max()  # gamma alone cannot tell them apart
 
 
+def test_path_similarity_needs_a_copy_in_every_layer_of_the_channel():
+    """A MobileNet expansion channel (1x1 conv -> BN -> depthwise -> BN -> squeeze-excite gate):
+    channel 5 copies every dense layer making channel 2 (the expansion and the gate's filters). With a
+    different depthwise filter it is another channel (path: no redundancy; filter, which sees the
+    dense layers only, calls it a copy); with the same one it is a copy."""
+    from torch_pruning.pruner import function as tpf
+
+    model = _trained_like("mobilenet1d")
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, 2, 128))
+    group = next(g for g in dg.get_all_groups()
+                 if any(dep.pruning_fn == tpf.prune_depthwise_conv_out_channels for dep, _ in g))
+    depthwise = next(dep.layer for dep, _ in group if dep.pruning_fn == tpf.prune_depthwise_conv_out_channels)
+    with torch.no_grad():
+        for dep, _ in group:
+            if dep.pruning_fn == tpf.prune_conv_out_channels:
+                dep.layer.weight[5] = dep.layer.weight[2]
+            elif dep.pruning_fn == tpf.prune_batchnorm_out_channels:
+                dep.layer.weight[2] = dep.layer.weight.max() * 2  # channel 2 ranks above its copy
+        depthwise.weight[5] = -depthwise.weight[2]
+
+    def redundancy_of_5(similarity):
+        scores = create_criterion("gamma-redundancy", similarity=similarity)(group)
+        gamma = create_criterion("bn-gamma")(group)
+        return 1 - scores[5] / gamma[5]
+
+    assert redundancy_of_5("filter") > 0.99
+    assert redundancy_of_5("path") < 0.2  # what is left: chance likeness to some other channel
+    with torch.no_grad():
+        depthwise.weight[5] = depthwise.weight[2]
+    assert redundancy_of_5("path") > 0.99
+
+
 def test_chance_similarity_of_unrelated_filters_is_discounted():
     # 120 random filters of 32 weights (a MobileNet expansion layer's shape): their largest cosines
     # sit near 0.5 by chance alone; above_chance leaves (almost) nothing of that, yet a copy stays 1

@@ -14,10 +14,13 @@ unrelated vectors of length d reach a largest cosine near t = sqrt(2 ln n / d) (
 120 filters of 32 weights of a MobileNet expansion layer), so cos is replaced by
 max(0, (cos - t) / (1 - t)) before ranking; an exact copy still scores 1.
 
-d_i describes channel i: its output filters (``similarity: filter``, weights of every conv/linear
-producing the channel; the cosines of several layers are averaged weighted by filter length, so
-the few taps of a depthwise filter, alike by chance, count little) or its batch-norm responses on
-a calibration batch (``similarity: feature``). Only channels ranked *above* i count against it, so of two
+d_i describes channel i: its output filters (``similarity: filter``: the weights of every dense
+conv/linear layer producing the channel, depthwise convolutions left out; the cosines of several
+layers are averaged weighted by filter length), every layer on the channel's path
+(``similarity: path``: dense and depthwise producers alike, a pair counts as alike only as far as
+it is alike in each of them: the smallest cosine over the layers that hold both channels, as a
+MobileNet channel whose expansion filters match is still a different channel when its depthwise
+filter differs) or its batch-norm responses on a calibration batch (``similarity: feature``). Only channels ranked *above* i count against it, so of two
 duplicates the one with the smaller gamma (on a tie, the later index) loses its score and the
 other keeps it: pruning removes the copy, not both. Negative correlation is not redundancy here
 (a sign-flipped channel passes a different half through the ReLU). A group with no BN falls
@@ -35,6 +38,7 @@ from torch import nn
 from torch_pruning.pruner import function as tpf
 
 _OUT_CHANNELS = (tpf.prune_conv_out_channels, tpf.prune_linear_out_channels)
+_PATH_CHANNELS = (*_OUT_CHANNELS, tpf.prune_depthwise_conv_out_channels)
 
 
 def _accumulate(total, count, root, values):
@@ -46,6 +50,14 @@ def _cosine(rows):
     rows = rows.flatten(1).float()
     unit = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return unit @ unit.T
+
+
+def _filters(layer, idxs):
+    """(channels, weights) rows: the weights producing each of the output channels ``idxs``."""
+    w = layer.weight.detach()
+    if getattr(layer, "transposed", False):
+        w = w.transpose(0, 1)
+    return w[idxs].flatten(1).float().cpu()
 
 
 def _above_chance(cos, length):
@@ -61,8 +73,8 @@ class GammaRedundancyImportance(tp.importance.Importance):
     def __init__(self, redundancy_weight=1.0, similarity="filter", above_chance=False):
         if not 0.0 <= float(redundancy_weight) <= 1.0:
             raise ValueError(f"gamma-redundancy: redundancy_weight must be in [0, 1], got {redundancy_weight}")
-        if similarity not in ("filter", "feature"):
-            raise ValueError(f"gamma-redundancy: similarity must be 'filter' or 'feature', got {similarity!r}")
+        if similarity not in ("filter", "path", "feature"):
+            raise ValueError(f"gamma-redundancy: similarity must be 'filter', 'path' or 'feature', got {similarity!r}")
         self.redundancy_weight = float(redundancy_weight)
         if not isinstance(above_chance, bool):
             raise ValueError(f"gamma-redundancy: above_chance must be true or false, got {above_chance!r}")
@@ -112,6 +124,7 @@ class GammaRedundancyImportance(tp.importance.Importance):
         gamma, gamma_n = torch.zeros(n), torch.zeros(n)
         l1, l1_n = torch.zeros(n), torch.zeros(n)
         sims = []
+        path = []  # (similarity, which pairs the layer holds) per producing layer, for similarity: path
         for i, (dep, idxs) in enumerate(group):
             layer, fn, root = dep.layer, dep.pruning_fn, group[i].root_idxs
             if any(r is None for r in root):
@@ -122,22 +135,28 @@ class GammaRedundancyImportance(tp.importance.Importance):
                 if self.similarity == "feature" and layer in self.features:
                     responses = self.features[layer][idxs].cpu()
                     sims.append((self._scatter(self._similarity(responses), root, n), 1.0))
-            elif fn in _OUT_CHANNELS:
-                w = layer.weight.detach()
-                if getattr(layer, "transposed", False):
-                    w = w.transpose(0, 1)
-                w = w[idxs].flatten(1).float().cpu()
-                _accumulate(l1, l1_n, root, w.abs().sum(1))
-                if self.similarity == "filter":
-                    # weighted by filter length: the 3-5 taps of a depthwise filter look alike by
-                    # chance, a 1x1 conv's 64 input weights only when they really are alike
+            elif fn in _PATH_CHANNELS:
+                w = _filters(layer, idxs)
+                if fn in _OUT_CHANNELS:
+                    _accumulate(l1, l1_n, root, w.abs().sum(1))
+                if self.similarity == "path":
+                    held = self._scatter(torch.ones(len(idxs), len(idxs)), root, n) > 0
+                    path.append((self._scatter(self._similarity(w), root, n), held))
+                elif self.similarity == "filter" and fn in _OUT_CHANNELS:
+                    # weighted by filter length: a 1x1 conv's 64 input weights are alike only when
+                    # the channels really are, a short filter's by chance too
                     sims.append((self._scatter(self._similarity(w), root, n), float(w.shape[1])))
         # Each layer's values are relative to that layer's mean, so channels of a group that
         # come from different layers (concatenations, pass-through pooling branches without BN)
         # are ranked on one scale; a channel with no BN falls back to its filter norm.
         g = torch.where(gamma_n > 0, gamma / gamma_n.clamp_min(1), torch.where(l1_n > 0, l1 / l1_n.clamp_min(1), 1.0))
         similarity = torch.zeros(n, n)
-        if sims:
+        if path:
+            smallest = torch.full((n, n), float("inf"))
+            for sim, held in path:
+                smallest = torch.where(held, torch.minimum(smallest, sim), smallest)
+            similarity = torch.where(torch.isinf(smallest), torch.zeros_like(smallest), smallest)
+        elif sims:
             total = sum(weight for _, weight in sims)
             similarity = sum(sim * (weight / total) for sim, weight in sims)
         return self.scores(g, similarity)
