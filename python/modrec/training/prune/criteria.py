@@ -9,18 +9,14 @@ next layer's inputs)::
     s_i   = max over channels j ranked above i by g of  max(0, cos(d_i, d_j))
     score = g_i * (1 - w * s_i)                    (w = redundancy_weight, default 1)
 
-With ``above_chance: true`` a cosine counts only by how far it exceeds what chance gives: n
-unrelated vectors of length d reach a largest cosine near t = sqrt(2 ln n / d) (about 0.5 for the
-120 filters of 32 weights of a MobileNet expansion layer), so cos is replaced by
-max(0, (cos - t) / (1 - t)) before ranking; an exact copy still scores 1.
-
 d_i describes channel i: its output filters (``similarity: filter``: the weights of every dense
 conv/linear layer producing the channel, depthwise convolutions left out; the cosines of several
 layers are averaged weighted by filter length), every layer on the channel's path
-(``similarity: path``: dense and depthwise producers alike, a pair counts as alike only as far as
-it is alike in each of them: the smallest cosine over the layers that hold both channels, as a
-MobileNet channel whose expansion filters match is still a different channel when its depthwise
-filter differs) or its batch-norm responses on a calibration batch (``similarity: feature``). Only channels ranked *above* i count against it, so of two
+(``similarity: path``: dense and depthwise producers alike; a pair is only as alike as in the
+layer where it differs most, the smallest cosine over the layers that hold both channels, since a
+MobileNet channel whose expansion filter matches another's is still a different channel when its
+depthwise filter differs) or its batch-norm responses on a calibration batch
+(``similarity: feature``). Only channels ranked *above* i count against it, so of two
 duplicates the one with the smaller gamma (on a tie, the later index) loses its score and the
 other keeps it: pruning removes the copy, not both. Negative correlation is not redundancy here
 (a sign-flipped channel passes a different half through the ReLU). A group with no BN falls
@@ -28,6 +24,11 @@ back to the L1 norm of its filters for g.
 
 Baselines: ``l1`` (L1 norm of each filter, Li et al. 2017), ``bn-gamma`` (g alone: network
 slimming, Liu et al. 2017; our score with w = 0) and ``random``.
+
+With ``above_chance: true`` a cosine counts only by how far it exceeds what chance gives: n
+unrelated vectors of length d reach a largest cosine near t = sqrt(2 ln n / d) (about 0.5 for the
+120 filters of 32 weights of a MobileNet expansion layer), so cos becomes max(0, (cos - t) / (1 - t))
+before ranking; an exact copy still scores 1. models/PRUNING.md compares the variants.
 """
 
 import math
@@ -38,7 +39,7 @@ from torch import nn
 from torch_pruning.pruner import function as tpf
 
 _OUT_CHANNELS = (tpf.prune_conv_out_channels, tpf.prune_linear_out_channels)
-_PATH_CHANNELS = (*_OUT_CHANNELS, tpf.prune_depthwise_conv_out_channels)
+_PRODUCERS = (*_OUT_CHANNELS, tpf.prune_depthwise_conv_out_channels)
 
 
 def _accumulate(total, count, root, values):
@@ -75,9 +76,9 @@ class GammaRedundancyImportance(tp.importance.Importance):
             raise ValueError(f"gamma-redundancy: redundancy_weight must be in [0, 1], got {redundancy_weight}")
         if similarity not in ("filter", "path", "feature"):
             raise ValueError(f"gamma-redundancy: similarity must be 'filter', 'path' or 'feature', got {similarity!r}")
-        self.redundancy_weight = float(redundancy_weight)
         if not isinstance(above_chance, bool):
             raise ValueError(f"gamma-redundancy: above_chance must be true or false, got {above_chance!r}")
+        self.redundancy_weight = float(redundancy_weight)
         self.similarity = similarity
         self.above_chance = above_chance
         self.features = {}  # BatchNorm module -> (channels, samples) responses on the calibration batch
@@ -135,7 +136,7 @@ class GammaRedundancyImportance(tp.importance.Importance):
                 if self.similarity == "feature" and layer in self.features:
                     responses = self.features[layer][idxs].cpu()
                     sims.append((self._scatter(self._similarity(responses), root, n), 1.0))
-            elif fn in _PATH_CHANNELS:
+            elif fn in _PRODUCERS:
                 w = _filters(layer, idxs)
                 if fn in _OUT_CHANNELS:
                     _accumulate(l1, l1_n, root, w.abs().sum(1))
