@@ -136,7 +136,7 @@ class GammaRedundancyImportance(tp.importance.Importance):
                 if self.similarity == "feature" and layer in self.features:
                     responses = self.features[layer][idxs].cpu()
                     sims.append((self._scatter(self._similarity(responses), root, n), 1.0))
-            elif fn in _PRODUCERS:
+            elif fn in _OUT_CHANNELS or (fn in _PRODUCERS and self.similarity == "path"):
                 w = _filters(layer, idxs)
                 if fn in _OUT_CHANNELS:
                     _accumulate(l1, l1_n, root, w.abs().sum(1))
