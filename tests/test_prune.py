@@ -118,6 +118,17 @@ def test_chance_similarity_of_unrelated_filters_is_discounted():
         GammaRedundancyImportance(above_chance="yes")
 
 
+def test_filters_too_short_to_beat_chance_count_only_when_copied():
+    # 120 depthwise filters of 3 taps: chance reaches cosines near 1, so only the copy is redundant
+    taps = torch.randn(120, 3, generator=torch.Generator().manual_seed(0))
+    taps[9] = taps[4]
+    sim = GammaRedundancyImportance(similarity="path", above_chance=True)._similarity(taps)
+    assert sim[4, 9] == pytest.approx(1.0) and sim[9, 4] == pytest.approx(1.0)
+    sim.fill_diagonal_(0)
+    sim[4, 9] = sim[9, 4] = 0.0
+    assert sim.max() == 0.0
+
+
 @pytest.mark.parametrize("name", STUDENTS)
 @pytest.mark.parametrize("criterion", ["gamma-redundancy", "l1", "bn-gamma", "random"])
 def test_local_pruning_removes_the_requested_share_of_every_layer(name, criterion):

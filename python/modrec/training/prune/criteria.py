@@ -28,7 +28,10 @@ slimming, Liu et al. 2017; our score with w = 0) and ``random``.
 With ``above_chance: true`` a cosine counts only by how far it exceeds what chance gives: n
 unrelated vectors of length d reach a largest cosine near t = sqrt(2 ln n / d) (about 0.5 for the
 120 filters of 32 weights of a MobileNet expansion layer), so cos becomes max(0, (cos - t) / (1 - t))
-before ranking; an exact copy still scores 1. models/PRUNING.md compares the variants.
+before ranking; an exact copy still scores 1. Filters too short to beat chance at all (t >= 1:
+the 3-5 taps of a depthwise filter) count only when they are copies, so ``similarity: path``
+with ``above_chance`` sees a MobileNet pair as redundant only when its depthwise filters are
+identical. models/PRUNING.md compares the variants.
 """
 
 import math
@@ -65,8 +68,8 @@ def _above_chance(cos, length):
     """Cosines rescaled to their excess over the largest one chance gives ``len(cos)`` unrelated
     vectors of ``length`` entries (sqrt(2 ln n / d), the Gaussian maximum bound)."""
     floor = math.sqrt(2.0 * math.log(max(cos.shape[0], 2)) / max(length, 1))
-    if floor >= 1.0:
-        return torch.zeros_like(cos)
+    if floor >= 1.0:  # filters this short reach any cosine by chance: only a copy is evidence
+        return (cos >= 1.0 - 1e-6).to(cos.dtype)
     return ((cos - floor) / (1.0 - floor)).clamp_min(0.0)
 
 
