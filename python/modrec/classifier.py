@@ -219,7 +219,7 @@ class classifier(gr.hier_block2):
     tells Python blocks nothing about end of stream, a tiny sink on the same input watches for it,
     so the held-back tail of a finite stream is flushed, untagged, instead of being dropped.
 
-    Model: ``model_path`` empty loads the shipped default student, ``mobilenet1d-nkd.onnx``
+    Model: ``model_path`` empty loads the shipped default student, ``mobilenet1d-skd.onnx``
     (see ``runtime.default_model_path``); ``threads`` is onnxruntime's intra-op thread count.
     """
 

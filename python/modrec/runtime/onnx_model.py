@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import contract
 
-DEFAULT_MODEL_NAME = "mobilenet1d-nkd.onnx"  # the most accurate shipped student under 1 MB (models/README.md)
+DEFAULT_MODEL_NAME = "mobilenet1d-skd.onnx"  # the most accurate shipped student under 1 MB (models/README.md)
 MODEL_DIR_ENV = "MODREC_MODEL_DIR"
 
 
