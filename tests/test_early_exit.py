@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel
 from gnuradio.modrec.training.config import config_from_dict
 from gnuradio.modrec.training.exits import ExitTraining, calibrate_threshold, exit_decisions
+from gnuradio.modrec.classes import RADIOML2016_CLASSES
 from gnuradio.modrec.training.export import export_checkpoint
+from gnuradio.modrec.training.flops import count_flops
 from gnuradio.modrec.training.models import create_model
 from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoint, train
 from test_train_eval_export import write_dataset
@@ -22,7 +24,9 @@ from test_train_eval_export import write_dataset
 @pytest.mark.parametrize("name,placements,heads", [
     ("cnn3_ee", [1], {}), ("cnn3_ee", [2], {}), ("cnn3_ee", [1, 2], {}), ("cnn3_ee", [1, 2], {"exit_conv": 24}),
     ("mobilenet1d_ee", [1], {}), ("mobilenet1d_ee", [2], {}), ("mobilenet1d_ee", [3], {}),
-    ("mobilenet1d_ee", [4], {}), ("mobilenet1d_ee", [1, 2, 3, 4], {}), ("mobilenet1d_ee", [2, 4], {"exit_conv": 32, "exit_kernel": 3})])
+    ("mobilenet1d_ee", [4], {}), ("mobilenet1d_ee", [1, 2, 3, 4], {}), ("mobilenet1d_ee", [2, 4], {"exit_conv": 32, "exit_kernel": 3}),
+    ("mini_inception_resnet_ee", [1], {}), ("mini_inception_resnet_ee", [3, 6], {}),
+    ("mini_inception_resnet_ee", [1, 3, 4, 8], {"exit_conv": 32})])
 def test_final_exit_is_the_plain_student_and_stages_compose(name, placements, heads):
     torch.manual_seed(0)
     model = create_model(name, exits=placements, **heads).eval()
@@ -55,6 +59,20 @@ def test_a_conv_exit_head_costs_its_hand_counted_flops_and_changes_nothing_else(
     with_conv, without = stage_flops(conv, 128), stage_flops(pooled, 128)
     assert with_conv[0] - without[0] == 2 * extra_macs
     assert with_conv[1] == without[1]
+
+
+def test_mini_inception_resnet_exports_as_stages_with_parity(tmp_path):
+    """The Inception-ResNet split (concatenating reduction blocks between stages) through ONNX Runtime."""
+    from gnuradio.modrec.training.exits.export import export_early_exit
+
+    torch.manual_seed(0)
+    model = create_model("mini_inception_resnet_ee", exits=[4]).eval()
+    info = export_early_exit(model, tmp_path / "ee.onnx", thresholds=[0.5], policy="entropy",
+                             classes=RADIOML2016_CLASSES, frame_len=128)
+    assert info["staged_parity_max_abs_diff"] < 1e-4 and len(info["stages"]) == 2
+    plain_flops = count_flops(create_model("mini_inception_resnet"))
+    assert 0.3 * plain_flops < info["exit_flops"][0] < 0.4 * plain_flops  # Reduction-A ends at 36 % of the FLOPs
+    assert sum(info["exit_flops"]) - plain_flops == count_flops(model.exits[0], 32, in_rows=152)
 
 
 def test_bad_placements_are_named():

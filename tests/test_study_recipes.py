@@ -63,6 +63,16 @@ def test_early_exit_recipes_use_their_configs_and_run_names(tmp_path):
     assert "init_from" not in steps[2]
 
 
+def test_early_exit_placements_follow_each_students_block_count(tmp_path):
+    result, steps = plan("early_exit_study", tmp_path, "--placements", "1,3,8,9", "--recipes", "heads")
+    assert result.returncode == 0, result.stderr
+    assert [s.split("--out ")[1].split()[0].rsplit("/", 1)[1] for s in steps] == [
+        "cnn3_ee-p1", "mobilenet1d_ee-p1", "mobilenet1d_ee-p3",
+        "mini_inception_resnet_ee-p1", "mini_inception_resnet_ee-p3", "mini_inception_resnet_ee-p8"]
+    assert f"--config {ROOT}/configs/mini_inception_resnet_ee.yaml " in steps[-1]
+    assert f"exits.init_from={tmp_path}/mini_inception_resnet/best.pt" in steps[-1]
+
+
 def test_a_recipe_only_some_students_have_is_skipped_for_the_others(tmp_path):
     result, steps = plan("pruning_study", tmp_path, "--models", "cnn3,mobilenet1d", "--criteria", "l1", "--ratios", "0.4",
                          "--recipes", "base,kd10")
