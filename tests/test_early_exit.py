@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gnuradio.modrec.classes import RADIOML2016_CLASSES
 from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel
 from gnuradio.modrec.training.config import config_from_dict
 from gnuradio.modrec.training.exits import ExitTraining, calibrate_threshold, exit_decisions
-from gnuradio.modrec.classes import RADIOML2016_CLASSES
 from gnuradio.modrec.training.export import export_checkpoint
 from gnuradio.modrec.training.flops import count_flops
 from gnuradio.modrec.training.models import create_model
