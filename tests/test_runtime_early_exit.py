@@ -11,6 +11,7 @@ import pytest
 import onnx_fixtures as fx
 from gnuradio.modrec import contract
 from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel, load_model
+from gnuradio.modrec.runtime.early_exit import PROBE_EVERY, WINDOW_FRAMES
 
 L = 32
 
@@ -49,48 +50,93 @@ def test_frames_that_go_all_the_way_equal_the_plain_network(tmp_path):
     np.testing.assert_allclose(forced, whole, atol=1e-6)
 
 
-@pytest.mark.parametrize("fallback", [True, False], ids=["all-exits graph", "stages"])
-def test_every_exit_for_every_frame(tmp_path, fallback):
-    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.6)
+@pytest.mark.parametrize("all_exits", [True, False], ids=["all-exits graph", "stages"])
+def test_every_exit_for_every_frame(tmp_path, all_exits):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.6, all_exits=all_exits)
     frames = _frames(40, seed=4)
-    model = EarlyExitModel(path, fallback=fallback)
+    model = EarlyExitModel(path)
+    assert (model._all is not None) == all_exits
     early, final = model.exit_probabilities(frames)
     probs, taken = model.predict_with_exits(frames)
     np.testing.assert_allclose(early[taken == 0], probs[taken == 0], atol=1e-6)
     np.testing.assert_allclose(final, OnnxModel(path).predict(frames), atol=1e-6)
 
 
+def _window_modes(model, frames, chunk):
+    """The mode each chunk ran in (chunks never straddle a window here)."""
+    modes, out = [], []
+    for start in range(0, len(frames), chunk):
+        modes.append(model._mode)
+        out.append(model.predict_with_exits(frames[start : start + chunk]))
+    return modes, np.concatenate([p for p, _ in out]), np.concatenate([t for _, t in out])
+
+
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.7, 1.0])
-def test_the_all_exits_graph_answers_as_the_cascade(tmp_path, threshold):
+def test_a_probe_answers_as_the_cascade(tmp_path, threshold):
     path = fx.save_early_exit_model(str(tmp_path), L, threshold=threshold)
     frames = _frames(120, seed=7)
-    one_graph, cascade = EarlyExitModel(path), EarlyExitModel(path, fallback=False)
-    assert one_graph._all is not None and cascade._all is None
+    adaptive, cascade = EarlyExitModel(path), EarlyExitModel(path, adaptive=False)
     calls = []
-    one_graph._cascade = lambda x: calls.append(len(x))  # must not run while nobody has left yet
-    probs, taken = one_graph.predict_with_exits(frames)
+    adaptive._cascade = lambda x: calls.append(len(x))  # a probe runs the all-exits graph instead
+    assert adaptive._mode == "probe"  # a stream starts by measuring how many frames leave
+    probs, taken = adaptive.predict_with_exits(frames)
     assert calls == []
     want, want_exit = cascade.predict_with_exits(frames)
     assert np.array_equal(taken, want_exit)
     np.testing.assert_allclose(probs, want, atol=1e-6)
 
 
+def test_the_plain_network_runs_while_nobody_leaves(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.5)
+    model = EarlyExitModel(path, thresholds=[-1.0])  # no frame is ever certain enough
+    assert model.cascade_from == pytest.approx((5 * L * 5 - 4 * L * 5 + 0.05 * 4 * L * 5) / (4 * L * 5))
+    frames = _frames((PROBE_EVERY + 2) * WINDOW_FRAMES, seed=8)
+    modes, probs, taken = _window_modes(model, frames, WINDOW_FRAMES)
+    assert modes == ["probe"] + ["plain"] * (PROBE_EVERY - 1) + ["probe", "plain"]
+    assert (taken == 1).all()
+    np.testing.assert_allclose(probs, OnnxModel(path).predict(frames), atol=1e-6)
+    stage_cost = np.cumsum(model.exit_flops)
+    plain_cost = int(model.metadata["flops"])
+    assert model.flops_spent == WINDOW_FRAMES * (2 * stage_cost[-1] + PROBE_EVERY * plain_cost)
+
+
 def test_the_cascade_takes_over_once_frames_leave(tmp_path):
-    path = fx.save_early_exit_model(str(tmp_path), L, threshold=1.0)  # every frame leaves at exit 0
-    model = EarlyExitModel(path)
-    assert model.fallback_below == pytest.approx(0.05 * 2)  # overhead x whole network / what exit 0 saves
-    ran = []
-    cascade = model._cascade
-    model._cascade = lambda x: (ran.append("cascade"), cascade(x))[1]
-    for _ in range(3):
-        probs, taken = model.predict_with_exits(_frames(16))
-        assert (taken == 0).all()
-    assert ran == ["cascade", "cascade"]  # the first batch ran the one graph, then the share rose
-    assert model.leave_share > model.fallback_below
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.5)
+    model = EarlyExitModel(path, thresholds=[-1.0])
+    frames = _frames(12 * WINDOW_FRAMES, seed=9)
+    modes, _, _ = _window_modes(model, frames[: 3 * WINDOW_FRAMES], WINDOW_FRAMES)
+    assert modes == ["probe", "plain", "plain"]
+    model.thresholds = [2.0]  # the SNR rises: now every frame would leave at exit 0
+    modes, probs, taken = _window_modes(model, frames[3 * WINDOW_FRAMES :], WINDOW_FRAMES // 4)
+    first_probe = modes.index("probe")  # in chunks of a quarter window
+    assert first_probe == 4 * (PROBE_EVERY - 3)  # the next probe comes on schedule
+    assert set(modes[first_probe + 4 :]) == {"cascade"}
+    switch = first_probe * WINDOW_FRAMES // 4
+    assert (taken[switch:] == 0).all() and (taken[:switch] == 1).all()
+    assert model.leave_share >= model.cascade_from
+
+
+def test_a_frames_answer_does_not_depend_on_how_the_stream_is_cut(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.5)
+    rng = np.random.default_rng(10)
+    # low SNR (tiny logits: nobody is certain), then high SNR (most frames leave), then low again
+    scale = np.repeat([0.01, 10.0, 0.01], [4 * WINDOW_FRAMES, 5 * WINDOW_FRAMES, 3 * WINDOW_FRAMES])
+    frames = (_frames(len(scale), seed=11) * scale[:, None, None]).astype(np.float32)
+    whole, whole_taken = EarlyExitModel(path).predict_with_exits(frames)
+    assert whole_taken[4 * WINDOW_FRAMES : 9 * WINDOW_FRAMES].mean() < 0.5  # the high part runs the cascade
+    model, cuts, start = EarlyExitModel(path), [], 0
+    while start < len(frames):
+        cuts.append(model.predict_with_exits(frames[start : start + int(rng.integers(1, 700))]))
+        start += len(cuts[-1][1])
+    assert np.array_equal(np.concatenate([t for _, t in cuts]), whole_taken)
+    np.testing.assert_allclose(np.concatenate([p for p, _ in cuts]), whole, atol=1e-6)
+
+
+def test_a_missing_all_exits_file_is_named(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=1.0)
+    os.remove(os.path.join(str(tmp_path), "ee.exits.onnx"))
     with pytest.raises(FileNotFoundError, match="exit_all"):
-        os.remove(os.path.join(str(tmp_path), "ee.exits.onnx"))
         EarlyExitModel(path)
-    assert EarlyExitModel(path, fallback=False).n_exits == 2  # the cascade alone needs no such file
 
 
 def test_batch_order_and_empty_batches(tmp_path):

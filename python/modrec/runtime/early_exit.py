@@ -5,7 +5,9 @@ its stage files (``exit_stages``), the exit rule (``exit_policy``) and one thres
 exit (``exit_thresholds``); see training/exits/export.py. Stage 0 runs on every frame; frames
 whose exit is confident enough stop there, the rest go on as one smaller batch, and so on. A
 frame that goes all the way costs the plain network plus the early heads and one gather per
-stage. numpy + onnxruntime only.
+stage, so while few frames leave (low SNR) the stream runs through the entry file instead, the
+plain network, and every few windows a probe looks whether frames would leave again.
+numpy + onnxruntime only.
 """
 
 import json
@@ -50,19 +52,31 @@ def exit_decisions(exit_probs, thresholds, policy):
 # What splitting the network into sessions costs a frame that goes all the way, as a share of the
 # whole network (measured for cnn3 and mobilenet1d in paired rounds: 0-7 %).
 CASCADE_OVERHEAD = 0.05
+# The runtime chooses how to run the stream once per window of this many frames, counted in
+# stream order, so a frame's answer depends on the stream before it and never on how the stream
+# was cut into calls.
+WINDOW_FRAMES = 256
+# While the stream runs through the plain network, every this-many-th window is a probe.
+PROBE_EVERY = 8
+
+_CASCADE, _PROBE, _PLAIN = "cascade", "probe", "plain"
 
 
 class EarlyExitModel(OnnxModel):
     """``predict`` as OnnxModel; ``predict_with_exits`` also returns the exit each frame took.
 
-    With an all-exits file (metadata ``exit_all``: every exit's probabilities from one graph) a
-    batch runs there instead of through the cascade while few frames have been leaving early
-    (a moving average over recent batches below ``fallback_below``, the share at which the
-    frames that skip the later stages repay the cascade's overhead). The exit rule is applied to
-    the same probabilities either way, so the answers are the cascade's; only the cost differs.
+    Adaptive (the default): the stream is cut into windows of WINDOW_FRAMES frames in stream order
+    and each window runs one way. While the share of frames leaving early (a moving average over
+    recent windows) is at least ``cascade_from``, the share at which the frames that skip the later
+    stages repay the heads and the cascade's overhead, windows run the cascade. Below it they run
+    the entry file, the plain network, and every frame takes the final exit: no frame pays for
+    heads whose answers are not used. Every PROBE_EVERY-th such window is a probe: it computes
+    every exit (the all-exits file, or the cascade without one), answers as the cascade, and
+    measures the share again, so the cascade comes back within PROBE_EVERY windows once frames
+    would leave. With ``adaptive=False`` every frame runs the cascade.
     """
 
-    def __init__(self, path, threads=1, thresholds=None, fallback=True):
+    def __init__(self, path, threads=1, thresholds=None, adaptive=True):
         super().__init__(path, threads=threads)
         import onnxruntime as ort
 
@@ -104,7 +118,7 @@ class EarlyExitModel(OnnxModel):
                 raise contract.ContractError(f"{stage_path}: stage {k} should have {want} output(s), has {outs}")
             self._stages.append((sess, sess.get_inputs()[0].name, outs))
         self._all = None
-        if fallback and md.get("exit_all"):
+        if md.get("exit_all"):
             all_path = os.path.join(os.path.dirname(src), md["exit_all"])
             if not os.path.isfile(all_path):
                 raise FileNotFoundError(f"{src}: all-exits file {all_path} (exit_all) does not exist")
@@ -113,10 +127,14 @@ class EarlyExitModel(OnnxModel):
                 raise contract.ContractError(f"{all_path}: the all-exits file should have {len(names)} outputs "
                                              f"(one per exit), has {len(sess.get_outputs())}")
             self._all = (sess, sess.get_inputs()[0].name, [o.name for o in sess.get_outputs()])
-        total = float(sum(flops)) if flops else 0.0
-        skipped = total - float(flops[0]) if flops else 0.0  # what a frame leaving at exit 0 saves
-        self.fallback_below = CASCADE_OVERHEAD * total / skipped if skipped > 0 else 0.0
-        self.leave_share = 0.0  # moving average of the share of frames leaving early
+        self.adaptive = adaptive
+        self.cascade_from = _cascade_break_even(flops, md.get("flops"))
+        self._stage_flops_to = np.cumsum(flops or [0] * len(names)).astype(np.int64)  # leaving at exit k costs stages 0..k
+        self._plain_flops = int(md.get("flops") or self._stage_flops_to[-1])
+        self.leave_share = 0.0  # moving average of the share of frames leaving early, per window
+        self.flops_spent = self.frames_run = 0  # for cost figures: FLOPs run (each frame, the stages it ran)
+        self._mode = _PROBE if adaptive else _CASCADE  # the first window measures the share
+        self._window_filled = self._window_left = self._since_probe = 0
 
     @property
     def n_exits(self):
@@ -148,15 +166,51 @@ class EarlyExitModel(OnnxModel):
     def predict_with_exits(self, frames):
         """float32 (N, 2, frame_len) -> (probs (N, C) float32, exit index (N,) int)."""
         frames = self._check_frames(frames)
-        if frames.shape[0] == 0:
+        n = frames.shape[0]
+        if n <= WINDOW_FRAMES - self._window_filled:  # within the current window: one run, no copies
+            return self._run_window_part(frames)
+        probs = np.zeros((n, self.n_classes), dtype=np.float32)
+        taken = np.zeros(n, dtype=np.int64)
+        start = 0
+        while start < n:
+            stop = min(n, start + WINDOW_FRAMES - self._window_filled)
+            probs[start:stop], taken[start:stop] = self._run_window_part(frames[start:stop])
+            start = stop
+        return probs, taken
+
+    def _run_window_part(self, frames):
+        n = frames.shape[0]
+        if n == 0:
             return np.zeros((0, self.n_classes), dtype=np.float32), np.zeros(0, dtype=np.int64)
-        if self._all is not None and self.leave_share < self.fallback_below:
+        if self._mode == _PLAIN:
+            probs, taken = OnnxModel.predict(self, frames), np.full(n, self.n_exits - 1, dtype=np.int64)
+            self.flops_spent += n * self._plain_flops
+        elif self._mode == _PROBE and self._all is not None:
             sess, input_name, outputs = self._all
             probs, taken = exit_decisions(sess.run(outputs, {input_name: frames}), self.thresholds, self.policy)
+            self.flops_spent += n * self._stage_flops_to[-1]
         else:
             probs, taken = self._cascade(frames)
-        self.leave_share = 0.8 * self.leave_share + 0.2 * float(np.mean(taken < self.n_exits - 1))
+            self.flops_spent += int(self._stage_flops_to[taken].sum())
+        self.frames_run += n
+        self._window_filled += n
+        self._window_left += int(np.count_nonzero(taken < self.n_exits - 1))
+        if self._window_filled == WINDOW_FRAMES:
+            self._next_window()
         return probs, taken
+
+    def _next_window(self):
+        share = self._window_left / WINDOW_FRAMES
+        if self._mode == _CASCADE:
+            self.leave_share = 0.8 * self.leave_share + 0.2 * share
+        elif self._mode == _PROBE:  # the only look at the share since the last probe
+            self.leave_share = share
+        self._window_filled = self._window_left = 0
+        if not self.adaptive or self.leave_share >= self.cascade_from:
+            self._mode = _CASCADE
+        else:
+            self._since_probe = self._since_probe + 1 if self._mode == _PLAIN else 0
+            self._mode = _PROBE if self._since_probe >= PROBE_EVERY - 1 else _PLAIN
 
     def _cascade(self, frames):
         n = frames.shape[0]
@@ -180,6 +234,17 @@ class EarlyExitModel(OnnxModel):
             stay = ~leave
             rows, x = rows[stay], np.ascontiguousarray(result[1][stay])
         return probs, taken
+
+
+def _cascade_break_even(exit_flops, plain_flops):
+    """The share of frames leaving at exit 0 from which the cascade costs no more than the plain
+    network: what they skip repays the early heads (every frame runs them) and the split."""
+    if not exit_flops:
+        return 0.0
+    total, plain = float(sum(exit_flops)), float(plain_flops or sum(exit_flops))
+    skipped = total - float(exit_flops[0])  # what a frame leaving at exit 0 saves
+    heads = max(total - plain, 0.0)
+    return (heads + CASCADE_OVERHEAD * plain) / skipped if skipped > 0 else float("inf")
 
 
 def load_model(path, threads=1):
