@@ -1,4 +1,4 @@
-"""Command line: ``modrec {data,train,evaluate,export,card,report,models}`` (also ``python -m gnuradio.modrec.training``)."""
+"""Command line: ``modrec {data,train,evaluate,export,from-onnx,card,report,...}`` (also ``python -m gnuradio.modrec.training``)."""
 
 import argparse
 import json
@@ -46,6 +46,11 @@ def _parser():
     x.add_argument("--exit-policy", choices=("entropy", "maxprob"), help="early-exit models: the exit rule (default: the run's)")
     x.add_argument("--exit-budget-pp", type=float, help="early-exit models: validation accuracy the threshold may cost")
     x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
+
+    fo = sub.add_parser("from-onnx", help="rebuild a checkpoint from a shipped plain student's ONNX file "
+                                          "(exact in evaluation; for exits.init_from when the run is gone)")
+    fo.add_argument("--onnx", required=True, help="a contract ONNX student (not early-exit, not pruned)")
+    fo.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/mobilenet1d/best.pt")
 
     c = sub.add_parser("card", help="write a model card from an evaluation summary.json")
     c.add_argument("--summary", required=True)
@@ -134,6 +139,11 @@ def main(argv=None):
                                      exit_calibration=overrides)
             print(f"wrote {info['path']}: {info['bytes'] / 1024:.1f} KB, {info['params']:,} params, "
                   f"{info['flops'] / 1e6:.2f} MFLOPs/frame, parity max |dp| {info['parity_max_abs_diff']:.2e} ({info['exporter']})")
+        elif args.cmd == "from-onnx":
+            from .from_onnx import checkpoint_from_onnx
+
+            print(f"wrote {checkpoint_from_onnx(args.onnx, args.out)} (batch norms folded: exact in evaluation, "
+                  f"not for pruning or full fine-tuning)")
         elif args.cmd == "card":
             from .model_card import write_model_card
 
