@@ -2,6 +2,7 @@
 export, and a tiny multi-branch training run through to the runtime cascade."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -210,3 +211,23 @@ def test_no_loss_exit_is_the_first_exit_that_costs_nothing():
     # frame 0 right everywhere; 1 right from exit 1; 2 right only at the final exit;
     # 3 and 4: the final exit is wrong, so leaving at once loses nothing
     assert no_loss_exit(exits, labels).tolist() == [0, 1, 2, 0, 0]
+
+
+def test_a_report_keeps_the_rows_it_did_not_measure_again(tmp_path):
+    from gnuradio.modrec.training.exits.evaluate import write_report
+
+    previous = Path(__file__).resolve().parents[1] / "models" / "early_exit.json"
+    earlier = json.loads(previous.read_text())
+    again = dict(earlier[2], thresholds=[0.123])  # the third model, measured again
+    new = dict(earlier[0], model="runs/x/cnn3_ee-new-p1.onnx")
+    paths = []
+    for k, result in enumerate((new, again)):
+        paths.append(tmp_path / f"r{k}.json")
+        paths[-1].write_text(json.dumps(result))
+    table = write_report(paths, json_path=tmp_path / "merged.json", previous=previous)
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert [r["model"] for r in merged] == [r["model"] for r in earlier] + [new["model"]]
+    assert merged[2]["thresholds"] == [0.123] and merged[:2] == earlier[:2] and merged[3:-1] == earlier[3:]
+    assert table.count("#### ") == len(earlier) + 1 and "cnn3_ee-new-p1" in table
+    write_report(paths[:1], json_path=tmp_path / "alone.json")  # without previous: only what was given
+    assert len(json.loads((tmp_path / "alone.json").read_text())) == 1

@@ -84,6 +84,7 @@ def _parser():
     er.add_argument("--markdown")
     er.add_argument("--json")
     er.add_argument("--plot")
+    er.add_argument("--previous", help="an earlier report's JSON: its models not in RESULTS keep their rows")
     return p
 
 
@@ -176,7 +177,7 @@ def main(argv=None):
         elif args.cmd == "exits-report":
             from .exits.evaluate import write_report as write_exits_report
 
-            print(write_exits_report(args.results, args.markdown, args.json, args.plot))
+            print(write_exits_report(args.results, args.markdown, args.json, args.plot, previous=args.previous))
         elif args.cmd == "models":
             from .models import default_config, list_models
 
