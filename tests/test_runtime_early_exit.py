@@ -62,6 +62,17 @@ def test_every_exit_for_every_frame(tmp_path, all_exits):
     np.testing.assert_allclose(final, OnnxModel(path).predict(frames), atol=1e-6)
 
 
+class _BatchSizes:
+    """An ONNX Runtime session that records the batch size of each run."""
+
+    def __init__(self, session):
+        self.session, self.sizes = session, []
+
+    def run(self, outputs, feed):
+        self.sizes.append(len(next(iter(feed.values()))))
+        return self.session.run(outputs, feed)
+
+
 def _window_modes(model, frames, chunk):
     """The mode each chunk ran in (chunks never straddle a window here)."""
     modes, out = [], []
@@ -98,6 +109,11 @@ def test_the_plain_network_runs_while_nobody_leaves(tmp_path):
     stage_cost = np.cumsum(model.exit_flops)
     plain_cost = int(model.metadata["flops"])
     assert model.flops_spent == WINDOW_FRAMES * (2 * stage_cost[-1] + PROBE_EVERY * plain_cost)
+    # in one call, the plain windows between two probes run as one batch
+    one_call = EarlyExitModel(path, thresholds=[-1.0])
+    one_call._session = counted = _BatchSizes(one_call._session)
+    probs, taken = one_call.predict_with_exits(frames)
+    assert counted.sizes == [(PROBE_EVERY - 1) * WINDOW_FRAMES, WINDOW_FRAMES] and (taken == 1).all()
 
 
 def test_the_cascade_takes_over_once_frames_leave(tmp_path):

@@ -167,18 +167,27 @@ class EarlyExitModel(OnnxModel):
         """float32 (N, 2, frame_len) -> (probs (N, C) float32, exit index (N,) int)."""
         frames = self._check_frames(frames)
         n = frames.shape[0]
-        if n <= WINDOW_FRAMES - self._window_filled:  # within the current window: one run, no copies
-            return self._run_window_part(frames)
+        if n <= self._frames_left_in_mode():  # one run, no copies
+            return self._run_part(frames)
         probs = np.zeros((n, self.n_classes), dtype=np.float32)
         taken = np.zeros(n, dtype=np.int64)
         start = 0
         while start < n:
-            stop = min(n, start + WINDOW_FRAMES - self._window_filled)
-            probs[start:stop], taken[start:stop] = self._run_window_part(frames[start:stop])
+            stop = min(n, start + self._frames_left_in_mode())
+            probs[start:stop], taken[start:stop] = self._run_part(frames[start:stop])
             start = stop
         return probs, taken
 
-    def _run_window_part(self, frames):
+    def _frames_left_in_mode(self):
+        """Frames the stream runs the current way for, whatever they hold."""
+        if not self.adaptive:
+            return np.iinfo(np.int64).max
+        left = WINDOW_FRAMES - self._window_filled
+        if self._mode == _PLAIN:  # the windows up to the next probe are plain too: one run, not one per window
+            left += WINDOW_FRAMES * (PROBE_EVERY - 2 - self._since_probe)
+        return left
+
+    def _run_part(self, frames):
         n = frames.shape[0]
         if n == 0:
             return np.zeros((0, self.n_classes), dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -193,10 +202,14 @@ class EarlyExitModel(OnnxModel):
             probs, taken = self._cascade(frames)
             self.flops_spent += int(self._stage_flops_to[taken].sum())
         self.frames_run += n
-        self._window_filled += n
-        self._window_left += int(np.count_nonzero(taken < self.n_exits - 1))
-        if self._window_filled == WINDOW_FRAMES:
-            self._next_window()
+        if self.adaptive:
+            self._window_left += int(np.count_nonzero(taken < self.n_exits - 1))  # a part spanning windows is plain: 0
+            while n:
+                step = min(n, WINDOW_FRAMES - self._window_filled)
+                self._window_filled += step
+                n -= step
+                if self._window_filled == WINDOW_FRAMES:
+                    self._next_window()
         return probs, taken
 
     def _next_window(self):
