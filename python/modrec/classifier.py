@@ -204,7 +204,8 @@ class classifier(gr.hier_block2):
     key ``tag_key``, value a dict with ``class`` (symbol), ``index`` (class index, -1 for unknown),
     ``confidence`` (top probability), ``probs`` (f32vector), ``frame_len`` and ``frame_start``;
     with an early-exit model (metadata ``exits`` > 1 and stage files) also ``exit``, the index of
-    the exit the frame left at (-1 for a frame not run through the model). The
+    the exit the frame left at (-1 for a frame not run through the model; while few frames leave,
+    at low SNR, the model runs as the plain network and frames report the final exit). The
     same dict is published on the ``classification`` message port. A top probability below
     ``min_confidence`` gives class ``unknown`` (probs and confidence kept). A frame holding NaN/Inf
     samples is not run through the model: it is tagged ``unknown`` with confidence 0 and all-zero
