@@ -1,15 +1,15 @@
 """Per-SNR evaluation of an early-exit model against the plain student it extends.
 
-For every SNR of the split: the share of frames leaving at each exit, accuracy of the cascade
-and of the plain model, mean FLOPs/frame the runtime spent on a stream settled at that SNR (each frame pays the stages it
-ran; while few frames leave it runs the plain network, with a probe through every exit every 8th
-window: runtime/early_exit.py), the
-no-loss bound (the mean FLOPs/frame if every frame left at the first exit that costs it nothing:
-one that is right, or any exit when the final exit is wrong; no exit rule can do better without
-losing accuracy against the final exit), and *measured* ONNX Runtime time per frame of both, timed side by side (1 thread, batches of 256,
+For every SNR of the split: the share of frames leaving at each exit, accuracy of the runtime and
+of the plain model, mean FLOPs/frame the runtime spent on a stream settled at that SNR (each frame
+pays the stages it ran; while few frames leave it runs the plain network, with a probe through
+every exit every 8th window: runtime/early_exit.py), the no-loss bound (the mean FLOPs/frame if
+every frame left at the first exit that costs it nothing: one that is right, or any exit when the
+final exit is wrong; no exit rule can do better without losing accuracy against the final exit),
+and *measured* ONNX Runtime time per frame of both, timed side by side (1 thread, batches of 256,
 runtime/timing.py: paired rounds, plain-cascade-cascade-plain, the speed-up the median of the
-rounds' ratios) so machine noise hits both alike. numpy and
-onnxruntime only: what a deployment sees.
+rounds' ratios) so machine noise hits both alike. numpy and onnxruntime only: what a deployment
+sees.
 """
 
 import json
