@@ -143,6 +143,41 @@ def test_calibration_picks_the_largest_threshold_within_budget():
     assert taken[2] == 1 and (probs.argmax(1) == y).all()  # the sure-but-wrong frame goes on
 
 
+def _answer_dependent_exit(n, seed):
+    """An early exit equally sure of every answer, but right only when it says class 0 or 1; the
+    final exit always right."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    # classes 2 and 3: half the frames get the other one of the two; answers 0 and 1 are always right
+    answer = np.where((y >= 2) & (rng.random(n) < 0.5), 5 - y, y)
+    sure = rng.uniform(0.6, 0.95, n)
+    early = np.full((n, 4), 0.0) + ((1 - sure) / 3)[:, None]
+    early[np.arange(n), answer] = sure
+    return early, np.eye(4)[y] * 0.9 + 0.025, y
+
+
+def test_the_learned_gate_trusts_an_exit_where_its_answers_deserve_it():
+    from gnuradio.modrec.runtime.early_exit import gate_features, uncertainty
+    from gnuradio.modrec.training.exits.gate import fit_gate
+
+    early, final, y = _answer_dependent_exit(4000, seed=0)
+    gate = fit_gate(early, final, y, steps=400)
+    assert gate == fit_gate(early, final, y, steps=400)  # seeded: the same frames give the same gate
+    # numpy (the runtime) and torch agree on the gate's output
+    w1, b1, w2 = (torch.tensor(gate[k], dtype=torch.float64) for k in ("w1", "b1", "w2"))
+    x = torch.tensor(gate_features(early[:50]))
+    want = 1 - torch.sigmoid(torch.relu(x @ w1.T + b1) @ w2 + gate["b2"])
+    np.testing.assert_allclose(uncertainty(early[:50], "gate", gate), want.numpy(), atol=1e-9)
+    # calibrated on other frames to lose nothing, the gate lets the trustworthy answers (0, 1)
+    # leave; entropy cannot tell them from the others and lets almost nothing leave
+    early_val, final_val, y_val = _answer_dependent_exit(4000, seed=1)
+    by_gate = calibrate_threshold([early_val, final_val], y_val, "gate", budget_pp=0.5, gates=[gate])
+    by_entropy = calibrate_threshold([early_val, final_val], y_val, "entropy", budget_pp=0.5)
+    assert by_gate["exit_rates"][0] > 0.4 * len(y_val) > 10 * by_entropy["exit_rates"][0]
+    with pytest.raises(ValueError, match="gate weights"):
+        uncertainty(early, "gate")
+
+
 def test_tiny_multi_branch_training_to_the_runtime(tmp_path):
     """CI: a plain tiny cnn3, early exits added to it (heads scheme), joint training, staged
     export with a calibrated threshold, and the runtime's cascade against torch."""
@@ -185,6 +220,17 @@ def test_tiny_multi_branch_training_to_the_runtime(tmp_path):
     assert np.array_equal(taken, want_exit)
     np.testing.assert_allclose(probs, want, atol=1e-4)
     np.testing.assert_allclose(OnnxModel(str(tmp_path / "ee.onnx")).predict(frames), per_exit[-1], atol=1e-4)
+
+    # the learned rule: gates fitted on the train split at export, their weights in the metadata
+    info = export_checkpoint(tmp_path / "joint" / "best.pt", tmp_path / "gated.onnx", exit_calibration={"policy": "gate"})
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "gated.onnx")).metadata_props}
+    gates, calibration = json.loads(meta["exit_gates"]), json.loads(meta["training"])["exit_calibration"]
+    assert meta["exit_policy"] == "gate" and len(gates) == 2 and "gates" not in calibration
+    assert calibration["gate_fit"][0]["train_frames"] > 0
+    want, want_exit = exit_decisions(per_exit, [calibration["threshold"]] * 2, "gate", gates)
+    probs, taken = EarlyExitModel(str(tmp_path / "gated.onnx"), adaptive=False).predict_with_exits(frames)
+    assert np.array_equal(taken, want_exit)
+    np.testing.assert_allclose(probs, want, atol=1e-4)
 
     # per-SNR evaluation against the plain twin (what apps/early_exit_study reports)
     from gnuradio.modrec.training.exits.evaluate import evaluate_early_exit, markdown

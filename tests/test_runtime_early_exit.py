@@ -11,7 +11,7 @@ import pytest
 import onnx_fixtures as fx
 from gnuradio.modrec import contract
 from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel, load_model
-from gnuradio.modrec.runtime.early_exit import PROBE_EVERY, WINDOW_FRAMES
+from gnuradio.modrec.runtime.early_exit import PROBE_EVERY, WINDOW_FRAMES, exit_decisions, uncertainty
 
 L = 32
 
@@ -165,6 +165,37 @@ def test_batch_order_and_empty_batches(tmp_path):
     assert np.array_equal(taken, np.concatenate([t for _, t in one_by_one]))
     p0, t0 = model.predict_with_exits(np.zeros((0, 2, L), np.float32))
     assert p0.shape == (0, len(fx.FIXTURE_CLASSES)) and t0.shape == (0,)
+
+
+def test_a_gate_models_weights_are_checked(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.5)
+    proto = onnx.load(path)
+    props = {p.key: p.value for p in proto.metadata_props}
+    n_classes, hidden = len(fx.FIXTURE_CLASSES), 3
+    rng = np.random.default_rng(0)
+    gate = {"w1": rng.standard_normal((hidden, 3 + 4 * n_classes)).tolist(), "b1": [0.0] * hidden,
+            "w2": rng.standard_normal(hidden).tolist(), "b2": 0.5}
+
+    def save(**changes):
+        del proto.metadata_props[:]
+        onnx.helper.set_model_props(proto, {**props, "exit_policy": "gate", **changes})
+        onnx.save(proto, str(tmp_path / "gated.onnx"))
+        return str(tmp_path / "gated.onnx")
+
+    with pytest.raises(contract.ContractError, match="lacks exit_gates"):
+        EarlyExitModel(save())
+    with pytest.raises(contract.ContractError, match=r"exit_gates\[0\] shapes"):
+        EarlyExitModel(save(exit_gates=json.dumps([dict(gate, w1=[[0.0] * 7] * hidden)])))
+    with pytest.raises(contract.ContractError, match="1 gate"):
+        EarlyExitModel(save(exit_gates=json.dumps([gate, gate])))
+    frames = _frames(64, seed=12)
+    early, final = EarlyExitModel(save(exit_gates=json.dumps([gate]))).exit_probabilities(frames)
+    threshold = float(np.median(uncertainty(early, "gate", gate)))  # half the frames leave
+    model = EarlyExitModel(save(exit_gates=json.dumps([gate])), thresholds=[threshold], adaptive=False)
+    want, want_exit = exit_decisions([early, final], [threshold], "gate", [gate])
+    probs, taken = model.predict_with_exits(frames)
+    assert np.array_equal(taken, want_exit) and 0 < taken.sum() < len(taken)
+    np.testing.assert_allclose(probs, want, atol=1e-6)
 
 
 def test_broken_early_exit_models_are_named(tmp_path):

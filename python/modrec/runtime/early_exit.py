@@ -18,23 +18,40 @@ import numpy as np
 from .. import contract
 from .onnx_model import OnnxModel
 
-POLICIES = ("entropy", "maxprob")
+POLICIES = ("entropy", "maxprob", "gate")
 
 
-def uncertainty(probs, policy):
-    """The exit rule: normalised entropy, or 1 - max probability (smaller = more certain).
-    The one implementation: threshold calibration (training/exits) uses it too, so a frame at
-    the threshold is decided alike in both."""
+def gate_features(probs):
+    """What the learned exit rule sees of an exit's probabilities: (N, C) -> (N, 3 + 4C): the two
+    largest, the normalised entropy, the log-probabilities, and the one-hot answer alone and
+    scaled by its probability and by the entropy (how sure an exit may be depends on its answer)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    top = -np.sort(-p, axis=1)[:, :2]
+    entropy = (-(p * np.log(p)).sum(axis=1) / np.log(p.shape[1]))[:, None]
+    answer = np.eye(p.shape[1])[p.argmax(axis=1)]
+    return np.concatenate([top, entropy, np.log(np.maximum(p, 1e-6)), answer, answer * top[:, :1], answer * entropy], axis=1)
+
+
+def uncertainty(probs, policy, gate=None):
+    """The exit rule (smaller = more certain): normalised entropy, 1 - max probability, or for
+    ``gate`` 1 - the learned probability that leaving costs nothing (``gate``: that exit's weights,
+    metadata ``exit_gates``). The one implementation: threshold calibration (training/exits) uses
+    it too, so a frame at the threshold is decided alike in both."""
     probs = np.asarray(probs, dtype=np.float64)
     if policy == "entropy":
         p = np.clip(probs, 1e-12, 1.0)
         return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
     if policy == "maxprob":
         return 1.0 - probs.max(axis=1)
+    if policy == "gate":
+        if gate is None:
+            raise ValueError("exit policy 'gate' needs the exit's gate weights (metadata exit_gates)")
+        hidden = np.maximum(gate_features(probs) @ np.asarray(gate["w1"]).T + np.asarray(gate["b1"]), 0.0)
+        return 1.0 / (1.0 + np.exp(hidden @ np.asarray(gate["w2"]) + float(gate["b2"])))
     raise ValueError(f"unknown exit policy {policy!r}; known: {', '.join(POLICIES)}")
 
 
-def exit_decisions(exit_probs, thresholds, policy):
+def exit_decisions(exit_probs, thresholds, policy, gates=None):
     """(probs, exit index) per frame from every exit's probabilities [(N, C), ...] (final last):
     each frame takes the first early exit whose uncertainty is at most its threshold."""
     n = len(exit_probs[0])
@@ -42,11 +59,28 @@ def exit_decisions(exit_probs, thresholds, policy):
     taken = np.full(n, len(exit_probs) - 1, dtype=np.int64)
     pending = np.ones(n, dtype=bool)
     for k, (p, t) in enumerate(zip(exit_probs[:-1], thresholds)):
-        leave = pending & (uncertainty(p, policy) <= t)
+        leave = pending & (uncertainty(p, policy, gates[k] if gates else None) <= t)
         chosen[leave] = p[leave]
         taken[leave] = k
         pending &= ~leave
     return chosen, taken
+
+
+def check_gates(gates, n_early, n_classes, source):
+    """The ``exit_gates`` metadata: one {w1 (H, 3 + 4C), b1 (H), w2 (H), b2} per early exit."""
+    features = 3 + 4 * n_classes
+    if not isinstance(gates, list) or len(gates) != n_early:
+        raise contract.ContractError(f"{source}: exit_gates should list {n_early} gate(s), one per early exit")
+    for k, gate in enumerate(gates):
+        try:
+            w1, b1, w2 = np.asarray(gate["w1"], float), np.asarray(gate["b1"], float), np.asarray(gate["w2"], float)
+            float(gate["b2"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise contract.ContractError(f"{source}: exit_gates[{k}] needs numeric w1, b1, w2, b2 ({err})") from None
+        if w1.ndim != 2 or w1.shape[1] != features or b1.shape != (w1.shape[0],) or w2.shape != (w1.shape[0],):
+            raise contract.ContractError(f"{source}: exit_gates[{k}] shapes w1 {w1.shape}, b1 {b1.shape}, w2 {w2.shape}; "
+                                         f"expected (H, {features}), (H,), (H,) for {n_classes} classes")
+    return gates
 
 
 # What splitting the network into sessions costs a frame that goes all the way, as a share of the
@@ -94,6 +128,12 @@ class EarlyExitModel(OnnxModel):
         if policy not in POLICIES:
             raise contract.ContractError(f"{src}: exit_policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.policy = policy
+        self.gates = None
+        if policy == "gate":
+            if "exit_gates" not in md:
+                raise contract.ContractError(f"{src}: exit_policy is 'gate' but the metadata lacks exit_gates")
+            gates = json.loads(md["exit_gates"]) if isinstance(md["exit_gates"], str) else md["exit_gates"]
+            self.gates = check_gates(gates, len(names) - 1, len(self.classes), src)
         self.exit_flops = flops
         self.thresholds = [float(t) for t in (stored if thresholds is None else thresholds)]
         if len(self.thresholds) != len(names) - 1:
@@ -196,7 +236,7 @@ class EarlyExitModel(OnnxModel):
             self.flops_spent += n * self._plain_flops
         elif self._mode == _PROBE and self._all is not None:
             sess, input_name, outputs = self._all
-            probs, taken = exit_decisions(sess.run(outputs, {input_name: frames}), self.thresholds, self.policy)
+            probs, taken = exit_decisions(sess.run(outputs, {input_name: frames}), self.thresholds, self.policy, self.gates)
             self.flops_spent += n * self._stage_flops_to[-1]
         else:
             probs, taken = self._cascade(frames)
@@ -238,7 +278,7 @@ class EarlyExitModel(OnnxModel):
             if k == self.n_exits - 1:
                 probs[rows] = p
                 break
-            leave = uncertainty(p, self.policy) <= self.thresholds[k]
+            leave = uncertainty(p, self.policy, self.gates[k] if self.gates else None) <= self.thresholds[k]
             if not leave.any():  # nobody leaves (typical at low SNR): hand the features on uncopied
                 x = result[1]
                 continue

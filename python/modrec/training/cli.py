@@ -43,7 +43,7 @@ def _parser():
     x.add_argument("--out", required=True)
     x.add_argument("--opset", type=int, default=18)
     x.add_argument("--legacy", action="store_true", help="use the TorchScript exporter (dynamo=False)")
-    x.add_argument("--exit-policy", choices=("entropy", "maxprob"), help="early-exit models: the exit rule (default: the run's)")
+    x.add_argument("--exit-policy", choices=("entropy", "maxprob", "gate"), help="early-exit models: the exit rule (default: the run's)")
     x.add_argument("--exit-budget-pp", type=float, help="early-exit models: validation accuracy the threshold may cost")
     x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
 

@@ -116,7 +116,7 @@ class ExitsConfig:
     self_distill: float = 0.0  # weight of KL(final exit || early exit) on the early exits
     temperature: float = 3.0
     init_from: Optional[str] = None  # a trained plain student's checkpoint for the backbone
-    policy: str = "entropy"  # entropy | maxprob: the exit rule calibrated at export
+    policy: str = "entropy"  # entropy | maxprob | gate (learned, exits/gate.py): the exit rule calibrated at export
     budget_pp: float = 0.5  # accuracy loss allowed for the exit threshold (validation split)
     budget_snr_min: Optional[float] = None  # also hold the budget on frames at or above this SNR
 
@@ -260,8 +260,8 @@ def _validate(cfg, source):
     ec = cfg.exits
     if ec.scheme not in ("joint", "two_phase", "heads"):
         bad("exits.scheme", "joint, two_phase or heads", ec.scheme)
-    if ec.policy not in ("entropy", "maxprob"):
-        bad("exits.policy", "entropy or maxprob", ec.policy)
+    if ec.policy not in ("entropy", "maxprob", "gate"):
+        bad("exits.policy", "entropy, maxprob or gate", ec.policy)
     if ec.self_distill < 0 or ec.temperature <= 0 or ec.budget_pp < 0:
         bad("exits.self_distill / temperature / budget_pp", ">= 0 / > 0 / >= 0", (ec.self_distill, ec.temperature, ec.budget_pp))
     if any(not isinstance(w, (int, float)) or w < 0 for w in ec.weights):

@@ -226,24 +226,42 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
         exits_cfg = {**((ckpt.get("config") or {}).get("exits") or {}), **(exit_calibration or {})}
         calibration = calibrate_exits(model, ckpt, exits_cfg.get("policy", "entropy"), exits_cfg.get("budget_pp", 0.5),
                                       exits_cfg.get("budget_snr_min"))
+        gates = calibration.pop("gates", None)  # they travel as metadata exit_gates, not twice
         training["exit_calibration"] = calibration
         return export_early_exit(model, out, thresholds=[calibration["threshold"]] * (model.n_exits - 1),
-                                 policy=calibration["policy"], training=json.loads(json.dumps(training, default=str)),
-                                 **common)
+                                 policy=calibration["policy"], gates=gates,
+                                 training=json.loads(json.dumps(training, default=str)), **common)
     return export_onnx(model, out, training=json.loads(json.dumps(training, default=str)), dynamo=dynamo, **common)
 
 
-def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=2048):
-    """The exit threshold, chosen on the run's validation split (see exits/calibrate.py)."""
+def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=2048, gate_frames=60000):
+    """The exit threshold, chosen on the run's validation split (see exits/calibrate.py); for policy
+    ``gate`` the gates are fitted first, on ``gate_frames`` frames of the training split."""
     from .config import read_split
     from .exits import calibrate_threshold
 
-    val = read_split(ckpt["training"]["data"]["root"], "val")
+    root = ckpt["training"]["data"]["root"]
     model = copy.deepcopy(model).eval().cpu()
-    outs = []
-    with torch.no_grad():
-        for s in range(0, len(val.x), batch_size):
-            outs.append([torch.softmax(o, -1).numpy() for o in model.forward_exits(torch.from_numpy(np.asarray(val.x[s:s + batch_size])))])
-    probs = [np.concatenate([o[k] for o in outs]) for k in range(model.n_exits)]
-    return calibrate_threshold(probs, np.asarray(val.y), policy=policy, budget_pp=budget_pp,
-                               snr=np.asarray(val.snr_db), snr_min=snr_min)
+
+    def exit_probs(x):
+        outs = []
+        with torch.no_grad():
+            for s in range(0, len(x), batch_size):
+                outs.append([torch.softmax(o, -1).numpy() for o in model.forward_exits(torch.from_numpy(np.asarray(x[s:s + batch_size])))])
+        return [np.concatenate([o[k] for o in outs]) for k in range(model.n_exits)]
+
+    gates = None
+    if policy == "gate":
+        from .exits.gate import fit_gate
+
+        train = read_split(root, "train")
+        pick = np.sort(np.random.default_rng(0).permutation(len(train.y))[:gate_frames])
+        train_probs, train_y = exit_probs(np.asarray(train.x)[pick]), np.asarray(train.y)[pick]
+        gates = [fit_gate(train_probs[k], train_probs[-1], train_y) for k in range(model.n_exits - 1)]
+    val = read_split(root, "val")
+    result = calibrate_threshold(exit_probs(val.x), np.asarray(val.y), policy=policy, budget_pp=budget_pp,
+                                 snr=np.asarray(val.snr_db), snr_min=snr_min, gates=gates)
+    if gates:
+        result["gates"] = gates
+        result["gate_fit"] = [{k: g[k] for k in ("train_frames", "train_loss")} for g in gates]
+    return result

@@ -3,7 +3,8 @@
 A frame leaves at the first early exit whose softmax is confident enough:
 
 * ``entropy``: normalised entropy H(p) / log(C) <= T (0 = certain, 1 = uniform);
-* ``maxprob``: 1 - max(p) <= T (the same direction: a smaller T exits fewer frames).
+* ``maxprob``: 1 - max(p) <= T (the same direction: a smaller T exits fewer frames);
+* ``gate``: 1 - a learned probability that leaving costs nothing <= T (exits/gate.py).
 
 calibrate_threshold() picks, on validation frames, the largest T (the most frames leaving early)
 whose accuracy stays within ``budget_pp`` percentage points of the final exit's accuracy. One T
@@ -16,12 +17,13 @@ import numpy as np
 from ...runtime.early_exit import POLICIES, exit_decisions  # noqa: F401  (re-exported)
 
 
-def calibrate_threshold(exit_probs, y, policy="entropy", budget_pp=0.5, grid=201, snr=None, snr_min=None):
+def calibrate_threshold(exit_probs, y, policy="entropy", budget_pp=0.5, grid=201, snr=None, snr_min=None, gates=None):
     """The largest threshold within the accuracy budget, with what it gives on these frames.
 
     With ``snr`` (per frame) and ``snr_min``, the budget must also hold on the frames at or
     above ``snr_min`` alone: early exits take mostly high-SNR frames, so their errors concentrate
-    there and an all-SNR budget would hide them.
+    there and an all-SNR budget would hide them. ``gates``: the gate weights per early exit
+    (policy ``gate``).
     """
     y = np.asarray(y)
     subsets = {"all": np.ones(len(y), dtype=bool)}
@@ -31,7 +33,7 @@ def calibrate_threshold(exit_probs, y, policy="entropy", budget_pp=0.5, grid=201
     final_acc = {k: float(final_correct[m].mean()) for k, m in subsets.items()}
     best = {"threshold": 0.0}
     for t in np.linspace(0.0, 1.0, grid):
-        probs, taken = exit_decisions(exit_probs, [t] * (len(exit_probs) - 1), policy)
+        probs, taken = exit_decisions(exit_probs, [t] * (len(exit_probs) - 1), policy, gates)
         correct = probs.argmax(1) == y
         acc = {k: float(correct[m].mean()) for k, m in subsets.items()}
         if all(100 * (final_acc[k] - acc[k]) <= budget_pp for k in subsets):

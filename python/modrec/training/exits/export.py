@@ -2,7 +2,7 @@
 
 ``<name>.onnx`` is the whole network up to its final exit: an ordinary contract model (any
 runtime that ignores exits runs it as the plain student) whose metadata adds ``exits`` (K),
-``exit_policy``, ``exit_thresholds`` (one per early exit), ``exit_stages`` (the stage files,
+``exit_policy``, ``exit_thresholds`` (one per early exit), ``exit_gates`` (policy ``gate``), ``exit_stages`` (the stage files,
 beside it) and ``exit_flops`` (FLOPs of each stage: its blocks and its exit head).
 ``<name>.stage<k>.onnx`` maps stage k's input (raw I/Q ``iq`` for k = 0, else ``features``) to
 ``probs`` and, except for the last stage, ``next_features`` for the next one; the runtime sends only
@@ -85,7 +85,7 @@ def stage_flops(model, frame_len):
     return flops
 
 
-def export_early_exit(model, path, *, thresholds, policy, classes, frame_len, opset=18, **common):
+def export_early_exit(model, path, *, thresholds, policy, classes, frame_len, opset=18, gates=None, **common):
     """Export the entry file and the stage files; returns export_onnx's info plus the stages'."""
     path = Path(path)
     model = copy.deepcopy(model).eval().cpu()
@@ -97,6 +97,8 @@ def export_early_exit(model, path, *, thresholds, policy, classes, frame_len, op
     flops = stage_flops(model, frame_len)
     extra = {"exit_policy": policy, "exit_thresholds": [float(t) for t in thresholds], "exit_stages": names,
              "exit_all": all_exits, "exit_flops": [int(f) for f in flops], "exit_placements": list(model.placements)}
+    if policy == "gate":
+        extra["exit_gates"] = [{k: g[k] for k in ("w1", "b1", "w2", "b2")} for g in gates]
     info = export_onnx(model, path, classes=classes, frame_len=frame_len, exits=len(stages), opset=opset,
                        extra_metadata=extra, **common)
     x = torch.randn(2, contract.IQ_ROWS, frame_len)
