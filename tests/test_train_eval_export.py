@@ -355,6 +355,20 @@ def test_model_card_states_the_distillation_recipe(tmp_path):
             "(inception_resnet, validation accuracy 51.7 %); teacher outputs cached on 4 augmented copies") in text
 
 
+def test_model_card_states_the_exit_rule_and_exports_with_it(tmp_path):
+    from gnuradio.modrec.training.model_card import write_model_card
+
+    calibration = {"policy": "gate", "threshold": 0.04, "budget_pp": 0.5, "snr_min": 10.0}
+    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "B"],
+               "training": {"exit_calibration": calibration, "config": {"source": "configs/x_ee.yaml", "experiment": "x-p4"}}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    write_model_card(tmp_path / "summary.json", tmp_path / "x_ee.md")
+    text = (tmp_path / "x_ee.md").read_text()
+    assert "- exit rule: `gate` <= 0.040, calibrated on the validation split to lose at most 0.5 pp (also at SNR >= 10 dB)" in text
+    assert ("modrec export --checkpoint runs/x-p4/best.pt --out models/x_ee.onnx --exit-policy gate "
+            "--exit-budget-pp 0.5 --exit-budget-snr-min 10") in text
+
+
 def test_model_card_shows_where_an_interrupted_invocation_ended_and_checkout_relative_paths(tmp_path, monkeypatch):
     from gnuradio.modrec.training.model_card import render_model_card
 

@@ -95,6 +95,14 @@ def render_model_card(summary, name, figures=None):
     ck = training.get("checkpoint")
     if ck:
         lines.append(f"- checkpoint: epoch {ck.get('epoch')}, validation accuracy {_fmt(ck.get('val_acc'))}")
+    calibration, export_flags = training.get("exit_calibration"), ""
+    if calibration:  # an early-exit model: the rule its export calibrated
+        export_flags = f" --exit-policy {calibration['policy']} --exit-budget-pp {calibration['budget_pp']:g}"
+        if calibration.get("snr_min") is not None:
+            export_flags += f" --exit-budget-snr-min {calibration['snr_min']:g}"
+        lines.append(f"- exit rule: `{calibration['policy']}` <= {calibration['threshold']:.3f}, calibrated on the "
+                     f"validation split to lose at most {calibration['budget_pp']:g} pp"
+                     + (f" (also at SNR >= {calibration['snr_min']:g} dB)" if calibration.get("snr_min") is not None else ""))
     if cfg.get("source"):
         experiment = cfg.get("experiment", name)
         lines += [
@@ -103,7 +111,7 @@ def render_model_card(summary, name, figures=None):
             "",
             "```sh",
             f"{_train_command(training, cfg)}      # the dataset is generated into the cache if missing",
-            f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx",
+            f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx{export_flags}",
             f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx "
             f"--out runs/{experiment}/eval --card models/{name}.md",
             "```",
