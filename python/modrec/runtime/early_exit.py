@@ -47,7 +47,7 @@ def uncertainty(probs, policy, gate=None):
         if gate is None:
             raise ValueError("exit policy 'gate' needs the exit's gate weights (metadata exit_gates)")
         hidden = np.maximum(gate_features(probs) @ np.asarray(gate["w1"]).T + np.asarray(gate["b1"]), 0.0)
-        return 1.0 / (1.0 + np.exp(hidden @ np.asarray(gate["w2"]) + float(gate["b2"])))
+        return np.exp(-np.logaddexp(0.0, hidden @ np.asarray(gate["w2"]) + float(gate["b2"])))  # 1 - sigmoid
     raise ValueError(f"unknown exit policy {policy!r}; known: {', '.join(POLICIES)}")
 
 
@@ -67,7 +67,8 @@ def exit_decisions(exit_probs, thresholds, policy, gates=None):
 
 
 def check_gates(gates, n_early, n_classes, source):
-    """The ``exit_gates`` metadata: one {w1 (H, 3 + 4C), b1 (H), w2 (H), b2} per early exit."""
+    """The ``exit_gates`` metadata (one {w1 (H, 3 + 4C), b1 (H), w2 (H), b2} per early exit),
+    checked and as arrays."""
     features = 3 + 4 * n_classes
     if not isinstance(gates, list) or len(gates) != n_early:
         raise contract.ContractError(f"{source}: exit_gates should list {n_early} gate(s), one per early exit")
@@ -80,7 +81,8 @@ def check_gates(gates, n_early, n_classes, source):
         if w1.ndim != 2 or w1.shape[1] != features or b1.shape != (w1.shape[0],) or w2.shape != (w1.shape[0],):
             raise contract.ContractError(f"{source}: exit_gates[{k}] shapes w1 {w1.shape}, b1 {b1.shape}, w2 {w2.shape}; "
                                          f"expected (H, {features}), (H,), (H,) for {n_classes} classes")
-    return gates
+    return [{"w1": np.asarray(g["w1"], float), "b1": np.asarray(g["b1"], float), "w2": np.asarray(g["w2"], float),
+             "b2": float(g["b2"])} for g in gates]
 
 
 # What splitting the network into sessions costs a frame that goes all the way, as a share of the
