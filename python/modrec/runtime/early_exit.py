@@ -27,7 +27,7 @@ def gate_features(probs):
     scaled by its probability and by the entropy (how sure an exit may be depends on its answer)."""
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
     top = -np.sort(-p, axis=1)[:, :2]
-    entropy = (-(p * np.log(p)).sum(axis=1) / np.log(p.shape[1]))[:, None]
+    entropy = uncertainty(p, "entropy")[:, None]
     answer = np.eye(p.shape[1])[p.argmax(axis=1)]
     return np.concatenate([top, entropy, np.log(np.maximum(p, 1e-6)), answer, answer * top[:, :1], answer * entropy], axis=1)
 
@@ -72,17 +72,19 @@ def check_gates(gates, n_early, n_classes, source):
     features = 3 + 4 * n_classes
     if not isinstance(gates, list) or len(gates) != n_early:
         raise contract.ContractError(f"{source}: exit_gates should list {n_early} gate(s), one per early exit")
+    checked = []
     for k, gate in enumerate(gates):
         try:
-            w1, b1, w2 = np.asarray(gate["w1"], float), np.asarray(gate["b1"], float), np.asarray(gate["w2"], float)
-            float(gate["b2"])
+            arrays = {key: np.asarray(gate[key], float) for key in ("w1", "b1", "w2")}
+            arrays["b2"] = float(gate["b2"])
         except (KeyError, TypeError, ValueError) as err:
             raise contract.ContractError(f"{source}: exit_gates[{k}] needs numeric w1, b1, w2, b2 ({err})") from None
+        w1, b1, w2 = arrays["w1"], arrays["b1"], arrays["w2"]
         if w1.ndim != 2 or w1.shape[1] != features or b1.shape != (w1.shape[0],) or w2.shape != (w1.shape[0],):
             raise contract.ContractError(f"{source}: exit_gates[{k}] shapes w1 {w1.shape}, b1 {b1.shape}, w2 {w2.shape}; "
                                          f"expected (H, {features}), (H,), (H,) for {n_classes} classes")
-    return [{"w1": np.asarray(g["w1"], float), "b1": np.asarray(g["b1"], float), "w2": np.asarray(g["w2"], float),
-             "b2": float(g["b2"])} for g in gates]
+        checked.append(arrays)
+    return checked
 
 
 # What splitting the network into sessions costs a frame that goes all the way, as a share of the
@@ -261,7 +263,7 @@ class EarlyExitModel(OnnxModel):
         elif self._mode == _PROBE:  # the only look at the share since the last probe
             self.leave_share = share
         self._window_filled = self._window_left = 0
-        if not self.adaptive or self.leave_share >= self.cascade_from:
+        if self.leave_share >= self.cascade_from:
             self._mode = _CASCADE
         else:
             self._since_probe = self._since_probe + 1 if self._mode == _PLAIN else 0

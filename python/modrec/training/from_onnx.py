@@ -43,7 +43,7 @@ def model_from_onnx(onnx_path, tol=1e-4):
     onnx_path = Path(onnx_path)
     proto = onnx.load(str(onnx_path))
     metadata = contract.decode_metadata({p.key: p.value for p in proto.metadata_props}, source=str(onnx_path))
-    if int(metadata["exits"]) != 1:
+    if metadata["exits"] != 1:
         raise ValueError(f"{onnx_path}: an early-exit model (exits = {metadata['exits']}); rebuild the plain student it extends")
     if metadata["pruning"] != "none":
         raise ValueError(f"{onnx_path}: a pruned model (pruning = {metadata['pruning']!r}): its channel counts are not "

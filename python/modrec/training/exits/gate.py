@@ -20,13 +20,9 @@ def fit_gate(exit_probs, final_probs, y, hidden=32, steps=1500, lr=1e-2, seed=0)
     y = np.asarray(y)
     free = (np.argmax(exit_probs, 1) == y) | (np.argmax(final_probs, 1) != y)
     target = torch.tensor(free, dtype=torch.float32)
-    gen = torch.Generator().manual_seed(seed)
-    first, second = nn.Linear(x.shape[1], hidden), nn.Linear(hidden, 1)
-    with torch.no_grad():  # seeded initialisation: the same frames give the same gate
-        for layer in (first, second):
-            bound = 1.0 / layer.in_features ** 0.5
-            layer.weight.uniform_(-bound, bound, generator=gen)
-            layer.bias.uniform_(-bound, bound, generator=gen)
+    with torch.random.fork_rng():  # seeded initialisation, the caller's RNG untouched: the same frames give the same gate
+        torch.manual_seed(seed)
+        first, second = nn.Linear(x.shape[1], hidden), nn.Linear(hidden, 1)
     net = nn.Sequential(first, nn.ReLU(), second)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     for _ in range(steps):
