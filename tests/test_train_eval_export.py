@@ -230,7 +230,7 @@ def test_cli_train_export_evaluate_card(dataset, tmp_path):
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "from gnuradio.modrec.training.evaluate import evaluate\n"
-        f"s = evaluate({str(tmp_path / 'eval_nt')!r}, onnx_path={str(onnx_path)!r}, data_root={str(dataset)!r}, latency=False)\n"
+        f"s = evaluate({str(tmp_path / 'eval_nt')!r}, onnx_path={str(onnx_path)!r}, data={str(dataset)!r}, latency=False)\n"
         f"assert s['confusion'] == {s['confusion']!r}\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

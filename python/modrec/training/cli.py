@@ -22,17 +22,25 @@ def _parser():
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--threads", type=int, help="torch threads (0 = all cores)")
     t.add_argument("--out", help="output dir (default runs/<experiment>)")
-    t.add_argument("--data-root", help="dataset dir (default: cache dir named by data.name)")
+    t.add_argument("--data", help="train on this file or dataset (sets data.source): rml2016:FILE, rml2018:FILE, "
+                                  "sigmf:PATH, or a bare path whose format is detected")
+    t.add_argument("--data-root", help="synthetic dataset dir (default: cache dir named by data.name)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set augment.freq_offset=0.01")
     t.add_argument("--stop-after", type=int, help="stop after N epochs of this invocation (resume later)")
     t.add_argument("--no-progress", action="store_true")
 
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint and/or ONNX model")
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint and/or ONNX model on a dataset or file")
     e.add_argument("--checkpoint")
     e.add_argument("--onnx")
-    e.add_argument("--data", help="dataset root (default: the checkpoint's)")
-    e.add_argument("--split", default="test")
+    e.add_argument("--data", help="what to score on (default: the checkpoint's training data): rml2016:FILE, "
+                                  "rml2018:FILE, sigmf:PATH, a dataset dir, or a bare path whose format is detected")
+    e.add_argument("--split", help="the split to score (default: test of a dataset dir, all = every frame of a file)")
+    e.add_argument("--data-split", help="files: how to split them, train/val/test percentages (default 60/20/20)")
+    e.add_argument("--data-seed", type=int, help="files: the split seed (default 2016)")
+    e.add_argument("--limit", type=int, help="files: at most this many frames per (class, SNR) before splitting")
+    e.add_argument("--classes", help="rml2018: comma-separated names of Y's columns (default: the corrected order); "
+                                     "sigmf: the classes labels must belong to")
     e.add_argument("--out", required=True)
     e.add_argument("--device", default="auto")
     e.add_argument("--no-latency", action="store_true")
@@ -46,6 +54,8 @@ def _parser():
     x.add_argument("--exit-policy", choices=("entropy", "maxprob", "gate"), help="early-exit models: the exit rule (default: the run's)")
     x.add_argument("--exit-budget-pp", type=float, help="early-exit models: validation accuracy the threshold may cost")
     x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
+    x.add_argument("--samples-per-symbol", type=int, help="the model's samples per symbol, when its training data "
+                                                           "did not state it (RadioML 2018, SigMF)")
 
     fo = sub.add_parser("from-onnx", help="rebuild a checkpoint from a shipped plain student's ONNX file "
                                           "(exact in evaluation; for exits.init_from when the run is gone)")
@@ -106,7 +116,7 @@ def main(argv=None):
             sets = list(args.set)
             for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"), ("lr", "optim.lr"),
                               ("seed", "seed"), ("device", "train.device"), ("threads", "train.threads"),
-                              ("out", "output_dir"), ("data_root", "data.root")):
+                              ("out", "output_dir"), ("data_root", "data.root"), ("data", "data.source")):
                 v = getattr(args, flag)
                 if v is not None:
                     sets.append(f"{key}={json.dumps(v)}")
@@ -122,8 +132,12 @@ def main(argv=None):
         elif args.cmd == "evaluate":
             from .evaluate import evaluate
 
-            summary = evaluate(args.out, checkpoint=args.checkpoint, onnx_path=args.onnx, data_root=args.data,
-                               split=args.split, device=args.device, latency=not args.no_latency)
+            options = {k: v for k, v in (("split", args.data_split), ("seed", args.data_seed), ("limit", args.limit),
+                                         ("classes", args.classes and [c.strip() for c in args.classes.split(",")]))
+                       if v is not None}
+            summary = evaluate(args.out, checkpoint=args.checkpoint, onnx_path=args.onnx, data=args.data,
+                               split=args.split, device=args.device, latency=not args.no_latency, source_options=options,
+                               progress=sys.stderr.isatty())
             if args.card:
                 from pathlib import Path
 
@@ -137,7 +151,7 @@ def main(argv=None):
             overrides = {k: v for k, v in (("policy", args.exit_policy), ("budget_pp", args.exit_budget_pp),
                                             ("budget_snr_min", args.exit_budget_snr_min)) if v is not None}
             info = export_checkpoint(args.checkpoint, args.out, dynamo=not args.legacy, opset=args.opset,
-                                     exit_calibration=overrides)
+                                     exit_calibration=overrides, samples_per_symbol=args.samples_per_symbol)
             print(f"wrote {info['path']}: {info['bytes'] / 1024:.1f} KB, {info['params']:,} params, "
                   f"{info['flops'] / 1e6:.2f} MFLOPs/frame, parity max |dp| {info['parity_max_abs_diff']:.2e} ({info['exporter']})")
         elif args.cmd == "from-onnx":

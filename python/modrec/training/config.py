@@ -15,6 +15,8 @@ from typing import Any, Dict, Optional
 
 import yaml
 
+from .data.sources import DataSourceError, parse_split_scheme
+
 
 class ConfigError(ValueError):
     pass
@@ -22,12 +24,26 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
+    """Where the frames come from: the synthetic generator (default) or a file (``source``)."""
+
+    # A file or dataset to read instead of generating one (training/data/sources.py):
+    # rml2016:PATH, rml2018:PATH, sigmf:PATH, synthetic:DIR, or a bare PATH (format detected).
+    source: Optional[str] = None
+    # file sources: train/val/test percentages, stratified per (class, SNR), seeded by data.seed
+    split: str = "60/20/20"
+    limit: int = 0  # file sources: at most this many frames per (class, SNR), 0 = all
+    # rml2018: the names of Y's columns (default: the corrected RadioML 2018.01A order, classes.py);
+    # sigmf: the classes the labels must belong to
+    classes: list = field(default_factory=list, metadata={"items": str})
+    frame_len: int = 0  # sigmf: samples per frame (0 = the default, 128)
+    samples_per_symbol: int = 0  # rml2018 / sigmf: the data's oversampling when known (0 = not stated)
+    # --- the synthetic generator (used when source is empty)
     name: str = "rml2016-synth"
     # None: $MODREC_CACHE/datasets/<name> or ~/.cache/gr-modrec/datasets/<name>
     root: Optional[str] = None
     # frames per (class, SNR) for each split; the dataset is generated when root lacks it
     frames_per_class_snr: Dict[str, int] = field(default_factory=lambda: {"train": 1000, "val": 100, "test": 200})
-    seed: int = 2016
+    seed: int = 2016  # the generator's seed, or a file source's split seed
     workers: int = 0  # 0 = all cores
     generator: Dict[str, Any] = field(default_factory=dict)  # GeneratorConfig overrides
 
@@ -206,8 +222,9 @@ def _build(cls, raw, source, prefix=""):
             kwargs[key] = tuple(_check_scalar(v, float, where, source) for v in value)
         elif isinstance(default, list):
             if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"{source}: field '{where}' expected a list of numbers, got {type(value).__name__} {value!r}")
-            kwargs[key] = [_check_scalar(v, float, where, source) for v in value]
+                raise ConfigError(f"{source}: field '{where}' expected a list, got, got {type(value).__name__} {value!r}")
+            items = fields[key].metadata.get("items", float)
+            kwargs[key] = [_check_scalar(v, items, where, source) for v in value]
         elif value is None and (default is None):
             kwargs[key] = None
         else:
@@ -239,6 +256,8 @@ def _validate(cfg, source):
     dev = cfg.train.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
         bad("train.device", "auto, cpu, cuda, cuda:N or mps", dev)
+    if cfg.data.source is not None:
+        _validate_source(cfg.data, source)
     for split in ("train", "val"):
         n = cfg.data.frames_per_class_snr.get(split)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -277,6 +296,28 @@ def _validate(cfg, source):
         bad("prune.strategy", "local or global", pc.strategy)
     if pc.steps < 1 or pc.step_epochs < 1 or pc.calibration_frames < 1:
         bad("prune.steps / step_epochs / calibration_frames", "integers >= 1", (pc.steps, pc.step_epochs, pc.calibration_frames))
+
+
+def _validate_source(dc, source):
+    # the file itself is opened by the training run; here only what can be checked without it
+    try:
+        parse_split_scheme(dc.split)
+    except DataSourceError as err:
+        raise ConfigError(f"{source}: field 'data.split': {err}") from None
+    for name in ("limit", "frame_len", "samples_per_symbol"):
+        if getattr(dc, name) < 0:
+            raise ConfigError(f"{source}: field 'data.{name}' expected an integer >= 0, got {getattr(dc, name)!r}")
+    if not dc.source:
+        raise ConfigError(f"{source}: field 'data.source' expected KIND:PATH or a path, got an empty string")
+
+
+def source_options(dc):
+    """The open_source() options a DataConfig asks for (only the ones it sets)."""
+    options = {"split": dc.split, "seed": dc.seed, "limit": dc.limit}
+    for name in ("classes", "frame_len", "samples_per_symbol"):
+        if getattr(dc, name):
+            options[name] = getattr(dc, name)
+    return options
 
 
 def _validate_distill(dc, source):
@@ -369,16 +410,3 @@ def apply_overrides(raw, overrides, source="<cli>"):
                 raise ConfigError(f"{source}: override {item!r}: '{p}' is not a section")
         node[parts[-1]] = yaml.safe_load(value)
     return raw
-
-
-# Dataset reading lives here (not in train.py) because it must not pull in torch:
-# evaluating a shipped ONNX model needs no torch.
-
-
-def read_split(root, split):
-    root = Path(root)
-    if not (root / "meta.json").is_file():
-        raise FileNotFoundError(f"{root}: not a dataset (no meta.json)")
-    from .data.dataset import load_split
-
-    return load_split(root, split)

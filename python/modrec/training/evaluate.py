@@ -7,11 +7,15 @@ so a shipped model can be scored on a machine without PyTorch.
 import csv
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from ..classes import canonical_class_name
+from .data.sources import ALL_SPLIT, open_source, run_source, split_spec
 from .metrics import classification_metrics
 
 
@@ -84,8 +88,9 @@ def _plt():
 
 def _plot_snr(metrics, path, title):
     plt = _plt()
-    snr = [r["snr_db"] for r in metrics["per_snr"]]
-    acc = [r["accuracy"] for r in metrics["per_snr"]]
+    rated = [r for r in metrics["per_snr"] if r["snr_db"] is not None]  # a SigMF recording has no SNR
+    snr = [r["snr_db"] for r in rated]
+    acc = [r["accuracy"] for r in rated]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(snr, acc, "o-")
     ax.set_xlabel("SNR (dB)")
@@ -122,12 +127,38 @@ def _plot_confusion(metrics, path, title):
     plt.close(fig)
 
 
-def evaluate(out_dir, checkpoint=None, onnx_path=None, data_root=None, split="test", batch_size=1024,
-             device="auto", latency=True, log=_log):
-    """Evaluate a checkpoint and/or an ONNX model on ``split`` of a dataset; returns the summary.
+def _class_mapping(model_classes, data_classes):
+    """For each data class, the model's index of the same class (matched by canonical name, so
+    RadioML's ``16QAM`` meets ``QAM16``), or -1 when the model does not know it."""
+    index = {canonical_class_name(name): i for i, name in enumerate(model_classes)}
+    return np.array([index.get(canonical_class_name(name), -1) for name in data_classes], np.int64)
+
+
+def _open_data(data, model_frame_len, source_options):
+    """The DataSource to score: a spec or record; a SigMF recording is cut at the model's frame_len."""
+    options = dict(source_options or {})
+    if not isinstance(data, dict) and split_spec(data)[0] == "sigmf":
+        options.setdefault("frame_len", model_frame_len)
+    return open_source(data, **options)
+
+
+def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, batch_size=1024,
+             device="auto", latency=True, log=_log, source_options=None, chunk_frames=16384, progress=True):
+    """Evaluate a checkpoint and/or an ONNX model on ``split`` of a data source; returns the summary.
+
+    data     a source spec (``rml2016:FILE``, ``rml2018:FILE``, ``sigmf:PATH``, a dataset dir or a
+             bare path, format detected: training/data/sources.py) or a record; default the
+             checkpoint's own training data
+    split    default ``test`` for a dataset dir, ``all`` (every frame) for a file
+    source_options  open_source() options for a file (split scheme, seed, limit, classes)
 
     With both, the ONNX model is scored (it is what ships) and the checkpoint supplies the data
-    location; with only a checkpoint the torch model is scored.
+    location; with only a checkpoint the torch model is scored. The split is streamed in chunks of
+    ``chunk_frames`` frames, so memory does not grow with the file (RadioML 2018 is 21 GB).
+    Classes are matched by name between model and data (canonical_class_name); frames of data
+    classes the model does not know are not scored but reported in the summary under
+    ``frames_of_classes_unknown_to_model`` with what the model called them.
+    Raises ValueError naming the model or file when frame lengths differ or no class is shared.
     """
     if checkpoint is None and onnx_path is None:
         raise ValueError("evaluate needs a checkpoint and/or an ONNX model")
@@ -136,15 +167,10 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data_root=None, split="te
         from .train import load_checkpoint
 
         ckpt = load_checkpoint(checkpoint)
-    if data_root is None:
+    if data is None:
         if ckpt is None or "training" not in ckpt:
-            raise ValueError("no dataset given: pass --data <dataset root> (an ONNX model does not record where its data lives)")
-        data_root = ckpt["training"]["data"]["root"]
-    from .config import read_split
-
-    data = read_split(data_root, split)
-    classes = list(data.meta["classes"])
-    extra = {"split": split, "data_root": str(data_root)}
+            raise ValueError("no data given: pass --data <file or dataset> (an ONNX model does not record where its data lives)")
+        data = run_source(ckpt["training"]["data"])
 
     if onnx_path is not None:
         from ..runtime import load_model
@@ -153,18 +179,11 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data_root=None, split="te
         # runs an early-exit model as its cascade, as the blocks do).
         onnx_model = load_model(onnx_path, threads=os.cpu_count() or 1)
         md = onnx_model.metadata
-        if list(md["classes"]) != classes:
-            raise ValueError(f"{onnx_path}: model classes {md['classes']} differ from dataset {data_root} classes {classes}")
-        if md["frame_len"] != data.x.shape[-1]:
-            raise ValueError(f"{onnx_path}: model frame_len {md['frame_len']} but dataset frames have {data.x.shape[-1]} samples")
-        t = time.time()
-        probs = predict_onnx(onnx_model, data.x, batch_size)
-        inference_s = time.time() - t
-        extra.update(model=str(onnx_path), backend="onnxruntime", architecture=md["architecture"],
+        model_name, model_classes, model_frame_len = str(onnx_path), list(md["classes"]), int(md["frame_len"])
+        predict = onnx_model.predict
+        extra = dict(model=str(onnx_path), backend="onnxruntime", architecture=md["architecture"],
                      params=md["params"], flops=md["flops"], onnx_bytes=Path(onnx_path).stat().st_size,
                      onnx_kb=round(Path(onnx_path).stat().st_size / 1024, 1), metadata=md)
-        if latency:
-            extra.update(onnx_latency(onnx_path))
     else:
         import torch
 
@@ -173,20 +192,68 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data_root=None, split="te
 
         dev = resolve_device(device)
         model = model_from_checkpoint(ckpt, dev)
-        if list(ckpt["classes"]) != classes:
-            raise ValueError(f"{checkpoint}: model classes {ckpt['classes']} differ from dataset {data_root} classes {classes}")
-        t = time.time()
-        probs = torch.softmax(predict_logits(model, data.x, batch_size, dev), -1).numpy()
-        inference_s = time.time() - t
-        extra.update(model=str(checkpoint), backend="torch", architecture=ckpt["model_name"],
-                     params=count_params(model), flops=count_flops(model.to("cpu"), data.x.shape[-1]),
+        model_name, model_classes = str(checkpoint), list(ckpt["classes"])
+        model_frame_len = int(ckpt["model_cfg"]["frame_len"])
+
+        def predict(x):
+            return torch.softmax(predict_logits(model, x, batch_size, dev), -1).numpy()
+
+        extra = dict(model=str(checkpoint), backend="torch", architecture=ckpt["model_name"],
+                     params=count_params(model), flops=count_flops(model.to("cpu"), model_frame_len),
                      epoch=ckpt.get("epoch"))
-    extra["inference_s"] = round(inference_s, 3)
+        model.to(dev)
+
+    source = _open_data(data, model_frame_len, source_options)
+    if split is None:
+        split = "test" if source.kind == "synthetic" else ALL_SPLIT
+    if source.frame_len != model_frame_len:
+        raise ValueError(f"{model_name}: the model takes frames of {model_frame_len} samples, but {source.spec} has "
+                         f"frames of {source.frame_len}")
+    to_model = _class_mapping(model_classes, source.classes)
+    if not (to_model >= 0).any():
+        raise ValueError(f"{model_name}: none of the model's classes {model_classes} is among the classes of "
+                         f"{source.spec}: {list(source.classes)} (matched by name, spelling-insensitive)")
+
+    y_parts, pred_parts, conf_parts, snr_parts = [], [], [], []
+    total = source.splits.get(split)
+    bar = tqdm(total=total, desc=f"scoring {Path(str(source.path)).name}", unit="frame", disable=not progress or not total,
+               file=sys.stderr, leave=False)
+    t = time.time()
+    for chunk in source.iter_split(split, chunk_frames):
+        probs = np.concatenate([predict(chunk.x[s : s + batch_size]) for s in range(0, len(chunk), batch_size)])
+        y_parts.append(chunk.y.astype(np.int64))
+        pred_parts.append(probs.argmax(axis=1).astype(np.int64))
+        conf_parts.append(probs.max(axis=1).astype(np.float32))
+        snr_parts.append(chunk.snr_db.astype(np.float32))
+        bar.update(len(chunk))
+    bar.close()
+    inference_s = time.time() - t
+    cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
+    y_data, y_pred, conf, snr = cat(y_parts, np.int64), cat(pred_parts, np.int64), cat(conf_parts, np.float32), cat(snr_parts, np.float32)
+    y_model = to_model[y_data]
+    known = y_model >= 0
+    unknown = {}
+    for data_index in np.unique(y_data[~known]):
+        rows = y_data == data_index
+        names, counts = np.unique(y_pred[rows], return_counts=True)
+        unknown[source.classes[data_index]] = {"n": int(rows.sum()), "predicted": {model_classes[k]: int(c) for k, c in zip(names, counts)}}
+    if not known.any():
+        raise ValueError(f"{model_name}: split {split!r} of {source.spec} holds no frame of a class the model knows "
+                         f"(it holds {', '.join(unknown)})")
+    extra.update(split=split, data=source.spec, data_root=str(source.path), source=source.record(),
+                 inference_s=round(inference_s, 3), frames_of_classes_unknown_to_model=unknown,
+                 n_frames_in_split=int(y_data.size))
+    if onnx_path is not None and latency:
+        extra.update(onnx_latency(onnx_path))
     if ckpt is not None:
         extra["training"] = ckpt.get("training")
-    metrics = classification_metrics(probs, data.y, data.snr_db, classes)
+    metrics = classification_metrics(y_pred[known], y_model[known], snr[known], model_classes, confidence=conf[known])
     summary = write_report(metrics, out_dir, title=extra["architecture"], extra=extra)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    log(f"{extra['architecture']} on {split}: acc {fmt(metrics['accuracy'])} | SNR>=0 {fmt(metrics['accuracy_snr_ge_0'])} | "
-        f"SNR>=10 {fmt(metrics['accuracy_snr_ge_10'])} | peak {fmt(metrics['peak_accuracy'])} | ECE {fmt(metrics.get('ece'))}")
+    log(f"{extra['architecture']} on {split} of {source.spec}: acc {fmt(metrics['accuracy'])} | SNR>=0 "
+        f"{fmt(metrics['accuracy_snr_ge_0'])} | SNR>=10 {fmt(metrics['accuracy_snr_ge_10'])} | peak "
+        f"{fmt(metrics['peak_accuracy'])} | ECE {fmt(metrics.get('ece'))}")
+    for name, info in unknown.items():
+        log(f"  {info['n']} frames of {name}, a class the model does not know, were not scored; the model called them "
+            + ", ".join(f"{k} {v}" for k, v in sorted(info["predicted"].items(), key=lambda kv: -kv[1])))
     return summary

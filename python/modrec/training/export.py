@@ -13,6 +13,7 @@ from torch import nn
 
 from .. import contract
 from ..classes import DEFAULT_SAMPLES_PER_SYMBOL
+from .data.sources import read_split, run_source
 from .flops import count_flops, count_params
 
 PARITY_TOL = 1e-4
@@ -179,9 +180,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
 def _real_frames(ckpt, n=64):
     """A spread of validation frames from the checkpoint's dataset, if it is still on disk."""
     try:
-        from .config import read_split
-
-        val = read_split(ckpt["training"]["data"]["root"], "val")
+        val = read_split(run_source(ckpt["training"]["data"]), "val")
     except Exception as err:  # real frames only strengthen the check; random ones are always used
         warnings.warn(f"parity check without real frames: cannot read the run's validation split ({err})")
         return None
@@ -196,12 +195,15 @@ def _pruning_metadata(pruning):
     return f"{pruning['criterion']}:{float(pruning['ratio']):g}"
 
 
-def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None, exit_calibration=None):
+def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None, exit_calibration=None,
+                      samples_per_symbol=None):
     """Export a training checkpoint (best.pt / last.pt) to ``out``.
 
     Parity is also checked on real validation frames when the run's dataset is available. For an
     early-exit model the exit threshold is calibrated on the run's validation split, as its
     ``exits:`` config says unless ``exit_calibration`` overrides policy / budget_pp / budget_snr_min.
+    ``samples_per_symbol`` is written to the metadata when the training data did not state it
+    (RadioML 2018, SigMF recordings); ValueError when neither says.
     """
     from .train import load_checkpoint, model_from_checkpoint
 
@@ -210,12 +212,17 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
         real_like = _real_frames(ckpt)
     model = model_from_checkpoint(ckpt)
     meta = ckpt.get("meta", {})
+    sps = meta.get("samples_per_symbol", DEFAULT_SAMPLES_PER_SYMBOL) if samples_per_symbol is None else samples_per_symbol
+    if sps is None:
+        raise ValueError(f"{checkpoint}: its training data ({meta.get('source')}) does not state its samples per symbol, "
+                         f"which the model's metadata must hold: give --samples-per-symbol (or set data.samples_per_symbol "
+                         f"when training)")
     training = dict(ckpt.get("training", {}))
     training["checkpoint"] = {"path": str(checkpoint), "epoch": ckpt.get("epoch"),
                               "val_acc": ckpt.get("val_acc")}
     common = dict(
         classes=ckpt["classes"], frame_len=int(ckpt["model_cfg"].get("frame_len", meta.get("frame_len"))),
-        samples_per_symbol=int(meta.get("samples_per_symbol", DEFAULT_SAMPLES_PER_SYMBOL)),
+        samples_per_symbol=int(sps),
         architecture=ckpt["model_name"], distillation=str(training.get("distillation", "none")),
         pruning=_pruning_metadata(ckpt.get("pruning")), opset=opset, real_like=real_like,
     )
@@ -237,10 +244,9 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
 def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=2048, gate_frames=60000):
     """The exit threshold, chosen on the run's validation split (see exits/calibrate.py); for policy
     ``gate`` the gates are fitted first, on ``gate_frames`` frames of the training split."""
-    from .config import read_split
     from .exits import calibrate_threshold
 
-    root = ckpt["training"]["data"]["root"]
+    root = run_source(ckpt["training"]["data"])
     model = copy.deepcopy(model).eval().cpu()
 
     def exit_probs(x):

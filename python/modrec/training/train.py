@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed
-from .config import read_split
+from .config import source_options
+from .data.sources import open_source
 from .flops import count_flops, count_params
 from .models import create_model
 
@@ -34,18 +35,25 @@ def _log(*args):
 # ----------------------------------------------------------------------------- data
 
 
-def ensure_dataset(cfg, log=_log, progress=True):
-    """The experiment's dataset: built into its cache dir, or reused when it matches the config.
+def data_source(cfg, log=_log, progress=True):
+    """The experiment's data as a DataSource (training/data/sources.py).
 
+    data.source names a file or dataset (RadioML, SigMF, a built dataset), read as it is. Without
+    it the synthetic dataset is built into its cache dir, or reused when it matches the config:
     build_dataset compares a cached dataset with the requested one and refuses a mismatch
     (naming the fields), so a changed seed or size never trains on stale data. A dataset given
     explicitly (data.root / --data-root) is used as it is.
     """
+    if cfg.data.source:
+        source = open_source(cfg.data.source, **source_options(cfg.data))
+        log(f"data {source.spec}: {len(source.classes)} classes, frames of {source.frame_len} samples, "
+            f"split {source.scheme_text} (seed {source.seed}): " + ", ".join(f"{k} {v:,}" for k, v in source.splits.items()))
+        return source
     root = cfg.data_root
     if cfg.data.root:
         if not (root / "meta.json").is_file():
             raise FileNotFoundError(f"{cfg.source}: data.root {root} is not a dataset (no meta.json)")
-        return root
+        return open_source(f"synthetic:{root}")
     from .data.dataset import build_dataset
     from .data.generator import GeneratorConfig
 
@@ -62,7 +70,7 @@ def ensure_dataset(cfg, log=_log, progress=True):
         workers=cfg.data.workers or os.cpu_count() or 1,
         progress=progress,
     )
-    return root
+    return open_source(f"synthetic:{root}")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -249,13 +257,20 @@ def load_checkpoint(path, map_location="cpu"):
         if not (err.name or "").startswith("numpy._core"):
             raise
         # written under numpy 2 (e.g. a GPU image) and read under numpy 1 (Debian's GNU Radio):
-        # numpy 1 has the same classes under numpy.core
+        # numpy 1 has the same classes under numpy.core. The aliases exist only while loading:
+        # left in sys.modules, they make other packages (onnx's exporters) take this numpy for
+        # numpy 2 and crash the process in numpy's C code.
         import numpy.core
         import numpy.core.multiarray
 
-        sys.modules.setdefault("numpy._core", numpy.core)
-        sys.modules.setdefault("numpy._core.multiarray", numpy.core.multiarray)
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        aliases = {"numpy._core": numpy.core, "numpy._core.multiarray": numpy.core.multiarray}
+        added = [name for name in aliases if name not in sys.modules]
+        sys.modules.update({name: aliases[name] for name in added})
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        finally:
+            for name in added:
+                sys.modules.pop(name, None)
     for key in ("model_name", "model_cfg", "state_dict"):
         if key not in ckpt:
             raise ValueError(f"{path}: not a gr-modrec checkpoint (no '{key}')")
@@ -320,11 +335,12 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         log(f"note: {run_dir} already holds a run; starting over (use --resume to continue it)")
 
     if ctx.is_main:  # rank 0 builds a missing dataset; the others wait, then find it complete
-        root = ensure_dataset(cfg, log=log, progress=progress)
+        source = data_source(cfg, log=log, progress=progress)
     distributed.barrier(ctx)
     if not ctx.is_main:
-        root = ensure_dataset(cfg, log=log, progress=False)
-    tr, va = read_split(root, "train"), read_split(root, "val")
+        source = data_source(cfg, log=log, progress=False)
+    root = source.path
+    tr, va = source.load("train"), source.load("val")
     meta = dict(tr.meta)
     classes = list(meta["classes"])
     frame_len = int(tr.x.shape[-1])
@@ -430,7 +446,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         "command": command,
         "seed": cfg.seed,
         # the dataset's own meta wins over the config: --data-root may point at a different build
-        "data": {"name": cfg.data.name, "root": str(root), "seed": meta.get("seed", cfg.data.seed),
+        # source: what open_source() needs to read exactly these frames again (export, evaluate)
+        "data": {"name": cfg.data.name, "root": str(root), "source": source.record(), "seed": meta.get("seed", cfg.data.seed),
                  "frames_per_class_snr": meta.get("frames_per_class_snr", dict(cfg.data.frames_per_class_snr)),
                  "train_frames": len(x_tr), "val_frames": len(x_va), "meta": meta},
         "config": cfg.to_dict(),

@@ -329,3 +329,20 @@ def load_split(root, split):
     if x.shape[0] != meta["counts"][split]:
         raise DatasetError(f"{root}/{split}: {x.shape[0]} frames, meta.json expects {meta['counts'][split]}")
     return SplitData(x=x, y=y, snr_db=snr, meta=meta)
+
+
+def iter_shards(root, split):
+    """The shards of one split in order, one SplitData each (one shard in memory at a time)."""
+    meta = read_meta(root)
+    if split not in meta["shards"]:
+        raise DatasetError(f"{root}: no split {split!r}; expected one of {sorted(meta['shards'])}")
+    for index in range(meta["shards"][split]):
+        path = _shard_path(root, split, index)
+        if not path.exists():
+            raise DatasetError(f"{path} is missing; the dataset is damaged, rebuild it with overwrite")
+        with np.load(path) as shard:
+            missing = [k for k in SHARD_FIELDS if k not in shard.files]
+            if missing:
+                raise DatasetError(f"{path}: missing field(s) {missing}; expected {list(SHARD_FIELDS)}")
+            yield SplitData(x=shard["x"], y=shard["y"].astype(np.int64, copy=False),
+                            snr_db=shard["snr_db"].astype(np.float32, copy=False), meta=meta)

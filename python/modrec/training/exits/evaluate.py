@@ -19,7 +19,7 @@ import numpy as np
 
 from ...runtime import EarlyExitModel, OnnxModel
 from ...runtime.timing import paired_times, speed_ratio
-from ..config import read_split
+from ..data.sources import read_split
 
 
 def no_loss_exit(exit_probs, labels):

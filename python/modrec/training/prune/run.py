@@ -8,16 +8,15 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..config import read_split
 from ..distill.teacher_cache import file_sha256
 from ..flops import count_flops, count_params
-from ..train import ensure_dataset, load_checkpoint, model_from_checkpoint, train
+from ..train import data_source, load_checkpoint, model_from_checkpoint, train
 from .surgery import prune
 
 
-def calibration_frames(root, n, seed):
-    """n training frames drawn evenly at random (all classes and SNRs), as a tensor."""
-    tr = read_split(root, "train")
+def calibration_frames(source, n, seed):
+    """n training frames of a DataSource drawn evenly at random (all classes and SNRs), as a tensor."""
+    tr = source.load("train")
     idx = np.sort(np.random.default_rng(seed).choice(len(tr.x), size=min(n, len(tr.x)), replace=False))
     return torch.from_numpy(np.ascontiguousarray(tr.x[idx], dtype=np.float32))
 
@@ -34,8 +33,8 @@ def prune_from_config(cfg, log=print, progress=False):
                          f"({ckpt['pruning']['criterion']}:{ckpt['pruning']['ratio']}); prune the original with a larger ratio")
     model = model_from_checkpoint(ckpt)
     frame_len = int(ckpt["model_cfg"]["frame_len"])
-    root = ensure_dataset(cfg, log=log, progress=progress)
-    calibration = calibration_frames(root, pc.calibration_frames, cfg.seed)
+    source = data_source(cfg, log=log, progress=progress)
+    calibration = calibration_frames(source, pc.calibration_frames, cfg.seed)
     before = {"params": count_params(model), "flops": count_flops(model, frame_len)}
 
     def fine_tune_between_steps(net, step):
