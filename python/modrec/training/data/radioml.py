@@ -21,7 +21,7 @@ from .safe_pickle import load_restricted
 from .sources import DataSource, DataSourceError
 
 RML2016_SAMPLES_PER_SYMBOL = 8  # O'Shea & West 2016, sec. 3: digital signals at 8 samples per symbol
-_CHUNK_ROWS = 8192  # RadioML 2018 rows read per HDF5 access: 64 MB of X at frame_len 1024
+_CHUNK_ROWS = 4096  # RadioML 2018 rows read per HDF5 access at most: 32 MB of X at frame_len 1024
 
 
 def available_memory_bytes():
@@ -173,11 +173,12 @@ class RadioML2018Source(DataSource):
         done = 0
         while done < rows.size:
             first = int(rows[done])
-            stop = first + _CHUNK_ROWS
-            take = int(np.searchsorted(rows, stop, side="left")) - done
-            block = np.asarray(x_ds[first : min(stop, self._n)], np.float32)  # (rows, frame_len, 2)
-            picked = block[rows[done : done + take] - first]
-            out[done : done + take] = picked.transpose(0, 2, 1)
+            take = int(np.searchsorted(rows, first + _CHUNK_ROWS, side="left")) - done
+            wanted = rows[done : done + take] - first
+            block = np.asarray(x_ds[first : first + int(wanted[-1]) + 1], np.float32)  # (rows, frame_len, 2)
+            if wanted.size != block.shape[0]:  # rows of other splits in between
+                block = block[wanted]
+            out[done : done + take] = block.transpose(0, 2, 1)
             done += take
         return out
 

@@ -17,8 +17,10 @@ import pickle
 
 import numpy as np
 
+from .sources import DataSourceError
 
-class UnsafePickleError(ValueError):
+
+class UnsafePickleError(DataSourceError):
     """A pickle names a global outside the allowed set; nothing it names was imported or run."""
 
 
@@ -73,7 +75,7 @@ def load_restricted(path):
 
     Returns what the file holds (for RadioML 2016: a dict ``{(modulation, snr_db): float32 array
     (N, 2, 128)}``). Raises UnsafePickleError naming the file and the refused global, before that
-    global is imported; ValueError naming the file when it is not a complete pickle.
+    global is imported; DataSourceError naming the file when it is not a complete pickle.
     """
     with open(path, "rb") as fh:
         try:
@@ -81,5 +83,5 @@ def load_restricted(path):
         except UnsafePickleError:
             raise
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
-            raise ValueError(f"{path}: not a readable pickle ({type(err).__name__}: {err}); a truncated "
+            raise DataSourceError(f"{path}: not a readable pickle ({type(err).__name__}: {err}); a truncated "
                              f"download ends like this") from None
