@@ -197,16 +197,15 @@ def _build(cls, raw, source, prefix=""):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: field '{prefix.rstrip('.') or '<top>'}' expected a mapping, got {type(raw).__name__} {raw!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # ExperimentConfig.source is the YAML file's own path, set by the loader, not a field to write
+    fields = {f.name: f for f in dataclasses.fields(cls) if not (cls is ExperimentConfig and f.name == "source")}
     kwargs = {}
     for key, value in raw.items():
         where = prefix + str(key)
-        if key not in fields or key == "source":
-            hint = difflib.get_close_matches(str(key), [f for f in fields if f != "source"], n=1)
+        if key not in fields:
+            hint = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
-            raise ConfigError(
-                f"{source}: unknown field '{where}'{hint}; expected one of {', '.join(f for f in fields if f != 'source')}"
-            )
+            raise ConfigError(f"{source}: unknown field '{where}'{hint}; expected one of {', '.join(fields)}")
         default = fields[key].default
         if default is dataclasses.MISSING:
             default = fields[key].default_factory()

@@ -149,7 +149,8 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
     data     a source spec (``rml2016:FILE``, ``rml2018:FILE``, ``sigmf:PATH``, a dataset dir or a
              bare path, format detected: training/data/sources.py) or a record; default the
              checkpoint's own training data
-    split    default ``test`` for a dataset dir, ``all`` (every frame) for a file
+    split    default ``test`` for a dataset dir or the checkpoint's own data, ``all`` (every
+             frame) for a file given here
     source_options  open_source() options for a file (split scheme, seed, limit, classes)
 
     With both, the ONNX model is scored (it is what ships) and the checkpoint supplies the data
@@ -171,6 +172,8 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         if ckpt is None or "training" not in ckpt:
             raise ValueError("no data given: pass --data <file or dataset> (an ONNX model does not record where its data lives)")
         data = run_source(ckpt["training"]["data"])
+        if split is None:
+            split = "test"  # the run's own held-out frames
 
     if onnx_path is not None:
         from ..runtime import load_model
