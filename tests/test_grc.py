@@ -1,5 +1,6 @@
 """The GRC block description and the example flowgraph: grcc must find our block and compile."""
 
+import inspect
 import os
 import shutil
 import signal
@@ -33,7 +34,10 @@ def test_block_yaml_declares_the_block():
     assert block["templates"]["imports"] == "from gnuradio import modrec"
     assert block["templates"]["make"].startswith("modrec.classifier(")
     params = {p["id"]: p for p in block["parameters"]}
-    assert set(params) == {"model_path", "hop", "min_confidence", "tag_key", "threads"}
+    # every argument of the block, and nothing else (the YAML cannot drift from the signature)
+    from gnuradio.modrec.classifier import classifier
+
+    assert set(params) == set(inspect.signature(classifier.__init__).parameters) - {"self"}
     assert all("dtype" in p and "default" in p for p in params.values())
     msg_out = [o for o in block["outputs"] if o["domain"] == "message"]
     assert msg_out == [{"domain": "message", "id": "classification", "optional": True}]

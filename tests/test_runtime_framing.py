@@ -90,3 +90,41 @@ def test_pop_beyond_buffer_rejected():
     framer.push(np.zeros(3, dtype=np.complex64))
     with pytest.raises(ValueError):
         framer.pop(4)
+
+
+# ----------------------------------------------------------------------------- resampled framing
+
+
+@pytest.mark.parametrize("up, down, hop", [(1, 2, 16), (2, 1, 16), (3, 4, 8), (1, 4, 32), (4, 1, 40)])
+def test_resampled_framer_frames_resample_poly_and_maps_starts_to_input(up, down, hop):
+    from scipy.signal import resample_poly
+
+    from gnuradio.modrec.runtime.framing import ResampledFramer
+
+    rng = np.random.default_rng(up * 10 + down)
+    x = (rng.standard_normal(3000) + 1j * rng.standard_normal(3000)).astype(np.complex64)
+    reference = resample_poly(x, up, down).astype(np.complex64)
+    framer = ResampledFramer(32, hop, up, down)
+    starts, frames, released = [], [], []
+    cuts = np.sort(rng.choice(np.arange(1, len(x)), 40, replace=False))
+    for piece in np.split(x, cuts):
+        framer.push(piece)
+        s, f = framer.take_complete()
+        starts.append(s)
+        frames.append(f)
+        # every sample before a classified frame's start, and only those, may be released
+        limit = framer.releasable()
+        assert all(int(v) <= limit for v in s) and limit <= framer.end
+        released.append(framer.pop(limit - framer.start))
+    s, f = framer.finish()
+    starts.append(s)
+    frames.append(f)
+    released.append(framer.pop(framer.releasable(end_of_stream=True) - framer.start))
+    starts, frames = np.concatenate(starts), np.concatenate(frames)
+    resampled_starts = frame_starts(len(reference), 32, hop)
+    assert len(starts) == len(resampled_starts)
+    np.testing.assert_array_equal(starts, resampled_starts * down // up)
+    for k, r in enumerate(resampled_starts):
+        np.testing.assert_allclose(frames[k], reference[r : r + 32], atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate(released), x)  # the originals pass untouched
+    assert framer.frame_span == round(32 * down / up)

@@ -10,6 +10,8 @@ from gnuradio import gr
 
 from .classes import UNKNOWN_CLASS
 from .runtime import StreamFramer, complex_to_iq, default_model_path, load_model
+from .runtime.framing import ResampledFramer
+from .runtime.resample import resample_ratio_for
 
 CLASSIFICATION_PORT = "classification"
 
@@ -75,17 +77,16 @@ class _EndOfStreamProbe(gr.sync_block):
 class _ClassifierCore(gr.basic_block):
     """Pass-through that holds samples back until the frames starting in them are classified."""
 
-    def __init__(self, model, hop, min_confidence, tag_key, watch):
+    def __init__(self, model, framer, min_confidence, tag_key, watch):
         gr.basic_block.__init__(
             self, name="modrec_classifier_core", in_sig=[np.complex64], out_sig=[np.complex64]
         )
         self._model = model
-        self._hop = hop
         self.min_confidence = min_confidence
         self._key = pmt.intern(tag_key)
         self._srcid = pmt.intern("modrec_classifier")
         self._watch = watch
-        self._framer = StreamFramer(model.frame_len, hop)
+        self._framer = framer  # StreamFramer, or ResampledFramer when the stream is resampled
         # The scheduler would shift propagated tags by our output lag; we re-emit them ourselves
         # at their original offsets when the samples they sit on are released.
         self.set_tag_propagation_policy(gr.TPP_DONT)
@@ -98,7 +99,8 @@ class _ClassifierCore(gr.basic_block):
         self._early_exit = hasattr(model, "predict_with_exits")
         self._class_symbols = [pmt.intern(name) for name in model.classes]
         self._unknown_symbol = pmt.intern(UNKNOWN_CLASS)
-        self._frame_len_pmt = pmt.from_long(model.frame_len)
+        # stream samples a frame covers: the model's frame_len, or its span at the stream's rate
+        self._frame_len_pmt = pmt.from_long(framer.frame_span)
 
     def start(self):
         # Every start, including the restart of tb.lock()/unlock(), begins at item 0: GNU Radio
@@ -136,7 +138,7 @@ class _ClassifierCore(gr.basic_block):
         read_before = self.nitems_read(0)
 
         # Bounded intake: noutput + frame_len buffered always lets at least noutput items go.
-        take = min(len(inp), max(0, len(out) + framer.frame_len - len(framer)))
+        take = min(len(inp), max(0, len(out) + framer.hold_len - len(framer)))
         if take:
             for tag in self.get_tags_in_window(0, 0, take):
                 self._pending_tags.append((tag.offset, tag.key, tag.value, tag.srcid))
@@ -148,6 +150,11 @@ class _ClassifierCore(gr.basic_block):
             self._classify(starts, frames)
 
         end_of_stream = self._watch.ended and read_before + take >= self._watch.seen
+        if end_of_stream:
+            # a resampler's last outputs complete the last frames; a plain framer has none
+            starts, frames = framer.finish()
+            if len(starts):
+                self._classify(starts, frames)
         n = min(len(out), framer.releasable(end_of_stream) - framer.start)
         if n <= 0:
             return 0
@@ -222,10 +229,30 @@ class classifier(gr.hier_block2):
 
     Model: ``model_path`` empty loads the shipped default student, ``mobilenet1d-skd.onnx``
     (see ``runtime.default_model_path``); ``threads`` is onnxruntime's intra-op thread count.
+
+    Oversampling: a model recognises signals at the samples per symbol it was trained at
+    (``samples_per_symbol`` in its metadata, 8 for the shipped students). When ``symbol_rate``
+    (Hz, the signal's baud rate) and ``sample_rate`` (Hz, the stream's) are given, the block
+    resamples a copy of the stream by ``up/down`` = model sps / (sample_rate / symbol_rate)
+    (polyphase, equal to ``scipy.signal.resample_poly``; runtime/resample.py) and frames that
+    copy: ``frame_len`` and ``hop`` then count resampled samples, and each frame's tag sits on
+    the input sample at the same instant as the frame's first resampled sample,
+    ``floor(start * down / up)``, with ``frame_len`` in the tag giving the input samples the
+    frame spans. The output is still the input, untouched. This is the same framing and
+    resampler as ``modrec classify --symbol-rate``, so a recording gets the same decisions from
+    the command line and from a flowgraph (a GNU Radio rational resampler block would filter
+    differently, and its tags would come from another block's thread). 0 (the default) for
+    ``symbol_rate`` frames the stream as it is.
     """
 
-    def __init__(self, model_path="", hop=0, min_confidence=0.0, tag_key="modrec", threads=1):
+    def __init__(self, model_path="", hop=0, min_confidence=0.0, tag_key="modrec", threads=1,
+                 sample_rate=0.0, symbol_rate=0.0):
         _check_int("hop", hop, minimum=0)
+        sample_rate = _check_rate("sample_rate", sample_rate)
+        symbol_rate = _check_rate("symbol_rate", symbol_rate)
+        if symbol_rate and not sample_rate:
+            raise ValueError(f"symbol_rate {symbol_rate:g} Hz needs the stream's sample_rate (Hz) to resample the "
+                             f"stream to the model's samples per symbol; got sample_rate 0")
         min_confidence = _check_confidence(min_confidence)
         if not isinstance(tag_key, str) or not tag_key:
             raise ValueError(f"tag_key must be a non-empty string, got {tag_key!r}")
@@ -248,10 +275,19 @@ class classifier(gr.hier_block2):
         self.samples_per_symbol = self.model.samples_per_symbol
         self.hop = int(hop) or self.frame_len
         self.tag_key = tag_key
+        self.sample_rate, self.symbol_rate = sample_rate, symbol_rate
+        # (up, down) when the stream is resampled to the model's samples per symbol, else None
+        self.resampling = None
+        framer = StreamFramer(self.frame_len, self.hop)
+        if symbol_rate:
+            up, down = resample_ratio_for(sample_rate, symbol_rate, self.samples_per_symbol)
+            if (up, down) != (1, 1):
+                self.resampling = (up, down)
+                framer = ResampledFramer(self.frame_len, self.hop, up, down)
 
         self.message_port_register_hier_out(CLASSIFICATION_PORT)
         self._watch = _StreamWatch()
-        self._core = _ClassifierCore(self.model, self.hop, min_confidence, tag_key, self._watch)
+        self._core = _ClassifierCore(self.model, framer, min_confidence, tag_key, self._watch)
         self._probe = _EndOfStreamProbe(self._watch)
         self.connect(self, self._core, self)
         self.connect(self, self._probe)
@@ -268,6 +304,16 @@ class classifier(gr.hier_block2):
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_rate(name, value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of Hz >= 0 (0 = not given), got {value!r}") from None
+    if not (value >= 0 and np.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number of Hz >= 0 (0 = not given), got {value!r}")
+    return value
 
 
 def _check_confidence(value):

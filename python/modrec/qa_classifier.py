@@ -378,6 +378,31 @@ class qa_classifier(gr_unittest.TestCase):
 
     # --- construction ----------------------------------------------------------------
 
+    def test_resampled_stream_is_framed_at_the_model_rate_and_tagged_at_input_offsets(self):
+        from scipy.signal import resample_poly
+
+        x = _signal(2400, seed=5)
+        # the fixture model was trained at 8 samples per symbol
+        for sps_in, (up, down), hop in ((16, (1, 2), 0), (4, (2, 1), 20), (6, (4, 3), 0)):
+            with self.subTest(sps_in=sps_in, hop=hop):
+                self.setUp()
+                out, tags, msgs, clf = self.run_flowgraph(x, hop=hop, source="chunked", max_chunk=97,
+                                                          sample_rate=sps_in * 1e3, symbol_rate=1e3)
+                self.assertEqual(clf.resampling, (up, down))
+                self.assertTrue(_same_bits(out, x), "output differs from input")
+                resampled = resample_poly(x, up, down).astype(np.complex64)
+                starts = frame_starts(len(resampled), L, hop or L)
+                expected = self.model.predict(complex_to_iq(np.stack([resampled[s : s + L] for s in starts])))
+                self.assertEqual([t.offset for t in tags], list(starts * down // up))
+                self.assertEqual(len(msgs), len(starts))
+                for tag, p in zip(tags, expected):
+                    v = _tag_dict(tag.value)
+                    self.assertEqual(v["frame_start"], tag.offset)
+                    self.assertEqual(v["frame_len"], round(L * down / up))
+                    np.testing.assert_allclose(v["probs"], p, rtol=1e-4, atol=1e-5)
+        # at the model's own rate nothing is resampled
+        self.assertIsNone(classifier(self.model_path, sample_rate=8e3, symbol_rate=1e3).resampling)
+
     def test_exposes_metadata(self):
         clf = classifier(self.model_path)
         self.assertEqual(clf.classes, fx.FIXTURE_CLASSES)
@@ -395,6 +420,9 @@ class qa_classifier(gr_unittest.TestCase):
             ({"min_confidence": "high"}, "min_confidence"),
             ({"tag_key": ""}, "tag_key"),
             ({"threads": 0}, "threads"),
+            ({"symbol_rate": 1e3}, "sample_rate"),
+            ({"sample_rate": -1.0}, "sample_rate"),
+            ({"symbol_rate": float("nan"), "sample_rate": 1e6}, "symbol_rate"),
         ):
             with self.subTest(**kwargs):
                 with self.assertRaisesRegex(ValueError, name):

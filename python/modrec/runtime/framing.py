@@ -10,6 +10,8 @@ Frames start at absolute stream offsets 0, hop, 2*hop, ... and span ``frame_len`
 
 import numpy as np
 
+from .resample import StreamResampler
+
 
 def _check_positive(name, value):
     if int(value) != value or value <= 0:
@@ -99,6 +101,20 @@ class StreamFramer:
         self._next_frame = int(starts[-1]) + self.hop
         return starts, frames
 
+    @property
+    def frame_span(self):
+        """Stream samples one frame covers (= frame_len: frames are cut from the stream itself)."""
+        return self.frame_len
+
+    @property
+    def hold_len(self):
+        """Stream samples that must be buffered for one frame to complete."""
+        return self.frame_len
+
+    def finish(self):
+        """Frames completed by the end of the stream: none (a frame needs all its samples)."""
+        return np.zeros(0, dtype=np.int64), np.zeros((0, self.frame_len), dtype=self._dtype)
+
     def releasable(self, end_of_stream=False):
         """Absolute offset up to which samples may be released downstream.
 
@@ -123,3 +139,86 @@ class StreamFramer:
             # Only after an end-of-stream flush: frames starting in released samples are lost.
             self._next_frame = -(-self._start // self.hop) * self.hop
         return out
+
+
+class ResampledFramer:
+    """A StreamFramer on a resampled copy of the stream, holding the original samples for release.
+
+    A model expects its own samples per symbol; a stream at another rate is resampled by
+    ``up / down`` (StreamResampler, equal to ``scipy.signal.resample_poly``) and framed there:
+    frames of ``frame_len`` resampled samples start at resampled offsets 0, hop, 2*hop, ... The
+    original samples pass through untouched, so everything the block sees is in input samples:
+    ``take_complete()`` returns each frame's start as the input sample at the same instant,
+    ``floor(start * down / up)`` (resample_poly removes its filter delay, so the instants agree),
+    and ``releasable()`` lets go of the input before the next incomplete frame's start.
+
+    Same interface as StreamFramer: push / take_complete / finish / releasable / pop / reset,
+    start / end / len in input samples; ``frame_span`` is the input samples a frame covers.
+    """
+
+    def __init__(self, frame_len, hop, up, down, dtype=np.complex64):
+        self._resampler = StreamResampler(up, down)
+        self.up, self.down = self._resampler.up, self._resampler.down
+        self._frames = StreamFramer(frame_len, hop, dtype)
+        self.frame_len, self.hop = self._frames.frame_len, self._frames.hop
+        self._held = StreamFramer(1, 1, dtype)  # only its sample buffer is used
+        self._dtype = np.dtype(dtype)
+
+    def reset(self, offset=0):
+        if offset:
+            raise ValueError("a resampled stream restarts at offset 0 (its resampler starts afresh)")
+        self._resampler.reset()
+        self._frames.reset()
+        self._held.reset()
+
+    @property
+    def frame_span(self):
+        """Input samples one frame covers, rounded: frame_len * down / up."""
+        return max(1, int(round(self.frame_len * self.down / self.up)))
+
+    @property
+    def hold_len(self):
+        """Input samples to buffer for one frame to complete: its span plus the resampler's delay."""
+        return self.frame_span + self._resampler.n_held_max
+
+    @property
+    def start(self):
+        return self._held.start
+
+    @property
+    def end(self):
+        return self._held.end
+
+    def __len__(self):
+        return len(self._held)
+
+    def _to_input(self, resampled_offsets):
+        return (np.asarray(resampled_offsets, dtype=np.int64) * self.down) // self.up
+
+    def push(self, samples):
+        self._held.push(samples)
+        self._frames.push(self._resampler.process(samples))
+
+    def _take(self):
+        starts, frames = self._frames.take_complete()
+        # resampled samples before the next frame are no longer needed
+        self._frames.pop(self._frames.releasable() - self._frames.start)
+        return self._to_input(starts), frames
+
+    def take_complete(self):
+        """Frames completed since the last call: (input-sample starts int64 (K,), frames (K, frame_len))."""
+        return self._take()
+
+    def finish(self):
+        """At end of stream: the resampler's last outputs (zeros after the input, as resample_poly
+        pads), and the frames they complete."""
+        self._frames.push(self._resampler.flush())
+        return self._take()
+
+    def releasable(self, end_of_stream=False):
+        if end_of_stream:
+            return self.end
+        return int(min(self._to_input(self._frames.next_frame), self.end))
+
+    def pop(self, n):
+        return self._held.pop(n)

@@ -123,6 +123,12 @@ class StreamResampler:
         """Input samples currently held (the memory bound), int."""
         return int(self._buf.shape[0])
 
+    @property
+    def n_held_max(self):
+        """Upper bound of ``n_held`` (input samples), int: the filter's reach in input samples plus
+        the alignment slack; 0 for a pass-through."""
+        return 0 if self.passthrough else len(self._h) // self.up + 2 * self.down + 1
+
     def output_offset(self, input_offset):
         """Output-rate position (float, output samples) of input sample ``input_offset``.
 

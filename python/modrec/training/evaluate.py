@@ -24,12 +24,6 @@ def _log(*args):
     print(*args, flush=True)
 
 
-def predict_onnx(model, x, batch_size=1024):
-    """Probabilities of a runtime OnnxModel over ``x`` (N, 2, L), in batches."""
-    out = [model.predict(x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, model.n_classes), np.float32)
-
-
 def _median_seconds(run, repeats):
     times = []
     for _ in range(repeats):
@@ -142,8 +136,8 @@ def _open_data(data, model_frame_len, source_options):
     return open_source(data, **options)
 
 
-def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, batch_size=1024,
-             device="auto", latency=True, log=_log, source_options=None, chunk_frames=16384, progress=True):
+def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, batch_samples=1 << 17,
+             device="auto", latency=True, log=_log, source_options=None, chunk_samples=1 << 21, progress=True):
     """Evaluate a checkpoint and/or an ONNX model on ``split`` of a data source; returns the summary.
 
     data     a source spec (``rml2016:FILE``, ``rml2018:FILE``, ``sigmf:PATH``, a dataset dir or a
@@ -155,7 +149,10 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
 
     With both, the ONNX model is scored (it is what ships) and the checkpoint supplies the data
     location; with only a checkpoint the torch model is scored. The split is streamed in chunks of
-    ``chunk_frames`` frames, so memory does not grow with the file (RadioML 2018 is 21 GB).
+    ``chunk_samples`` complex samples (16 MiB of frames), run through the model
+    ``batch_samples`` samples at a time (1024 frames of 128 samples, 128 of 1024), so memory does
+    not grow with the file (RadioML 2018 is 21 GB) and the model's activations stay the same size
+    whatever the frame length.
     Classes are matched by name between model and data (canonical_class_name); frames of data
     classes the model does not know are not scored but reported in the summary under
     ``frames_of_classes_unknown_to_model`` with what the model called them.
@@ -199,7 +196,7 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         model_frame_len = int(ckpt["model_cfg"]["frame_len"])
 
         def predict(x):
-            return torch.softmax(predict_logits(model, x, batch_size, dev), -1).numpy()
+            return torch.softmax(predict_logits(model, x, len(x), dev), -1).numpy()
 
         extra = dict(model=str(checkpoint), backend="torch", architecture=ckpt["model_name"],
                      params=count_params(model), flops=count_flops(model.to("cpu"), model_frame_len),
@@ -217,6 +214,8 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         raise ValueError(f"{model_name}: none of the model's classes {model_classes} is among the classes of "
                          f"{source.spec}: {list(source.classes)} (matched by name, spelling-insensitive)")
 
+    batch_size = max(1, batch_samples // model_frame_len)
+    chunk_frames = max(batch_size, chunk_samples // model_frame_len)
     y_parts, pred_parts, conf_parts, snr_parts = [], [], [], []
     total = source.splits.get(split)
     bar = tqdm(total=total, desc=f"scoring {Path(str(source.path)).name}", unit="frame", disable=not progress or not total,
