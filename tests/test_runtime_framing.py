@@ -127,4 +127,4 @@ def test_resampled_framer_frames_resample_poly_and_maps_starts_to_input(up, down
     for k, r in enumerate(resampled_starts):
         np.testing.assert_allclose(frames[k], reference[r : r + 32], atol=1e-5)
     np.testing.assert_array_equal(np.concatenate(released), x)  # the originals pass untouched
-    assert framer.frame_span == round(32 * down / up)
+    assert framer.frame_span == -(-32 * down // up)

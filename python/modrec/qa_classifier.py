@@ -398,7 +398,7 @@ class qa_classifier(gr_unittest.TestCase):
                 for tag, p in zip(tags, expected):
                     v = _tag_dict(tag.value)
                     self.assertEqual(v["frame_start"], tag.offset)
-                    self.assertEqual(v["frame_len"], round(L * down / up))
+                    self.assertEqual(v["frame_len"], -(-L * down // up))
                     np.testing.assert_allclose(v["probs"], p, rtol=1e-4, atol=1e-5)
         # at the model's own rate nothing is resampled
         self.assertIsNone(classifier(self.model_path, sample_rate=8e3, symbol_rate=1e3).resampling)

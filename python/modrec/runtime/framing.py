@@ -173,8 +173,9 @@ class ResampledFramer:
 
     @property
     def frame_span(self):
-        """Input samples one frame covers, rounded: frame_len * down / up."""
-        return max(1, int(round(self.frame_len * self.down / self.up)))
+        """Input samples one frame covers, ceil(frame_len * down / up): rounded up, so that back-to-back
+        frames, whose starts are rounded down, leave no gap between them at the input rate."""
+        return -(-self.frame_len * self.down // self.up)
 
     @property
     def hold_len(self):

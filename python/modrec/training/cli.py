@@ -95,6 +95,23 @@ def _parser():
     er.add_argument("--json")
     er.add_argument("--plot")
     er.add_argument("--previous", help="an earlier report's JSON: its models not in RESULTS keep their rows")
+    cl = sub.add_parser("classify", help="what is in this capture? classify a recording, write SigMF annotations "
+                                         "and a timeline plot (no torch needed)")
+    cl.add_argument("recording", metavar="RECORDING", help="a SigMF recording (.sigmf-meta, .sigmf-data or their "
+                                                          "base name) or a raw I/Q file (give --format and --rate)")
+    cl.add_argument("--model", help="contract ONNX model (default: the classifier block's default student)")
+    cl.add_argument("--format", help="raw captures: SigMF datatype of the samples, e.g. cf32_le, ci16_le, ci8, cu8 "
+                                     "(.cfile defaults to cf32_le)")
+    cl.add_argument("--rate", type=float, help="raw captures: sample rate, Hz")
+    cl.add_argument("--symbol-rate", type=float, help="symbol rate of the signal, Hz: resample to the model's "
+                                                      "samples per symbol first (default: use the samples as they are)")
+    cl.add_argument("--hop", type=int, help="frame hop in samples at the model's rate (default: the frame length)")
+    cl.add_argument("--min-confidence", type=float, default=0.0, help="frames below this top probability are 'unknown'")
+    cl.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
+    cl.add_argument("--meta-out", help="annotations file (default <base>.modrec.sigmf-meta beside the recording)")
+    cl.add_argument("--plot", help="timeline PNG (default <base>.modrec.png beside the recording)")
+    cl.add_argument("--no-plot", action="store_true", help="write no timeline PNG")
+    cl.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -192,6 +209,23 @@ def main(argv=None):
             from .exits.evaluate import write_report as write_exits_report
 
             print(write_exits_report(args.results, args.markdown, args.json, args.plot, previous=args.previous))
+        elif args.cmd == "classify":
+            # Runtime code only: this runs on a GNU Radio box without torch.
+            from ..runtime.classify import classify_recording, format_segments, write_outputs
+
+            if args.no_plot and args.plot:
+                raise ValueError("--plot and --no-plot: give one of them")
+            result = classify_recording(args.recording, model_path=args.model, datatype=args.format,
+                                        sample_rate=args.rate, symbol_rate=args.symbol_rate, hop=args.hop,
+                                        min_confidence=args.min_confidence, threads=args.threads,
+                                        progress=not args.no_progress)
+            written = write_outputs(result, meta_out=args.meta_out, plot=False if args.no_plot else args.plot)
+            print(format_segments(result))
+            print(f"{result.n_frames} frames of {result.recording.data_path} classified by {result.model_path} "
+                  f"in {result.elapsed_s:.1f} s")
+            for path in written.values():
+                if path is not None:
+                    print(f"wrote {path}")
         elif args.cmd == "models":
             from .models import default_config, list_models
 
