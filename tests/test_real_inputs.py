@@ -137,3 +137,36 @@ def test_labelled_sigmf_recording_trains_and_scores(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--onnx", str(SHIPPED), "--data", str(bad.with_suffix(".sigmf-meta")), "--out", str(out)]) == 2
     assert "other.sigmf-meta" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("symbol_rate", [0.0, 62.5e3])
+def test_sigmf_recording_through_a_flowgraph_gives_the_annotations_of_modrec_classify(tmp_path, symbol_rate):
+    """file source (the recording's data) -> classifier -> sigmf_annotation_sink writes the segments
+    that modrec classify finds, and the frames' accuracy equals scoring them directly."""
+    import pmt  # noqa: F401  (GNU Radio present)
+    from gnuradio import blocks, gr
+    from sigmf import sigmffile
+
+    from gnuradio.modrec.classifier import classifier
+    from gnuradio.modrec.runtime.classify import classify_recording
+    from gnuradio.modrec.sigmf_annotation_sink import sigmf_annotation_sink
+
+    x, labels = write_labelled_sigmf(tmp_path / "capture", [("QPSK", 12), ("WBFM", 12), ("BPSK", 12)], snr_db=20)
+    offline = classify_recording(tmp_path / "capture.sigmf-meta", symbol_rate=symbol_rate or None, progress=False)
+    if not symbol_rate:  # frame by frame, the recording's labels: the accuracy of scoring directly
+        got = np.mean([a == b for a, b in zip(offline.labels, labels)])
+        assert got == pytest.approx(_direct_accuracy(SHIPPED, x, labels))
+    tb = gr.top_block()
+    src = blocks.file_source(gr.sizeof_gr_complex, str(tmp_path / "capture.sigmf-data"), False)
+    clf = classifier(sample_rate=1e6, symbol_rate=symbol_rate)
+    sink = sigmf_annotation_sink(str(tmp_path / "flowgraph.sigmf-meta"), 1e6, model_name=offline.model_name,
+                                 data_path=str(tmp_path / "capture.sigmf-data"))
+    tb.connect(src, clf, sink)
+    tb.run()
+    written = sigmffile.fromfile(str(tmp_path / "flowgraph.sigmf-meta"))
+    got = [(a["core:sample_start"], a["core:sample_count"], a["core:label"], a["modrec:frames"])
+           for a in written.get_annotations()]
+    assert got == [(s.start, s.count, s.label, s.frames) for s in offline.segments]
+    assert [a["modrec:confidence"] for a in written.get_annotations()] == pytest.approx(
+        [s.mean_confidence for s in offline.segments], abs=1e-6)
+    del tb, src, clf, sink

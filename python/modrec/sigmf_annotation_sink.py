@@ -1,5 +1,6 @@
 """A sink that turns the classifier's stream tags into a SigMF metadata file with annotations."""
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -174,7 +175,11 @@ class sigmf_annotation_sink(gr.sync_block):
             return None
 
     def stop(self):
-        segments = merge_decisions(self._decisions, max_gap=0)
+        # A resampled frame may span past the last sample (the resampler pads the end with zeros):
+        # an annotation ends with the recording.
+        decisions = [d if d.end <= self._samples else dataclasses.replace(d, length=self._samples - d.start)
+                     for d in self._decisions if d.start < self._samples]
+        segments = merge_decisions(decisions, max_gap=0)
         try:
             write_annotations(
                 self.meta_path,
