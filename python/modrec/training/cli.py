@@ -86,7 +86,7 @@ def _parser():
     ee = sub.add_parser("exits-eval", help="per-SNR exit rates, accuracy, cost and measured speed of an early-exit model")
     ee.add_argument("--onnx", required=True, help="the early-exit model's entry file")
     ee.add_argument("--plain", required=True, help="the plain student it extends (ONNX), timed side by side")
-    ee.add_argument("--data", required=True, help="dataset root")
+    ee.add_argument("--data", required=True, help="dataset dir or file (rml2016:FILE, rml2018:FILE, sigmf:PATH, ...)")
     ee.add_argument("--split", default="test")
     ee.add_argument("--out", required=True, help="write the result JSON here")
     er = sub.add_parser("exits-report", help="tables and plots over exits-eval results")
