@@ -10,7 +10,6 @@ process that only imports the same modules and loads the model (the fixed cost).
 """
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

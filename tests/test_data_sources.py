@@ -1,7 +1,6 @@
 """Data sources: RadioML 2016 pickles (read without running code), RadioML 2018 HDF5 (in chunks),
 labelled SigMF recordings and built datasets behind one interface; splits; bad files."""
 
-import json
 import pickle
 import tracemalloc
 

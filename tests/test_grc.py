@@ -19,10 +19,11 @@ EXAMPLE = ROOT / "apps" / "examples" / "classifier_demo.grc"
 GRCC = shutil.which("grcc")
 
 
-def _grcc(tmp_path, blocks_path):
+def _grcc(tmp_path, blocks_path, example=EXAMPLE):
+    """grcc on an example flowgraph with GRC_BLOCKS_PATH = blocks_path (also used by other tests)."""
     env = dict(os.environ, GRC_BLOCKS_PATH=str(blocks_path))
     return subprocess.run(
-        [GRCC, "-o", str(tmp_path), str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
+        [GRCC, "-o", str(tmp_path), str(example)], env=env, capture_output=True, text=True, timeout=60
     )
 
 

@@ -143,7 +143,6 @@ def test_labelled_sigmf_recording_trains_and_scores(tmp_path, capsys):
 def test_sigmf_recording_through_a_flowgraph_gives_the_annotations_of_modrec_classify(tmp_path, symbol_rate):
     """file source (the recording's data) -> classifier -> sigmf_annotation_sink writes the segments
     that modrec classify finds, and the frames' accuracy equals scoring them directly."""
-    import pmt  # noqa: F401  (GNU Radio present)
     from gnuradio import blocks, gr
     from sigmf import sigmffile
 

@@ -2,7 +2,6 @@
 compiles it with our blocks, and the generated flowgraph annotates a recording it is given."""
 
 import os
-import shutil
 import subprocess
 import sys
 import warnings
@@ -15,11 +14,11 @@ from sigmf import sigmffile
 
 from gnuradio.modrec.runtime.annotations import MODREC_EXTENSION
 from gnuradio.modrec.training.data import synthesize
+from test_grc import GRCC, _grcc as grcc
 
 ROOT = Path(__file__).resolve().parents[1]
 GRC_DIR = ROOT / "grc"
 EXAMPLE = ROOT / "apps" / "examples" / "classify_recording_to_sigmf.grc"
-GRCC = shutil.which("grcc")
 FRAME_LEN = 128  # the shipped default model's
 N_FRAMES = 40
 
@@ -27,10 +26,7 @@ needs_grcc = pytest.mark.skipif(GRCC is None, reason="grcc (GNU Radio Companion 
 
 
 def _grcc(out_dir, blocks_path):
-    env = dict(os.environ, GRC_BLOCKS_PATH=str(blocks_path))
-    return subprocess.run(
-        [GRCC, "-o", str(out_dir), str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
-    )
+    return grcc(out_dir, blocks_path, EXAMPLE)
 
 
 def test_block_yaml_declares_the_sink():

@@ -9,7 +9,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .runtime.annotations import Decision, _dataset_name, check_meta_path, merge_decisions, write_annotations
+from .runtime.annotations import Decision, dataset_name, check_meta_path, merge_decisions, write_annotations
 
 _FIELDS = ("class", "frame_len", "confidence")
 
@@ -87,7 +87,7 @@ class sigmf_annotation_sink(gr.sync_block):
         data_path = os.fspath(data_path)
         if data_path:
             # Same-directory and not-the-metadata checks, with the error write_annotations would give.
-            _dataset_name(meta, data_path)
+            dataset_name(meta, data_path)
         _check_writable(meta)
         try:
             import sigmf  # noqa: F401  (fail now, not when the flowgraph stops)

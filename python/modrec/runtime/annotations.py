@@ -232,7 +232,7 @@ def check_meta_path(meta_path):
     return path
 
 
-def _dataset_name(meta_path, data_path):
+def dataset_name(meta_path, data_path):
     """core:dataset value for data_path, or None when it follows <base>.sigmf-data."""
     if data_path is None or not os.fspath(data_path):
         return None
@@ -301,7 +301,7 @@ def write_annotations(
     rate = _check_sample_rate(sample_rate)
     if not isinstance(datatype, str) or not datatype:
         raise ValueError(f"datatype: expected a SigMF core:datatype string such as 'cf32_le', got {datatype!r}")
-    dataset = _dataset_name(meta_path, data_path)
+    dataset = dataset_name(meta_path, data_path)
     pieces = annotation_metadata(segments, rate, model_name)
 
     if base_global is None:

@@ -302,24 +302,12 @@ def read_meta(root):
 def load_split(root, split):
     """Concatenate the shards of one split into a SplitData."""
     meta = read_meta(root)
-    if split not in meta["shards"]:
-        raise DatasetError(f"{root}: no split {split!r}; expected one of {sorted(meta['shards'])}")
-    parts = {k: [] for k in SHARD_FIELDS}
-    for index in range(meta["shards"][split]):
-        path = _shard_path(root, split, index)
-        if not path.exists():
-            raise DatasetError(f"{path} is missing; the dataset is damaged, rebuild it with overwrite")
-        with np.load(path) as shard:
-            missing = [k for k in SHARD_FIELDS if k not in shard.files]
-            if missing:
-                raise DatasetError(f"{path}: missing field(s) {missing}; expected {list(SHARD_FIELDS)}")
-            for k in SHARD_FIELDS:
-                parts[k].append(shard[k])
+    shards = list(iter_shards(root, split))
     L = meta["frame_len"]
-    if parts["x"]:
-        x = np.concatenate(parts["x"])
-        y = np.concatenate(parts["y"]).astype(np.int64, copy=False)
-        snr = np.concatenate(parts["snr_db"]).astype(np.float32, copy=False)
+    if shards:
+        x = np.concatenate([s.x for s in shards])
+        y = np.concatenate([s.y for s in shards])
+        snr = np.concatenate([s.snr_db for s in shards])
     else:
         x, y, snr = np.zeros((0, 2, L), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
     if x.shape[1:] != (2, L) or y.shape != (x.shape[0],) or snr.shape != y.shape:
