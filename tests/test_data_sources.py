@@ -1,6 +1,7 @@
 """Data sources: RadioML 2016 pickles (read without running code), RadioML 2018 HDF5 (in chunks),
 labelled SigMF recordings and built datasets behind one interface; splits; bad files."""
 
+import json
 import pickle
 import tracemalloc
 
@@ -253,3 +254,24 @@ def test_class_names_match_across_spellings():
     assert canonical_class_name("16QAM") == canonical_class_name("QAM16") == canonical_class_name("qam-16")
     assert canonical_class_name("AM-DSB") != canonical_class_name("AM-DSB-SC")
     assert canonical_class_name("8PSK") == canonical_class_name("PSK8")
+
+
+def test_a_recording_without_labels_is_no_training_data(tmp_path):
+    write_labelled_sigmf(tmp_path / "rec", [("BPSK", 2)])
+    meta = tmp_path / "rec.sigmf-meta"
+    raw = json.loads(meta.read_text())
+    raw["annotations"] = []
+    meta.write_text(json.dumps(raw))
+    with pytest.raises(DataSourceError, match=r"rec.sigmf-meta: no annotation carries core:label.*modrec classify"):
+        open_source(meta)
+    with pytest.raises(DataSourceError, match="has its own splits"):
+        open_source(f"synthetic:{_built_dataset(tmp_path)}", split="50/50")
+
+
+def _built_dataset(tmp_path):
+    from gnuradio.modrec.training.data import GeneratorConfig, build_dataset
+
+    root = tmp_path / "synth"
+    build_dataset(root, GeneratorConfig(classes=("BPSK", "QPSK"), snrs_db=(0.0,)), splits={"train": 2, "val": 1},
+                  progress=False)
+    return root
