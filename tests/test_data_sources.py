@@ -10,14 +10,8 @@ import pytest
 
 from gnuradio.modrec.classes import RADIOML2018_CLASSES, canonical_class_name
 from gnuradio.modrec.training.data.safe_pickle import UnsafePickleError, load_restricted
-from gnuradio.modrec.training.data.sources import (
-    ALL_SPLIT,
-    DataSourceError,
-    assign_splits,
-    detect_kind,
-    open_source,
-    parse_split_scheme,
-)
+from gnuradio.modrec.training.data.source import ALL_SPLIT, DataSourceError, assign_splits, parse_split_scheme
+from gnuradio.modrec.training.data.sources import detect_kind, open_source
 from real_input_files import write_labelled_sigmf, write_rml2016, write_rml2018
 
 RML16_CLASSES = ["8PSK", "AM-DSB", "BPSK", "QPSK", "WBFM"]  # sorted, as the file's own order

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional
 
 import yaml
 
-from .data.sources import DataSourceError, parse_split_scheme
+from .data.source import DataSourceError, parse_split_scheme
 
 
 class ConfigError(ValueError):

@@ -15,7 +15,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..classes import canonical_class_name
-from .data.sources import ALL_SPLIT, open_source, run_source, split_spec
+from .data.source import ALL_SPLIT
+from .data.sources import open_source, run_source, split_spec
 from .metrics import classification_metrics
 
 

@@ -17,13 +17,12 @@ import os
 import shutil
 import sys
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
 
 import numpy as np
 
 from .generator import DEFAULT_CONFIG, GeneratorConfig, generate_labeled
+from .source import DataSource, DataSourceError, SplitData
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
@@ -36,23 +35,6 @@ _LAYOUT_KEY = 2**31 - 1  # spawn-key slot for the split's label shuffle, disjoin
 
 class DatasetError(RuntimeError):
     """A dataset directory is missing, incomplete or does not match what was asked for."""
-
-
-@dataclass
-class SplitData:
-    """One split in memory: x float32 (N, 2, L), y int64 (N,), snr_db float32 (N,), meta dict."""
-
-    x: np.ndarray
-    y: np.ndarray
-    snr_db: np.ndarray
-    meta: Dict[str, Any]
-
-    def __len__(self):
-        return int(self.y.shape[0])
-
-    @property
-    def classes(self):
-        return tuple(self.meta["classes"])
 
 
 def _split_key(split):
@@ -334,3 +316,46 @@ def iter_shards(root, split):
                 raise DatasetError(f"{path}: missing field(s) {missing}; expected {list(SHARD_FIELDS)}")
             yield SplitData(x=shard["x"], y=shard["y"].astype(np.int64, copy=False),
                             snr_db=shard["snr_db"].astype(np.float32, copy=False), meta=meta)
+
+
+class SyntheticSource(DataSource):
+    """A dataset directory built by ``modrec data`` / build_dataset: its own train/val/test splits."""
+
+    kind = "synthetic"
+
+    def __init__(self, path, scheme=None, seed=None, limit=0):
+        self.path = Path(path)
+        self._meta = read_meta(self.path)
+        for name, value in (("split", scheme), ("limit", limit or None)):
+            if value is not None:
+                raise DataSourceError(f"{self.path}: a synthetic dataset has its own splits; {name} {value!r} applies "
+                                      f"to files (RadioML, SigMF) only")
+        self.classes = tuple(self._meta["classes"])
+        self.frame_len = int(self._meta["frame_len"])
+        self.samples_per_symbol = self._meta.get("samples_per_symbol")
+        self.scheme_text, self.seed, self.limit = None, self._meta.get("seed"), 0
+
+    def record(self):
+        return {"source": f"{self.kind}:{self.path.resolve()}"}
+
+    @property
+    def meta(self):
+        return self._meta
+
+    @property
+    def splits(self):
+        return dict(self._meta["counts"])
+
+    def load(self, split):
+        return load_split(self.path, split)
+
+    def iter_split(self, split, frames=65536):
+        # The shards are the chunks: a split is read one shard file at a time.
+        data = self.load(split) if self._meta["shards"].get(split, 0) <= 1 else None
+        if data is not None:
+            for s in range(0, len(data), frames):
+                yield SplitData(data.x[s : s + frames], data.y[s : s + frames], data.snr_db[s : s + frames], data.meta)
+            return
+        for shard in iter_shards(self.path, split):
+            for s in range(0, len(shard), frames):
+                yield SplitData(shard.x[s : s + frames], shard.y[s : s + frames], shard.snr_db[s : s + frames], shard.meta)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...classes import RADIOML2018_CLASSES
 from .safe_pickle import load_restricted
-from .sources import DataSource, DataSourceError
+from .source import DataSource, DataSourceError
 
 RML2016_SAMPLES_PER_SYMBOL = 8  # O'Shea & West 2016, sec. 3: digital signals at 8 samples per symbol
 _CHUNK_ROWS = 4096  # RadioML 2018 rows read per HDF5 access at most: 32 MB of X at frame_len 1024

@@ -17,7 +17,7 @@ import pickle
 
 import numpy as np
 
-from .sources import DataSourceError
+from .source import DataSourceError
 
 
 class UnsafePickleError(DataSourceError):

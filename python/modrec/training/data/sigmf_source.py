@@ -12,7 +12,7 @@ import numpy as np
 
 from ...classes import DEFAULT_FRAME_LEN
 from ...runtime.recording import RecordingError, frames_from_segments, open_recording
-from .sources import DataSource, DataSourceError
+from .source import DataSource, DataSourceError
 
 
 class SigMFSource(DataSource):
