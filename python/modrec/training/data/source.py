@@ -167,9 +167,10 @@ class DataSource:
     @property
     def splits(self):
         """{split name: frames} for every split of the scheme, plus ``all``."""
-        out = {name: int(self._split_rows(name).size) for name in self.scheme}
-        out[ALL_SPLIT] = int(self._labels()[0].size)
-        return out
+        if getattr(self, "_counts", None) is None:  # every chunk's meta holds it: count once
+            self._counts = {name: int(self._split_rows(name).size) for name in self.scheme}
+            self._counts[ALL_SPLIT] = int(self._labels()[0].size)
+        return dict(self._counts)
 
     def _split_data(self, rows):
         y, snr = self._labels()
