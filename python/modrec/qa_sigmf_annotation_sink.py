@@ -24,6 +24,9 @@ import pmt
 from gnuradio import blocks, gr, gr_unittest
 
 _TESTS_DIR = Path(__file__).resolve().parents[2] / "tests"
+# The shipped default student, named by path: under ctest the package runs from the build tree,
+# where the default-model search does not see the checkout's models/.
+_SHIPPED_MODEL = str(_TESTS_DIR.parent / "models" / "mobilenet1d-skd.onnx")
 if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
@@ -114,7 +117,7 @@ class qa_sigmf_annotation_sink(gr_unittest.TestCase):
         data = _noise(31 * L + 50)
         data_path = os.path.join(self.dir, "rec.cfile")
         src = blocks.vector_source_c(data.tolist(), False)
-        clf = modrec.classifier()
+        clf = modrec.classifier(_SHIPPED_MODEL)
         tap = blocks.vector_sink_c()
         fsink = blocks.file_sink(gr.sizeof_gr_complex, data_path, False)
         fsink.set_unbuffered(True)
@@ -161,7 +164,7 @@ class qa_sigmf_annotation_sink(gr_unittest.TestCase):
 
     def test_002_restart_rewrites_the_file_for_the_new_run_only(self):
         src = blocks.vector_source_c(_noise(20 * L).tolist(), False)
-        clf = modrec.classifier()
+        clf = modrec.classifier(_SHIPPED_MODEL)
         snk = sigmf_annotation_sink(self.meta, RATE)
         self.tb.connect(src, clf, snk)
         self._keep = (src, clf, snk)
