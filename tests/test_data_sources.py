@@ -169,6 +169,10 @@ def test_rml2018_default_class_order_is_the_corrected_one(tmp_path):
     src = open_source(f"rml2018:{path}")
     assert src.classes == RADIOML2018_CLASSES and src.classes[:4] == ("OOK", "4ASK", "8ASK", "BPSK")
     assert "classes" not in src.record()
+    from gnuradio.modrec.classes import RADIOML2018_CLASSES_TXT
+
+    with pytest.warns(UserWarning, match="classes.txt"):
+        open_source(path, classes=list(RADIOML2018_CLASSES_TXT))
 
 
 def test_rml2018_bad_files_are_named(tmp_path):
@@ -181,6 +185,8 @@ def test_rml2018_bad_files_are_named(tmp_path):
         f["Z"] = np.zeros((4, 1))
     with pytest.raises(DataSourceError, match=r"Y has 3 columns, but the class list has 24"):
         open_source(path)
+    with pytest.raises(DataSourceError, match=r"names one class twice \(16QAM, QAM16"):
+        open_source(path, classes=["16QAM", "QAM16", "BPSK"])
     with pytest.raises(DataSourceError, match=r"dataset Y row 3: expected a one-hot row"):
         open_source(path, classes=["A", "B", "C"]).load(ALL_SPLIT)
     with h5py.File(path, "w") as f:

@@ -124,7 +124,7 @@ def test_labelled_sigmf_recording_trains_and_scores(tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     assert s["n_frames"] == 90 and s["accuracy"] == pytest.approx(_direct_accuracy(SHIPPED, x, labels), abs=1e-12)
     assert s["per_snr"] == [{"snr_db": None, "n": 90, "correct": round(s["accuracy"] * 90), "accuracy": s["accuracy"]}]
-    assert s["accuracy_snr_ge_10"] is None
+    assert s["accuracy_snr_ge_10"] is None and "accuracy_vs_snr" not in s["figures"]  # no SNR, no curve
     run = tmp_path / "run"
     assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci.yaml"), "--data", f"sigmf:{meta}",
                  "--set", "data.split=50/25/25", "--epochs", "1", "--threads", "1", "--out", str(run), "--no-progress"]) == 0

@@ -280,3 +280,14 @@ def test_other_complex_datatypes_match_sigmf(tmp_path, datatype):
     offset = 2.0 ** (8 * component.itemsize - 1) if component.kind == "u" else 0.0
     v = (raw.astype(np.float64) - offset) / scale
     np.testing.assert_allclose(mine.read(0, 300), v[0::2] + 1j * v[1::2], rtol=1e-6, atol=1e-7)
+
+
+def test_a_missing_sigmf_sample_rate_is_given_on_the_command_line(tmp_path):
+    np.zeros(64, np.complex64).tofile(tmp_path / "norate.sigmf-data")
+    (tmp_path / "norate.sigmf-meta").write_text(json.dumps(
+        {"global": {"core:datatype": "cf32_le", "core:version": "1.0.0"}, "captures": [], "annotations": []}))
+    meta = tmp_path / "norate.sigmf-meta"
+    with pytest.raises(RecordingError, match=r"norate.sigmf-meta: core:sample_rate is missing .*--rate"):
+        open_recording(meta)
+    assert open_recording(meta, sample_rate=2e6).sample_rate == 2e6
+    assert np.isnan(open_recording(meta, require_rate=False).sample_rate)

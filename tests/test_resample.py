@@ -116,3 +116,8 @@ def test_offset_mapping_round_trips_and_matches_the_signal(up, down):
     x = (np.exp(-0.5 * ((n - i0) / (3.0 * down)) ** 2)).astype(np.complex64)
     y = _run(r, x, [len(x)])
     assert int(np.argmax(np.abs(y))) == r.output_offset(i0) == 56 * up
+
+
+def test_less_than_one_sample_per_symbol_is_refused():
+    with pytest.raises(ValueError, match=r"symbol_rate 500000 Hz is above sample_rate 200000 Hz"):
+        resample_ratio_for(200e3, 500e3, 8)

@@ -85,7 +85,7 @@ def test_generated_example_annotates_a_recording(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
 
-    meta = tmp_path / "capture.sigmf-meta"
+    meta = tmp_path / "capture.cfile.modrec.sigmf-meta"
     assert meta.is_file(), sorted(p.name for p in tmp_path.iterdir())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -109,3 +109,31 @@ def test_generated_example_annotates_a_recording(tmp_path):
     qpsk = sum(a["modrec:frames"] for a in anns if a["core:label"] == "QPSK")
     assert qpsk >= N_FRAMES // 2, [(a["core:label"], a["modrec:frames"]) for a in anns]
     assert recording.read_bytes() == before
+
+    # A SigMF recording keeps its own metadata: the annotations go beside it, and a symbol rate
+    # (here the model's own 8 samples per symbol at 1 MS/s) is passed to the classifier.
+    samples.tofile(tmp_path / "own.sigmf-data")
+    own_meta = tmp_path / "own.sigmf-meta"
+    own_meta.write_text('{"global": {"core:datatype": "cf32_le", "core:sample_rate": 1e6, "core:version": "1.0.0"}, '
+                        '"captures": [{"core:sample_start": 0}], "annotations": [{"core:sample_start": 0, '
+                        '"core:sample_count": 128, "core:label": "truth"}]}')
+    own_before = own_meta.read_bytes()
+    run = subprocess.run(
+        [sys.executable, str(generated), "--input-file", str(tmp_path / "own.sigmf-data"), "--samp-rate", "1M",
+         "--symbol-rate", "125k"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert own_meta.read_bytes() == own_before
+    written = sigmffile.fromfile(tmp_path / "own.modrec.sigmf-meta")
+    assert sum(a["modrec:frames"] for a in written.get_annotations()) == N_FRAMES
+
+
+def test_the_sink_refuses_to_replace_a_recordings_metadata_and_bad_datatypes(tmp_path):
+    from gnuradio import modrec
+
+    foreign = tmp_path / "rec.sigmf-meta"
+    foreign.write_text('{"global": {"core:datatype": "cf32_le", "core:sample_rate": 1e6}, "captures": [], "annotations": []}')
+    with pytest.raises(ValueError, match=r"rec.sigmf-meta' exists and was not written by gr-modrec"):
+        modrec.sigmf_annotation_sink(str(foreign), 1e6)
+    with pytest.raises(ValueError, match=r"datatype: expected a complex SigMF core:datatype.*got 'complex'"):
+        modrec.sigmf_annotation_sink(str(tmp_path / "new.sigmf-meta"), 1e6, datatype="complex")

@@ -9,7 +9,15 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .runtime.annotations import Decision, dataset_name, check_meta_path, merge_decisions, write_annotations
+from .runtime.annotations import (
+    Decision,
+    check_meta_path,
+    check_not_foreign,
+    dataset_name,
+    merge_decisions,
+    write_annotations,
+)
+from .runtime.recording import SUPPORTED_DATATYPES
 
 _FIELDS = ("class", "frame_len", "confidence")
 
@@ -71,8 +79,9 @@ class sigmf_annotation_sink(gr.sync_block):
             raise ValueError(f"sample_rate: expected a finite number > 0 (Hz), got {sample_rate!r}")
         if not isinstance(tag_key, str) or not tag_key:
             raise ValueError(f"tag_key: expected a non-empty string, got {tag_key!r}")
-        if not isinstance(datatype, str) or not datatype:
-            raise ValueError(f"datatype: expected a SigMF core:datatype such as 'cf32_le', got {datatype!r}")
+        if datatype not in SUPPORTED_DATATYPES:
+            raise ValueError(f"datatype: expected a complex SigMF core:datatype, one of {', '.join(SUPPORTED_DATATYPES)} "
+                             f"(a File Sink of complex samples writes cf32_le), got {datatype!r}")
         if isinstance(center_frequency, bool) or not isinstance(center_frequency, (int, float, np.integer, np.floating)) \
                 or not math.isfinite(float(center_frequency)):
             raise ValueError(f"center_frequency: expected a finite number (Hz), got {center_frequency!r}")
@@ -88,6 +97,7 @@ class sigmf_annotation_sink(gr.sync_block):
         if data_path:
             # Same-directory and not-the-metadata checks, with the error write_annotations would give.
             dataset_name(meta, data_path)
+        check_not_foreign(meta)
         _check_writable(meta)
         try:
             import sigmf  # noqa: F401  (fail now, not when the flowgraph stops)

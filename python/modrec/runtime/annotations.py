@@ -16,6 +16,7 @@ that does not know ``modrec`` loses nothing it needs: the class is also in ``cor
 """
 
 import math
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -230,6 +231,26 @@ def check_meta_path(meta_path):
     if path.is_dir():
         raise ValueError(f"meta_path: {str(path)!r} is a directory, expected a {META_EXT} file")
     return path
+
+
+def check_not_foreign(meta_path):
+    """ValueError when ``meta_path`` exists and was not written by gr-modrec (its global lacks the
+    ``modrec`` extension): it is then someone's recording metadata (its annotations, checksums,
+    frequency), which writing annotations would replace."""
+    path = Path(os.fspath(meta_path))
+    if not path.is_file():
+        return
+    try:
+        with open(path, encoding="utf-8") as fp:
+            extensions = json.load(fp).get("global", {}).get("core:extensions", [])
+    except (OSError, ValueError, AttributeError):
+        extensions = []
+    if not any(isinstance(e, dict) and e.get("name") == EXTENSION_NAME for e in extensions or []):
+        raise ValueError(
+            f"meta_path: {str(path)!r} exists and was not written by gr-modrec (no '{EXTENSION_NAME}' entry in "
+            f"global core:extensions): it holds a recording's own metadata, which would be replaced; write the "
+            f"annotations to another file, e.g. <base>.modrec{META_EXT}"
+        )
 
 
 def dataset_name(meta_path, data_path):

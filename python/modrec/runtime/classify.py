@@ -150,7 +150,7 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
     FileNotFoundError for a missing model, ValueError for bad arguments.
     """
     began = time.perf_counter()
-    hop = None if hop is None else _check_int("hop", hop, 1)
+    hop = None if hop is None else _check_int("hop", hop, 0)
     min_confidence = _check_min_confidence(min_confidence)
     threads = _check_int("threads", threads, 1)
     batch_frames = _check_int("batch_frames", batch_frames, 1)
@@ -160,7 +160,7 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
     model_path = str(model_path) if model_path else default_model_path()
     model = load_model(model_path, threads=threads)
     frame_len = model.frame_len
-    hop = frame_len if hop is None else hop
+    hop = hop or frame_len  # None or 0: back-to-back frames, as in the classifier block
     up, down = (1, 1)
     if symbol_rate is not None:
         up, down = resample_ratio_for(recording.sample_rate, symbol_rate, model.samples_per_symbol)

@@ -163,13 +163,15 @@ class Recording:
         )
 
 
-def open_recording(path, datatype=None, sample_rate=None):
+def open_recording(path, datatype=None, sample_rate=None, require_rate=True):
     """Open a SigMF recording or a raw I/Q capture for bounded reading.
 
     SigMF: ``path`` is a ``.sigmf-meta``, a ``.sigmf-data`` or their base name (``path`` +
     ``.sigmf-meta`` exists). A non-conforming dataset named by ``core:dataset`` is followed and
     wins over <base>.sigmf-data, as in sigmf. ``datatype`` / ``sample_rate`` may be given but must
-    then agree with the metadata.
+    then agree with the metadata. ``core:sample_rate`` is optional in SigMF: when the metadata
+    lacks it, ``sample_rate`` supplies it; with neither, RecordingError, unless ``require_rate``
+    is False (reading labelled frames needs no rate), when ``sample_rate`` is NaN.
 
     Raw (anything else): ``datatype`` (a SigMF complex datatype, one of SUPPORTED_DATATYPES) and
     ``sample_rate`` (Hz) come from the caller; ``.cfile`` defaults to cf32_le.
@@ -187,7 +189,7 @@ def open_recording(path, datatype=None, sample_rate=None):
         )
     companion_meta = Path(given + ".sigmf-meta")
     if p.suffix in _SIGMF_SUFFIXES or companion_meta.is_file():
-        return _open_sigmf(given, datatype, sample_rate)
+        return _open_sigmf(given, datatype, sample_rate, require_rate)
     if not p.is_file():
         raise RecordingError(f"{given}: file does not exist (nor does {companion_meta.name})")
     return _open_raw(given, datatype, sample_rate)
@@ -225,7 +227,7 @@ def _check_rate(value, source, fieldname, hint=""):
         raise RecordingError(f"{source}: {fieldname} should be a number of Hz > 0, found {value!r}{hint}")
 
 
-def _open_sigmf(given, datatype, sample_rate):
+def _open_sigmf(given, datatype, sample_rate, require_rate=True):
     meta_path = get_sigmf_filenames(given)["meta_fn"]
     meta = str(meta_path)
     if not meta_path.is_file():
@@ -238,7 +240,7 @@ def _open_sigmf(given, datatype, sample_rate):
     glob = metadata.get("global") if isinstance(metadata, dict) else None
     if not isinstance(glob, dict):
         raise RecordingError(f"{meta}: 'global' should be a JSON object, found {type(glob).__name__}")
-    found_type, component, rate = _check_global(glob, meta, datatype, sample_rate)
+    found_type, component, rate = _check_global(glob, meta, datatype, sample_rate, require_rate)
     captures = _json_list(metadata, "captures", meta)
     annotations = _json_list(metadata, "annotations", meta)
     offset = glob.get("core:offset", 0) or 0
@@ -273,7 +275,7 @@ def _open_sigmf(given, datatype, sample_rate):
     )
 
 
-def _check_global(glob, meta, datatype, sample_rate):
+def _check_global(glob, meta, datatype, sample_rate, require_rate=True):
     """(datatype, component dtype, sample rate) from the global object, checked against flags."""
     found_type = glob.get("core:datatype")
     if found_type is None:
@@ -285,8 +287,14 @@ def _check_global(glob, meta, datatype, sample_rate):
     if channels != 1:
         raise RecordingError(f"{meta}: core:num_channels is {channels!r}; expected 1 (single-channel recordings only)")
     rate = glob.get("core:sample_rate")
-    if rate is None:
-        raise RecordingError(f"{meta}: core:sample_rate is missing (expected Hz > 0)")
+    if rate is None:  # optional in SigMF
+        if sample_rate is not None:
+            _check_rate(sample_rate, meta, "sample_rate", " (check --rate)")
+            return found_type, component, sample_rate
+        if not require_rate:
+            return found_type, component, float("nan")
+        raise RecordingError(f"{meta}: core:sample_rate is missing (optional in SigMF, but needed for times and "
+                             f"resampling); expected Hz > 0: give it with --rate")
     _check_rate(rate, meta, "core:sample_rate")
     if sample_rate is not None and float(sample_rate) != float(rate):
         raise RecordingError(f"{meta}: core:sample_rate is {rate!r} Hz but --rate gave {sample_rate!r}")

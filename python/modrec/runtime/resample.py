@@ -59,11 +59,16 @@ def resample_ratio_for(sample_rate, symbol_rate, model_samples_per_symbol, max_d
 
     ``sample_rate`` (Hz) / ``symbol_rate`` (symbols/s, i.e. Hz) is the capture's samples per
     symbol; ``model_samples_per_symbol`` is the model metadata's ``samples_per_symbol``.
-    Raises ValueError naming the argument when one is not positive and finite.
+    Raises ValueError naming the argument when one is not positive and finite, and when the
+    capture has less than one sample per symbol (symbol_rate > sample_rate: no capture holds that
+    signal, so the two rates are mixed up or wrong).
     """
     _positive_number("sample_rate", sample_rate)
     _positive_number("symbol_rate", symbol_rate)
     _positive_number("model_samples_per_symbol", model_samples_per_symbol)
+    if symbol_rate > sample_rate:
+        raise ValueError(f"symbol_rate {symbol_rate:g} Hz is above sample_rate {sample_rate:g} Hz: less than one sample "
+                         f"per symbol; expected symbol_rate <= sample_rate (check the two rates)")
     return rational_ratio(sample_rate / symbol_rate, model_samples_per_symbol, max_denominator)
 
 

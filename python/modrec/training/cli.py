@@ -105,7 +105,7 @@ def _parser():
     cl.add_argument("--rate", type=float, help="raw captures: sample rate, Hz")
     cl.add_argument("--symbol-rate", type=float, help="symbol rate of the signal, Hz: resample to the model's "
                                                       "samples per symbol first (default: use the samples as they are)")
-    cl.add_argument("--hop", type=int, help="frame hop in samples at the model's rate (default: the frame length)")
+    cl.add_argument("--hop", type=int, help="frame hop in samples at the model's rate (default or 0: the frame length)")
     cl.add_argument("--min-confidence", type=float, default=0.0, help="frames below this top probability are 'unknown'")
     cl.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     cl.add_argument("--meta-out", help="annotations file (default <base>.modrec.sigmf-meta beside the recording)")
@@ -145,7 +145,7 @@ def main(argv=None):
                 model, pruning = prune_from_config(cfg, progress=not args.no_progress)
             run = train(cfg, resume=args.resume, progress=not args.no_progress, command=command,
                         stop_after_epochs=args.stop_after, model=model, pruning=pruning)
-            print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out models/{cfg.experiment}.onnx")
+            print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out {run}/{cfg.experiment}.onnx")
         elif args.cmd == "evaluate":
             from .evaluate import evaluate
 

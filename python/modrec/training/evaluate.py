@@ -65,8 +65,10 @@ def write_report(metrics, out_dir, title="", extra=None):
         w = csv.DictWriter(fh, fieldnames=["snr_db", "n", "correct", "accuracy"])
         w.writeheader()
         w.writerows(metrics["per_snr"])
-    summary["figures"] = {"accuracy_vs_snr": "accuracy_vs_snr.png", "confusion": "confusion.png"}
-    _plot_snr(metrics, out / "accuracy_vs_snr.png", title)
+    summary["figures"] = {"confusion": "confusion.png"}
+    if any(r["snr_db"] is not None for r in metrics["per_snr"]):  # a SigMF recording has no SNR: no curve
+        summary["figures"]["accuracy_vs_snr"] = "accuracy_vs_snr.png"
+        _plot_snr(metrics, out / "accuracy_vs_snr.png", title)
     _plot_confusion(metrics, out / "confusion.png", title)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -14,9 +14,11 @@ chunk of the file at a time. The class of each column of Y is classes.RADIOML201
 corrected order; the file's classes.txt is wrong, see there) unless ``classes`` says otherwise.
 """
 
+import warnings
+
 import numpy as np
 
-from ...classes import RADIOML2018_CLASSES
+from ...classes import RADIOML2018_CLASSES, RADIOML2018_CLASSES_TXT, canonical_class_name
 from .safe_pickle import load_restricted
 from .source import DataSource, DataSourceError
 
@@ -126,12 +128,20 @@ class RadioML2018Source(DataSource):
         if z.shape not in ((n, 1), (n,)):
             raise DataSourceError(f"{self.path}: dataset Z: expected shape ({n}, 1) (SNR in dB), found {z.shape}")
         self.classes = tuple(RADIOML2018_CLASSES if classes is None else classes)
-        if len(self.classes) != y.shape[1] or len(set(self.classes)) != len(self.classes):
+        if len(self.classes) != y.shape[1]:
             raise DataSourceError(
-                f"{self.path}: dataset Y has {y.shape[1]} columns, but the class list has {len(self.classes)} "
-                f"{'distinct ' if len(set(self.classes)) != len(self.classes) else ''}names {list(self.classes)}; "
-                f"give one name per column of Y with data.classes (--classes)"
+                f"{self.path}: dataset Y has {y.shape[1]} columns, but the class list has {len(self.classes)} names "
+                f"{list(self.classes)}; give one name per column of Y with data.classes (--classes)"
             )
+        keys = [canonical_class_name(c) for c in self.classes]
+        twins = sorted({c for c, k in zip(self.classes, keys) if keys.count(k) > 1})
+        if twins:
+            raise DataSourceError(f"{self.path}: the class list names one class twice ({', '.join(twins)}: names are "
+                                  f"matched across spellings, 16QAM = QAM16); give each column of Y its own class")
+        if self.classes == tuple(RADIOML2018_CLASSES_TXT):
+            warnings.warn(f"{self.path}: the class list is the order of the classes.txt shipped with RadioML 2018.01A, "
+                          f"which does not match the data (radioML/dataset issue #25); the default order is the "
+                          f"corrected one (classes.RADIOML2018_CLASSES)", stacklevel=2)
         self.frame_len = int(x.shape[1])
         self.samples_per_symbol = samples_per_symbol
         self._n = n

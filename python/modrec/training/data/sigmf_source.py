@@ -25,7 +25,7 @@ class SigMFSource(DataSource):
         self.frame_len = int(frame_len or DEFAULT_FRAME_LEN)
         self.samples_per_symbol = samples_per_symbol
         try:
-            recording = open_recording(self.path)
+            recording = open_recording(self.path, require_rate=False)  # frames need no rate
             if not recording.labelled:
                 raise DataSourceError(f"{self.path}: no annotation carries core:label, so there is nothing to train or "
                                       f"score on; classify it instead (modrec classify {self.path})")
