@@ -6,6 +6,7 @@
 """
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -155,3 +156,18 @@ print("imported", len(names))
 """
     )
     assert result.returncode == 0 and "imported" in result.stdout, result.stderr
+
+
+def test_a_block_is_the_block_even_after_its_module_was_imported():
+    # gr_modtool's layout names a block's module after the block: importing the module first
+    # must not leave `modrec.<block>` pointing at the module
+    code = (
+        "from gnuradio.modrec.sigmf_annotation_sink import sigmf_annotation_sink as direct\n"
+        "import gnuradio.modrec.classifier\n"
+        "from gnuradio import modrec\n"
+        "assert modrec.sigmf_annotation_sink is direct, modrec.sigmf_annotation_sink\n"
+        "assert isinstance(modrec.classifier, type), modrec.classifier\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(_SHIM)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
