@@ -5,6 +5,8 @@ Three flowgraphs push the same complex noise through `head` into a null sink:
   plain        source -> head -> sink                     (GNU Radio's own ceiling)
   passthrough  source -> head -> Python copy block -> sink (the Python block ceiling)
   classifier   source -> head -> modrec.classifier -> sink (hop = frame_len)
+  resampled    the same with sample_rate = 2 x the model's samples per symbol x symbol_rate: the
+               block resamples by 1/2 before framing (a capture at 16 samples per symbol)
 Figures are samples/s (best of --repeats) and the classifier's ratio to each baseline.
 """
 
@@ -59,12 +61,14 @@ def main(argv=None):
     probe = modrec.classifier(args.model)
     frame_len = probe.frame_len
     model_path = probe.model_path
+    sps = probe.samples_per_symbol
     del probe
 
     makers = {
         "plain": lambda: None,
         "passthrough": python_passthrough,
         "classifier": lambda: modrec.classifier(model_path),
+        "resampled": lambda: modrec.classifier(model_path, sample_rate=2.0 * sps, symbol_rate=1.0),
     }
     best = {}
     for name, make in makers.items():
@@ -72,10 +76,12 @@ def main(argv=None):
 
     print(f"block throughput ({args.samples} samples, best of {args.repeats}, frame_len {frame_len}, hop {frame_len})")
     for name, rate in best.items():
-        extra = f"  ({rate / frame_len:,.0f} frames/s)" if name == "classifier" else ""
+        extra = {"classifier": f"  ({rate / frame_len:,.0f} frames/s)",
+                 "resampled": f"  ({rate / (2 * frame_len):,.0f} frames/s)"}.get(name, "")
         print(f"  {name:<12} {rate / 1e6:8.2f} MS/s{extra}")
     print(f"  classifier / passthrough = {best['classifier'] / best['passthrough']:.3f}")
     print(f"  classifier / plain       = {best['classifier'] / best['plain']:.3f}")
+    print(f"  resampled / classifier   = {best['resampled'] / best['classifier']:.3f} (samples/s)")
 
 
 if __name__ == "__main__":
