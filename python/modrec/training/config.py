@@ -221,7 +221,7 @@ def _build(cls, raw, source, prefix=""):
             kwargs[key] = tuple(_check_scalar(v, float, where, source) for v in value)
         elif isinstance(default, list):
             if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"{source}: field '{where}' expected a list, got, got {type(value).__name__} {value!r}")
+                raise ConfigError(f"{source}: field '{where}' expected a list, got {type(value).__name__} {value!r}")
             items = fields[key].metadata.get("items", float)
             kwargs[key] = [_check_scalar(v, items, where, source) for v in value]
         elif value is None and (default is None):

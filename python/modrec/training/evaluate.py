@@ -211,7 +211,8 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         split = "test" if source.kind == "synthetic" else ALL_SPLIT
     if source.frame_len != model_frame_len:
         raise ValueError(f"{model_name}: the model takes frames of {model_frame_len} samples, but {source.spec} has "
-                         f"frames of {source.frame_len}")
+                         f"frames of {source.frame_len}; score a model trained on such frames (modrec train --data "
+                         f"{source.path} takes the frame length from the data)")
     to_model = _class_mapping(model_classes, source.classes)
     if not (to_model >= 0).any():
         raise ValueError(f"{model_name}: none of the model's classes {model_classes} is among the classes of "

@@ -246,7 +246,7 @@ def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=204
     ``gate`` the gates are fitted first, on ``gate_frames`` frames of the training split."""
     from .exits import calibrate_threshold
 
-    root = run_source(ckpt["training"]["data"])
+    source = run_source(ckpt["training"]["data"])
     model = copy.deepcopy(model).eval().cpu()
 
     def exit_probs(x):
@@ -260,11 +260,11 @@ def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=204
     if policy == "gate":
         from .exits.gate import fit_gate
 
-        train = read_split(root, "train")
+        train = read_split(source, "train")
         pick = np.sort(np.random.default_rng(0).permutation(len(train.y))[:gate_frames])
         train_probs, train_y = exit_probs(np.asarray(train.x)[pick]), np.asarray(train.y)[pick]
         gates = [fit_gate(train_probs[k], train_probs[-1], train_y) for k in range(model.n_exits - 1)]
-    val = read_split(root, "val")
+    val = read_split(source, "val")
     result = calibrate_threshold(exit_probs(val.x), np.asarray(val.y), policy=policy, budget_pp=budget_pp,
                                  snr=np.asarray(val.snr_db), snr_min=snr_min, gates=gates)
     if gates:
