@@ -81,11 +81,16 @@ def _accumulate(windows, window, first_window, columns, n_windows, acc, counts):
 
 
 def _colours(result):
-    """class name -> colour: tab10/tab20 in the model's class order, grey for unknown."""
+    """class name -> colour: tab10 (tab20 beyond ten classes) in the model's class order, grey for unknown."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if len(result.classes) <= 10 else "tab20"]
-    colours = {name: cmap(i % cmap.N) for i, name in enumerate(result.classes)}
+    if len(result.classes) <= 10:
+        cmap, order = colormaps["tab10"], list(range(10))
+    else:
+        # tab20 comes in dark/light pairs of one hue: take the ten dark ones first, so that
+        # neighbouring classes (and the first ten of any list) never share a hue
+        cmap, order = colormaps["tab20"], list(range(0, 20, 2)) + list(range(1, 20, 2))
+    colours = {name: cmap(order[i % len(order)]) for i, name in enumerate(result.classes)}
     colours[UNKNOWN_CLASS] = (0.55, 0.55, 0.55, 1.0)
     return colours
 
