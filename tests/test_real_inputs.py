@@ -169,3 +169,36 @@ def test_sigmf_recording_through_a_flowgraph_gives_the_annotations_of_modrec_cla
     assert [a["modrec:confidence"] for a in written.get_annotations()] == pytest.approx(
         [s.mean_confidence for s in offline.segments], abs=1e-6)
     del tb, src, clf, sink
+
+
+def test_distillation_pruning_and_exits_eval_read_a_radioml_file(rml2016_file, tmp_path):
+    """The other readers of frames take the same --data: a teacher and its kd student, a pruned run,
+    and the early-exit evaluation, all on the RadioML 2016 pickle."""
+    path, data = rml2016_file
+    configs = ROOT / "configs"
+    common = ["--data", str(path), "--epochs", "1", "--threads", "1", "--no-progress"]
+    teacher = tmp_path / "teacher"
+    assert main(["train", "--config", str(configs / "tiny-ci.yaml"), "--out", str(teacher), *common]) == 0
+    kd = tmp_path / "kd"
+    assert main(["train", "--config", str(configs / "tiny-ci-kd.yaml"), "--out", str(kd), *common,
+                 "--set", f"distill.teacher.checkpoint={teacher / 'best.pt'}",
+                 "--set", f"distill.cache_dir={tmp_path / 'teacher-cache'}"]) == 0
+    ckpt = load_checkpoint(kd / "best.pt")
+    assert ckpt["training"]["distill"]["method"] == "kd" and ckpt["training"]["data"]["train_frames"] == 216
+    pruned = tmp_path / "pruned"
+    assert main(["train", "--config", str(configs / "tiny-ci-prune.yaml"), "--out", str(pruned), *common,
+                 "--set", f"prune.checkpoint={teacher / 'best.pt'}"]) == 0
+    assert load_checkpoint(pruned / "best.pt")["pruning"]["ratio"] == 0.5
+
+    result = tmp_path / "exits.json"
+    assert main(["exits-eval", "--onnx", str(ROOT / "models" / "mobilenet1d_ee.onnx"), "--plain",
+                 str(ROOT / "models" / "mobilenet1d.onnx"), "--data", str(path), "--split", "all",
+                 "--out", str(result)]) == 0
+    r = json.loads(result.read_text())
+    assert r["frames_of_classes_unknown_to_model"] == 60 and sum(row["n"] for row in r["per_snr"]) == 300
+    # the file's class order is not the model's: accuracy is scored by name
+    known = {k: v for k, v in data.items() if k[0] != "16APSK"}
+    x = np.concatenate(list(known.values()))
+    names = [k[0] for k, v in known.items() for _ in range(len(v))]
+    assert r["all"]["plain_accuracy"] == pytest.approx(
+        _direct_accuracy(ROOT / "models" / "mobilenet1d.onnx", x, names), abs=1e-9)

@@ -84,5 +84,12 @@ def canonical_class_name(name):
     return key
 
 
+def class_index_map(model_classes, data_classes):
+    """For each data class, the index of the same class among ``model_classes`` (matched by
+    canonical_class_name), or -1 when the model does not know it. Returns a list of int."""
+    index = {canonical_class_name(name): i for i, name in enumerate(model_classes)}
+    return [index.get(canonical_class_name(name), -1) for name in data_classes]
+
+
 # Class label the classifier block emits when the top probability is below min_confidence.
 UNKNOWN_CLASS = "unknown"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..classes import canonical_class_name
+from ..classes import class_index_map
 from .data.source import ALL_SPLIT
 from .data.sources import open_source, run_source, split_spec
 from .metrics import classification_metrics
@@ -124,13 +124,6 @@ def _plot_confusion(metrics, path, title):
     plt.close(fig)
 
 
-def _class_mapping(model_classes, data_classes):
-    """For each data class, the model's index of the same class (matched by canonical name, so
-    RadioML's ``16QAM`` meets ``QAM16``), or -1 when the model does not know it."""
-    index = {canonical_class_name(name): i for i, name in enumerate(model_classes)}
-    return np.array([index.get(canonical_class_name(name), -1) for name in data_classes], np.int64)
-
-
 def _open_data(data, model_frame_len, source_options):
     """The DataSource to score: a spec or record; a SigMF recording is cut at the model's frame_len."""
     options = dict(source_options or {})
@@ -213,7 +206,7 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         raise ValueError(f"{model_name}: the model takes frames of {model_frame_len} samples, but {source.spec} has "
                          f"frames of {source.frame_len}; score a model trained on such frames (modrec train --data "
                          f"{source.path} takes the frame length from the data)")
-    to_model = _class_mapping(model_classes, source.classes)
+    to_model = np.array(class_index_map(model_classes, source.classes), np.int64)
     if not (to_model >= 0).any():
         raise ValueError(f"{model_name}: none of the model's classes {model_classes} is among the classes of "
                          f"{source.spec}: {list(source.classes)} (matched by name, spelling-insensitive)")

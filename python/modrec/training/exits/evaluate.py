@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...classes import class_index_map
 from ...runtime import EarlyExitModel, OnnxModel
 from ...runtime.timing import paired_times, speed_ratio
 from ..data.sources import read_split
@@ -33,6 +34,16 @@ def evaluate_early_exit(ee_path, plain_path, data_root, split="test", batch=256,
     plain = OnnxModel(plain_path, threads=threads)
     data = read_split(data_root, split)
     x, y, snr = np.asarray(data.x, np.float32), np.asarray(data.y), np.asarray(data.snr_db)
+    if not np.isfinite(snr).all():
+        raise ValueError(f"{data_root}: exits-eval reports per SNR, and these frames have no SNR (a SigMF recording); "
+                         f"score it with modrec evaluate")
+    # the data's labels as the model's class indices (a file may name or order its classes
+    # differently); frames of classes the model does not know cannot be right or wrong: left out
+    to_model = np.array(class_index_map(plain.classes, data.classes), np.int64)[y]
+    known = to_model >= 0
+    x, y, snr = x[known], to_model[known], snr[known]
+    if not len(y):
+        raise ValueError(f"{data_root}: no frame of a class {plain_path} knows ({', '.join(plain.classes)})")
     plain_flops = int(plain.metadata["flops"])
     rows = []
     for s in sorted(set(snr.tolist())):
@@ -66,6 +77,7 @@ def evaluate_early_exit(ee_path, plain_path, data_root, split="test", batch=256,
                                     "plain_ms_per_frame")}
     return {
         "model": str(ee_path), "plain_model": str(plain_path), "split": split, "data_root": str(data_root),
+        "frames_of_classes_unknown_to_model": int((~known).sum()),
         "policy": ee.policy, "thresholds": ee.thresholds, "placements": ee.metadata.get("exit_placements"),
         "exit_flops": list(ee.exit_flops), "plain_flops": plain_flops, "per_snr": rows,
         "low_snr_runtime": "plain network",  # results before 2026-11-24 ran the all-exits graph there
