@@ -9,6 +9,7 @@ import pmt
 from gnuradio import gr
 
 from .classes import UNKNOWN_CLASS
+from .keepalive import flowgraph_owned
 from .runtime import StreamFramer, complex_to_iq, default_model_path, load_model
 from .runtime.framing import ResampledFramer
 from .runtime.resample import resample_ratio_for
@@ -49,7 +50,7 @@ class _StreamWatch:
             return self.ended, self.seen
 
 
-class _EndOfStreamProbe(gr.sync_block):
+class _EndOfStreamProbe(flowgraph_owned, gr.sync_block):
     """Sink on the classifier's input that reports when the upstream stream has ended.
 
     GNU Radio gives a Python block no end-of-stream signal, but a sink's stop() runs in its own
@@ -74,7 +75,7 @@ class _EndOfStreamProbe(gr.sync_block):
         return True
 
 
-class _ClassifierCore(gr.basic_block):
+class _ClassifierCore(flowgraph_owned, gr.basic_block):
     """Pass-through that holds samples back until the frames starting in them are classified."""
 
     def __init__(self, model, framer, min_confidence, tag_key, watch):
@@ -201,7 +202,7 @@ class _ClassifierCore(gr.basic_block):
             self.message_port_pub(self._port, value)
 
 
-class classifier(gr.hier_block2):
+class classifier(flowgraph_owned, gr.hier_block2):
     """Automatic modulation recognition on a complex64 stream; output is the input, bit-exact.
 
     Frames of ``frame_len`` samples (from the model's metadata) start at absolute stream offsets

@@ -17,12 +17,13 @@ from .runtime.annotations import (
     merge_decisions,
     write_annotations,
 )
+from .keepalive import flowgraph_owned
 from .runtime.recording import SUPPORTED_DATATYPES
 
 _FIELDS = ("class", "frame_len", "confidence")
 
 
-class sigmf_annotation_sink(gr.sync_block):
+class sigmf_annotation_sink(flowgraph_owned, gr.sync_block):
     """Writes the classifier's decisions on a complex64 stream as SigMF annotations.
 
     Input: one complex64 stream, normally the output of ``modrec.classifier``. Every sample is
