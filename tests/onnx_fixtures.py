@@ -43,8 +43,12 @@ def build_model(
     metadata=None,
     drop_metadata=(),
     scale=4.0,
+    softmax=True,
+    batch_one=False,
 ):
-    """Return an ``onnx.ModelProto``; the keyword arguments make contract-breaking variants."""
+    """Return an ``onnx.ModelProto``; the keyword arguments make contract-breaking variants:
+    ``softmax=False`` outputs logits, ``batch_one=True`` reshapes to batch 1 inside the graph while
+    the input still declares a dynamic batch (runs one frame, fails on more)."""
     n_classes = len(classes)
     n_out = n_classes if n_outputs is None else n_outputs
     shape = input_shape if input_shape is not None else [contract.BATCH_AXIS_NAME, contract.IQ_ROWS, frame_len]
@@ -66,10 +70,13 @@ def build_model(
         helper.make_node("Add", ["ms", "eps"], ["ms_eps"]),
         helper.make_node("Sqrt", ["ms_eps"], ["rms"]),
         helper.make_node("Div", [x, "rms"], ["xn"]),
-        helper.make_node("Flatten", ["xn"], ["flat"], axis=1),
+        helper.make_node("Flatten", ["xn"], ["flat0"], axis=1),
+        helper.make_node("Reshape", ["flat0", "batch_one_shape"], ["flat"]) if batch_one
+        else helper.make_node("Identity", ["flat0"], ["flat"]),
         helper.make_node("MatMul", ["flat", "W"], ["logits0"]),
         helper.make_node("Add", ["logits0", "B"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], [contract.PROBS_OUTPUT_NAME], axis=-1),
+        helper.make_node("Softmax" if softmax else "Identity", ["logits"], [contract.PROBS_OUTPUT_NAME],
+                         **({"axis": -1} if softmax else {})),
     ]
     graph = helper.make_graph(
         nodes,
@@ -84,6 +91,7 @@ def build_model(
             numpy_helper.from_array(w, "W"),
             numpy_helper.from_array(b, "B"),
             numpy_helper.from_array(np.array(1e-6, dtype=np.float32), "eps"),
+            numpy_helper.from_array(np.array([1, n_in], dtype=np.int64), "batch_one_shape"),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

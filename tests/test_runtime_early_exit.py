@@ -230,3 +230,24 @@ def test_benchmark_runs_on_a_fixture(tmp_path):
                             capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(_SHIM)})
     assert result.returncode == 0, result.stderr
     assert "all the way" in result.stdout and "first exit" in result.stdout and "speed vs plain" in result.stdout
+
+
+def test_a_stage_file_of_another_model_is_refused_at_load(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L)
+    # stage 1 of a model with frames of 2 * L: it cannot take this model's stage-0 features
+    other = fx.build_model(2 * L, seed=2)
+    other.graph.input[0].name = "features"
+    for node in other.graph.node:
+        node.input[:] = ["features" if i == contract.INPUT_NAME else i for i in node.input]
+    onnx.save(other, str(tmp_path / "ee.stage1.onnx"))
+    with pytest.raises(contract.ContractError, match=r"ee.stage1.onnx: stage 1 of .*ee.onnx fails on stage 0's features"):
+        EarlyExitModel(path)
+    # an early head without its softmax is refused as the plain model's output is
+    path = fx.save_early_exit_model(str(tmp_path), L, name="logits")
+    head = fx.build_model(L, seed=1, softmax=False)
+    head.graph.node.append(onnx.helper.make_node("Identity", [contract.INPUT_NAME], ["next_features"]))
+    head.graph.output.append(onnx.helper.make_tensor_value_info(
+        "next_features", onnx.TensorProto.FLOAT, [contract.BATCH_AXIS_NAME, contract.IQ_ROWS, L]))
+    onnx.save(head, str(tmp_path / "logits.stage0.onnx"))
+    with pytest.raises(contract.ContractError, match=r"logits.stage0.onnx: stage 0's exit is not class probabilities"):
+        EarlyExitModel(path)

@@ -97,6 +97,12 @@ def test_not_onnx(tmp_path):
         ({"drop_metadata": ("classes", "version")}, r"lacks required field\(s\) classes, version"),
         ({"metadata": {**fx.fixture_metadata(frame_len=L), "frame_len": "many"}}, r"'frame_len' should be an integer"),
         ({"metadata": {**fx.fixture_metadata(frame_len=L), "classes": "[1, 2]"}}, r"'classes' should be a non-empty"),
+        # issue 19: models that passed the construction checks, then hung a flowgraph or lied
+        ({"batch_one": True}, r"fails on a probe batch of 3 frame\(s\) of shape \(3, 2, 32\).*any batch size"),
+        ({"softmax": False}, r"first output 'probs' is not class probabilities: rows should be >= 0 and sum to 1"),
+        ({"classes": ("BPSK", "QPSK", "8PSK", "QPSK", "WBFM")}, r"names one class more than once \(QPSK"),
+        ({"classes": ("BPSK", "QPSK", "8PSK", "16QAM", "QAM16")}, r"names one class more than once \(16QAM, QAM16"),
+        ({"classes": ("BPSK", "QPSK", "8PSK", "unknown", "WBFM")}, r"holds 'unknown', the label the classifier gives"),
     ],
 )
 def test_contract_violations_name_file_and_problem(tmp_path, kwargs, pattern):

@@ -102,6 +102,8 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self._unknown_symbol = pmt.intern(UNKNOWN_CLASS)
         # stream samples a frame covers: the model's frame_len, or its span at the stream's rate
         self._frame_len_pmt = pmt.from_long(framer.frame_span)
+        self._log = gr.logger("modrec_classifier")
+        self.failed_frames = 0  # frames the model raised on (tagged unknown): see _classify
 
     def start(self):
         # Every start, including the restart of tb.lock()/unlock(), begins at item 0: GNU Radio
@@ -177,10 +179,21 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         probs = np.zeros((len(starts), n_classes), dtype=np.float32)
         exits = np.full(len(starts), -1, dtype=np.int64)  # -1: not run through the model
         if finite.any():
-            if self._early_exit:
-                probs[finite], exits[finite] = model.predict_with_exits(complex_to_iq(frames[finite]))
-            else:
-                probs[finite] = model.predict(complex_to_iq(frames[finite]))
+            try:
+                if self._early_exit:
+                    probs[finite], exits[finite] = model.predict_with_exits(complex_to_iq(frames[finite]))
+                else:
+                    probs[finite] = model.predict(complex_to_iq(frames[finite]))
+            except Exception as err:  # noqa: BLE001 -- whatever the model raises, samples keep flowing
+                # An exception out of general_work kills the block's thread and hangs the flowgraph
+                # with samples inside. The frames are tagged unknown (confidence 0), as bad samples are.
+                self.failed_frames += int(finite.sum())
+                if self.failed_frames == int(finite.sum()) or self.failed_frames % 10000 < finite.sum():
+                    self._log.error(f"{model.path}: classifying {int(finite.sum())} frame(s) failed ({err}); they are "
+                                    f"tagged '{UNKNOWN_CLASS}' and the samples flow on ({self.failed_frames} so far)")
+                probs[:] = 0.0
+                exits[:] = -1
+                finite = np.zeros_like(finite)
         min_conf = self.min_confidence
         f = self._fields
         for k, start in enumerate(starts):

@@ -1,6 +1,6 @@
 """The ONNX model contract shared by the exporter (training side) and the runtime.
 
-This module imports only the standard library: both the torch-only training package and the
+This module imports only the standard library (and classes.py, which does too): both the torch-only training package and the
 torch-free runtime import it, so the metadata key names and the tensor layout cannot drift
 apart between the side that writes a model and the side that reads it.
 
@@ -13,6 +13,8 @@ A model that honours the contract has:
 """
 
 import json
+
+from .classes import UNKNOWN_CLASS, canonical_class_name
 
 CONTRACT_VERSION = "1"
 
@@ -93,11 +95,19 @@ def decode_metadata(props, source="model"):
                 f"{source}: metadata field '{key}' is not valid JSON ({err}): {props[key][:80]!r}"
             ) from None
     classes = decoded["classes"]
-    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)):
         raise ContractError(
-            f"{source}: metadata field 'classes' should be a non-empty JSON list of strings, "
+            f"{source}: metadata field 'classes' should be a non-empty JSON list of strings (none empty), "
             f"got {props['classes'][:80]!r}"
         )
+    keys = [canonical_class_name(c) for c in classes]
+    twins = sorted({c for c, k in zip(classes, keys) if keys.count(k) > 1})
+    if twins:
+        raise ContractError(f"{source}: metadata field 'classes' names one class more than once ({', '.join(twins)}; "
+                            f"names are compared across spellings: 16QAM = QAM16); expected distinct classes")
+    if canonical_class_name(UNKNOWN_CLASS) in keys:
+        raise ContractError(f"{source}: metadata field 'classes' holds {UNKNOWN_CLASS!r}, the label the classifier "
+                            f"gives frames it cannot classify; expected modulation names only")
     for key in ("frame_len", "samples_per_symbol"):
         if decoded[key] <= 0:
             raise ContractError(f"{source}: metadata field '{key}' must be > 0, got {decoded[key]}")

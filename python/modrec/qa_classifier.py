@@ -376,6 +376,33 @@ class qa_classifier(gr_unittest.TestCase):
                     self.assertTrue(np.all(np.isfinite(values[k]["probs"])))
                 self.assertAlmostEqual(float(values[2]["probs"].sum()), 1.0, places=5)
 
+    def test_a_model_error_tags_frames_unknown_and_samples_keep_flowing(self):
+        # issue 19.2: an exception in work() used to kill the block's thread and hang tb.wait()
+        x = _signal(40 * L, seed=8)
+        src = chunked_source(x, 3 * L, seed=1)
+        clf = classifier(self.model_path)
+        snk = blocks.vector_sink_c()
+        real_predict, calls = clf.model.predict, []
+
+        def flaky_predict(frames):
+            calls.append(len(frames))
+            if len(calls) % 2:
+                raise RuntimeError("simulated onnxruntime failure")
+            return real_predict(frames)
+
+        clf.model.predict = flaky_predict
+        self.tb.connect(src, clf, snk)
+        self._keep = (src, clf, snk)
+        self.run_tb()
+        out = np.array(snk.data(), dtype=np.complex64)
+        self.assertTrue(_same_bits(out, x), "samples lost or changed")
+        values = [_tag_dict(t.value) for t in snk.tags() if pmt.symbol_to_string(t.key) == "modrec"]
+        self.assertEqual(len(values), 40)
+        failed = [v for v in values if v["class"] == UNKNOWN_CLASS]
+        self.assertEqual(len(failed), clf._core.failed_frames)
+        self.assertTrue(0 < len(failed) < 40, len(failed))
+        self.assertTrue(all(v["confidence"] == 0.0 and not v["probs"].any() for v in failed))
+
     # --- construction ----------------------------------------------------------------
 
     def test_resampled_stream_is_framed_at_the_model_rate_and_tagged_at_input_offsets(self):

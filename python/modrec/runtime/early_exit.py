@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from .. import contract
-from .onnx_model import OnnxModel
+from .onnx_model import PROBE_BATCHES, OnnxModel, check_probabilities, ort_error, probe_frames
 
 POLICIES = ("entropy", "maxprob", "gate")
 
@@ -171,6 +171,7 @@ class EarlyExitModel(OnnxModel):
                 raise contract.ContractError(f"{all_path}: the all-exits file should have {len(names)} outputs "
                                              f"(one per exit), has {len(sess.get_outputs())}")
             self._all = (sess, sess.get_inputs()[0].name, [o.name for o in sess.get_outputs()])
+        self._probe_stages()
         self.adaptive = adaptive
         self.cascade_from = _cascade_break_even(flops, md.get("flops"))
         self._stage_flops_to = np.cumsum(flops or [0] * len(names)).astype(np.int64)  # leaving at exit k costs stages 0..k
@@ -179,6 +180,32 @@ class EarlyExitModel(OnnxModel):
         self.flops_spent = self.frames_run = 0  # for cost figures: FLOPs run (each frame, the stages it ran)
         self._mode = _PROBE if adaptive else _CASCADE  # the first window measures the share
         self._window_filled = self._window_left = self._since_probe = 0
+
+    def _probe_stages(self):
+        """Every stage (and the all-exits file) once per probe batch size, each stage on the
+        previous one's features: a stage file of another model, or one that only runs batch 1,
+        is refused at load, not once high-SNR frames start leaving early."""
+        for n in PROBE_BATCHES:
+            x = probe_frames(n, self.frame_len)
+            for k, ((sess, input_name, outputs), path) in enumerate(zip(self._stages, self.stage_paths)):
+                try:
+                    result = sess.run(outputs, {input_name: x})
+                except Exception as err:
+                    fed = "the frames" if k == 0 else f"stage {k - 1}'s features"
+                    raise contract.ContractError(
+                        f"{path}: stage {k} of {self.path} fails on {fed} for a probe batch of {n}: {ort_error(err)} "
+                        f"(a stage file of another model, or one that runs batch 1 only)") from None
+                check_probabilities(result[0], n, self.n_classes, path, f"stage {k}'s exit")
+                x = result[-1]
+            if self._all is not None:
+                sess, input_name, outputs = self._all
+                try:
+                    every = sess.run(outputs, {input_name: probe_frames(n, self.frame_len)})
+                except Exception as err:
+                    raise contract.ContractError(f"{self.path}: its all-exits file fails on a probe batch of {n}: "
+                                                 f"{ort_error(err)}") from None
+                for k, probs in enumerate(every):
+                    check_probabilities(probs, n, self.n_classes, self.path, f"all-exits output {k}")
 
     @property
     def n_exits(self):

@@ -11,6 +11,14 @@ import numpy as np
 
 from .. import contract
 
+# The first output holds class probabilities: rows >= 0 summing to 1. A float32 softmax is within
+# about 1e-6 of that; the tolerance leaves room for half-precision and quantised heads, and is far
+# below what a model without its softmax gives (logits: negative, rows summing anywhere).
+PROB_TOL = 1e-3
+# Batch sizes every model runs once at load: 1, and more than 1 (a graph that reshapes to batch 1
+# while declaring a dynamic batch fails only on larger batches, i.e. on how a stream is chunked).
+PROBE_BATCHES = (1, 3)
+
 DEFAULT_MODEL_NAME = "mobilenet1d-skd.onnx"  # the most accurate shipped student under 1 MB (models/README.md)
 MODEL_DIR_ENV = "MODREC_MODEL_DIR"
 
@@ -58,6 +66,35 @@ def default_model_path():
         f"default model {DEFAULT_MODEL_NAME} not found; searched (set {MODEL_DIR_ENV} to add a "
         f"directory):\n  {places}"
     )
+
+
+def probe_frames(n, frame_len):
+    """The frames every model is run on at load: float32 (n, 2, frame_len), seeded noise."""
+    return np.random.default_rng(2016).standard_normal((n, contract.IQ_ROWS, frame_len)).astype(np.float32)
+
+
+def ort_error(err):
+    """The first line of an onnxruntime error, shortened: enough to name the failing node."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def check_probabilities(probs, n, n_classes, source, what):
+    """ContractError naming ``source`` unless ``probs`` is (n, n_classes) class probabilities:
+    finite, >= 0 and rows summing to 1 within PROB_TOL."""
+    probs = np.asarray(probs)
+    if probs.shape != (n, n_classes):
+        raise contract.ContractError(f"{source}: {what} has shape {probs.shape} for a batch of {n}; expected "
+                                     f"({n}, {n_classes})")
+    if not np.isfinite(probs).all():
+        raise contract.ContractError(f"{source}: {what} holds NaN or Inf on probe frames; expected class probabilities")
+    sums = probs.sum(axis=1, dtype=np.float64)
+    if probs.min() < -PROB_TOL or np.abs(sums - 1.0).max() > PROB_TOL:
+        raise contract.ContractError(
+            f"{source}: {what} is not class probabilities: rows should be >= 0 and sum to 1 (within {PROB_TOL}), "
+            f"found values down to {probs.min():.4g} and row sums {sums.min():.4g} to {sums.max():.4g} (a model "
+            f"exported without its softmax gives logits)"
+        )
 
 
 def _dim(value):
@@ -143,6 +180,21 @@ class OnnxModel:
             )
         self._input_name = inp.name
         self._output_name = out.name
+        self._probe()
+
+    def _probe(self):
+        """Run the model once per PROBE_BATCHES size and check the answer: a model that fails or
+        lies on a probe is refused here, not in the middle of a stream."""
+        for n in PROBE_BATCHES:
+            try:
+                probs = self._session.run([self._output_name], {self._input_name: probe_frames(n, self.frame_len)})[0]
+            except Exception as err:  # ORT raises several private exception types
+                raise contract.ContractError(
+                    f"{self.path}: the model fails on a probe batch of {n} frame(s) of shape ({n}, {contract.IQ_ROWS}, "
+                    f"{self.frame_len}): {ort_error(err)}; its input declares a dynamic batch, so it must run any "
+                    f"batch size (re-export it with a dynamic batch axis)"
+                ) from None
+            check_probabilities(probs, n, self.n_classes, self.path, f"first output '{self._output_name}'")
 
     @property
     def n_classes(self):
