@@ -268,8 +268,8 @@ class classifier(flowgraph_owned, gr.hier_block2):
             raise ValueError(f"symbol_rate {symbol_rate:g} Hz needs the stream's sample_rate (Hz) to resample the "
                              f"stream to the model's samples per symbol; got sample_rate 0")
         min_confidence = _check_confidence(min_confidence)
-        if not isinstance(tag_key, str) or not tag_key:
-            raise ValueError(f"tag_key must be a non-empty string, got {tag_key!r}")
+        if not isinstance(tag_key, str) or not tag_key.strip():
+            raise ValueError(f"tag_key must be a non-blank string, got {tag_key!r}")
         _check_int("threads", threads, minimum=1)
         if not isinstance(model_path, (str, bytes)) and not hasattr(model_path, "__fspath__"):
             raise ValueError(f"model_path must be a path or empty, got {model_path!r}")

@@ -78,8 +78,8 @@ class sigmf_annotation_sink(flowgraph_owned, gr.sync_block):
             raise ValueError(f"sample_rate: expected a number > 0 (Hz), got {sample_rate!r}")
         if not (math.isfinite(float(sample_rate)) and float(sample_rate) > 0):
             raise ValueError(f"sample_rate: expected a finite number > 0 (Hz), got {sample_rate!r}")
-        if not isinstance(tag_key, str) or not tag_key:
-            raise ValueError(f"tag_key: expected a non-empty string, got {tag_key!r}")
+        if not isinstance(tag_key, str) or not tag_key.strip():
+            raise ValueError(f"tag_key: expected a non-blank string, got {tag_key!r}")
         if datatype not in SUPPORTED_DATATYPES:
             raise ValueError(f"datatype: expected a complex SigMF core:datatype, one of {', '.join(SUPPORTED_DATATYPES)} "
                              f"(a File Sink of complex samples writes cf32_le), got {datatype!r}")

@@ -68,6 +68,14 @@ def default_model_path():
     )
 
 
+def available_cores():
+    """CPU cores this process may run on (its affinity mask; os.cpu_count() where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def probe_frames(n, frame_len):
     """The frames every model is run on at load: float32 (n, 2, frame_len), seeded noise."""
     return np.random.default_rng(2016).standard_normal((n, contract.IQ_ROWS, frame_len)).astype(np.float32)
@@ -112,8 +120,11 @@ class OnnxModel:
     def __init__(self, path, threads=1):
         import onnxruntime as ort
 
-        if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        if threads > available_cores():
+            raise ValueError(f"threads must be at most the {available_cores()} core(s) this process may use, got "
+                             f"{threads}: more onnxruntime threads than cores only contend (and thousands crash it)")
         self.path = str(path)
         self.threads = int(threads)
         src = self.path

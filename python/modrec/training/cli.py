@@ -2,8 +2,43 @@
 
 import argparse
 import json
+import math
 import shlex
 import sys
+
+
+# Option types: a value outside an option's range is refused by argparse, naming the option
+# (an option either takes effect or is refused, never silently ignored).
+def _at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _float_where(ok, expected):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    parse.__name__ = expected
+    return parse
+
+
+_positive_float = _float_where(lambda v: v > 0, "a number > 0")
+_non_negative_float = _float_where(lambda v: v >= 0, "a number >= 0")
 
 
 def _parser():
@@ -15,19 +50,19 @@ def _parser():
     t = sub.add_parser("train", help="train a model from an experiment YAML")
     t.add_argument("--config", required=True, help="experiment YAML (configs/*.yaml)")
     t.add_argument("--resume", action="store_true", help="continue from <output_dir>/last.pt")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--seed", type=int)
+    t.add_argument("--epochs", type=_at_least(1))
+    t.add_argument("--batch-size", type=_at_least(1))
+    t.add_argument("--lr", type=_positive_float)
+    t.add_argument("--seed", type=_at_least(0))
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    t.add_argument("--threads", type=int, help="torch threads (0 = all cores)")
+    t.add_argument("--threads", type=_at_least(0), help="torch threads (0 = all cores)")
     t.add_argument("--out", help="output dir (default runs/<experiment>)")
     t.add_argument("--data", help="train on this file or dataset (sets data.source): rml2016:FILE, rml2018:FILE, "
                                   "sigmf:PATH, or a bare path whose format is detected")
     t.add_argument("--data-root", help="synthetic dataset dir (default: cache dir named by data.name)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set augment.freq_offset=0.01")
-    t.add_argument("--stop-after", type=int, help="stop after N epochs of this invocation (resume later)")
+    t.add_argument("--stop-after", type=_at_least(1), help="stop after N epochs of this invocation (resume later)")
     t.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint and/or ONNX model on a dataset or file")
@@ -37,8 +72,8 @@ def _parser():
                                   "rml2018:FILE, sigmf:PATH, a dataset dir, or a bare path whose format is detected")
     e.add_argument("--split", help="the split to score (default: test of a dataset dir, all = every frame of a file)")
     e.add_argument("--data-split", help="files: how to split them, train/val/test percentages (default 60/20/20)")
-    e.add_argument("--data-seed", type=int, help="files: the split seed (default 2016)")
-    e.add_argument("--limit", type=int, help="files: at most this many frames per (class, SNR) before splitting")
+    e.add_argument("--data-seed", type=_at_least(0), help="files: the split seed (default 2016)")
+    e.add_argument("--limit", type=_at_least(0), help="files: at most this many frames per (class, SNR) before splitting")
     e.add_argument("--classes", help="rml2018: comma-separated names of Y's columns (default: the corrected order); "
                                      "sigmf: the classes labels must belong to")
     e.add_argument("--out", required=True)
@@ -49,12 +84,13 @@ def _parser():
     x = sub.add_parser("export", help="export a checkpoint to a contract ONNX model")
     x.add_argument("--checkpoint", required=True)
     x.add_argument("--out", required=True)
-    x.add_argument("--opset", type=int, default=18)
+    x.add_argument("--opset", type=_at_least(7), default=18, help="ONNX opset to write (default 18); refused when "
+                   "the exporters cannot write it")
     x.add_argument("--legacy", action="store_true", help="use the TorchScript exporter (dynamo=False)")
     x.add_argument("--exit-policy", choices=("entropy", "maxprob", "gate"), help="early-exit models: the exit rule (default: the run's)")
-    x.add_argument("--exit-budget-pp", type=float, help="early-exit models: validation accuracy the threshold may cost")
+    x.add_argument("--exit-budget-pp", type=_non_negative_float, help="early-exit models: validation accuracy the threshold may cost")
     x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
-    x.add_argument("--samples-per-symbol", type=int, help="the model's samples per symbol, when its training data "
+    x.add_argument("--samples-per-symbol", type=_at_least(1), help="the model's samples per symbol, when its training data "
                                                            "did not state it (RadioML 2018, SigMF)")
 
     fo = sub.add_parser("from-onnx", help="rebuild a checkpoint from a shipped plain student's ONNX file "
@@ -81,7 +117,7 @@ def _parser():
     pr.add_argument("--markdown", help="write the tables here (between the results markers, if the file has them)")
     pr.add_argument("--json", help="write the rows and the per-architecture summary here")
     pr.add_argument("--plot-dir", help="write pruning-<architecture>.png here")
-    pr.add_argument("--budget-pp", type=float, default=0.5, help="accuracy loss allowed for the summary (default 0.5 pp)")
+    pr.add_argument("--budget-pp", type=_non_negative_float, default=0.5, help="accuracy loss allowed for the summary (default 0.5 pp)")
     pr.add_argument("--no-remeasure", action="store_true", help="keep the summaries' ORT speeds instead of timing all models side by side")
     ee = sub.add_parser("exits-eval", help="per-SNR exit rates, accuracy, cost and measured speed of an early-exit model")
     ee.add_argument("--onnx", required=True, help="the early-exit model's entry file")
@@ -102,12 +138,12 @@ def _parser():
     cl.add_argument("--model", help="contract ONNX model (default: the classifier block's default student)")
     cl.add_argument("--format", help="raw captures: SigMF datatype of the samples, e.g. cf32_le, ci16_le, ci8, cu8 "
                                      "(.cfile defaults to cf32_le)")
-    cl.add_argument("--rate", type=float, help="raw captures: sample rate, Hz")
-    cl.add_argument("--symbol-rate", type=float, help="symbol rate of the signal, Hz: resample to the model's "
+    cl.add_argument("--rate", type=_positive_float, help="raw captures: sample rate, Hz")
+    cl.add_argument("--symbol-rate", type=_positive_float, help="symbol rate of the signal, Hz: resample to the model's "
                                                       "samples per symbol first (default: use the samples as they are)")
-    cl.add_argument("--hop", type=int, help="frame hop in samples at the model's rate (default or 0: the frame length)")
+    cl.add_argument("--hop", type=_at_least(0), help="frame hop in samples at the model's rate (default or 0: the frame length)")
     cl.add_argument("--min-confidence", type=float, default=0.0, help="frames below this top probability are 'unknown'")
-    cl.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
+    cl.add_argument("--threads", type=_at_least(1), default=1, help="onnxruntime threads")
     cl.add_argument("--meta-out", help="annotations file (default <base>.modrec.sigmf-meta beside the recording)")
     cl.add_argument("--plot", help="timeline PNG (default <base>.modrec.png beside the recording)")
     cl.add_argument("--no-plot", action="store_true", help="write no timeline PNG")

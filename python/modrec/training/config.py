@@ -240,6 +240,15 @@ def _validate(cfg, source):
         bad("train.epochs", ">= 1", cfg.train.epochs)
     if cfg.train.batch_size < 1:
         bad("train.batch_size", ">= 1", cfg.train.batch_size)
+    if cfg.train.eval_batch_size < 1:
+        bad("train.eval_batch_size", ">= 1", cfg.train.eval_batch_size)
+    cores = os.cpu_count() or 1
+    if not 0 <= cfg.train.threads <= cores:
+        bad("train.threads", f"0 (all cores) to {cores} (this machine's cores)", cfg.train.threads)
+    if cfg.train.grad_clip < 0:
+        bad("train.grad_clip", ">= 0 (0 = off)", cfg.train.grad_clip)
+    if cfg.data.workers < 0:
+        bad("data.workers", ">= 0 (0 = all cores)", cfg.data.workers)
     if cfg.optim.name.lower() not in ("adamw", "adam", "sgd"):
         bad("optim.name", "one of adamw, adam, sgd", cfg.optim.name)
     if cfg.optim.lr <= 0:

@@ -33,6 +33,12 @@ class _WithSoftmax(nn.Module):
         return torch.softmax(self.model(iq), dim=-1)
 
 
+def _default_opset(proto):
+    """The version of the default ONNX domain a model imports (its opset)."""
+    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    return versions[0] if versions else None
+
+
 def _torch_export(wrapped, dummy, path, opset, dynamo):
     kwargs = dict(
         input_names=[contract.INPUT_NAME],
@@ -137,15 +143,36 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
 
     exporter = "dynamo" if dynamo else "torchscript"
     try:
-        _torch_export(wrapped, dummy, path, opset, dynamo)
-    except Exception as err:  # the dynamo exporter is still young; the legacy one is a safe fallback
-        if not dynamo:
-            raise
-        warnings.warn(f"dynamo ONNX export failed ({type(err).__name__}: {err}); using dynamo=False")
-        exporter = "torchscript"
-        _torch_export(wrapped, dummy, path, opset, False)
+        try:
+            _torch_export(wrapped, dummy, path, opset, dynamo)
+        except Exception as err:  # the dynamo exporter is still young; the legacy one is a safe fallback
+            if not dynamo:
+                raise
+            warnings.warn(f"dynamo ONNX export failed ({type(err).__name__}: {err}); using dynamo=False")
+            exporter = "torchscript"
+            _torch_export(wrapped, dummy, path, opset, False)
+    except Exception as err:
+        path.unlink(missing_ok=True)
+        raise ValueError(f"{path}: ONNX export at opset {opset} failed ({type(err).__name__}: {err})") from err
 
     proto = clean_exported(onnx.load(str(path), load_external_data=True))
+    written = _default_opset(proto)
+    if written != opset and exporter == "dynamo":
+        # the dynamo exporter writes its own opset and only tries to convert to the one asked for;
+        # the TorchScript exporter writes the opset it is given
+        warnings.warn(f"the dynamo exporter wrote opset {written}, not {opset}; exporting with dynamo=False")
+        exporter = "torchscript"
+        try:
+            _torch_export(wrapped, dummy, path, opset, False)
+        except Exception as err:
+            path.unlink(missing_ok=True)
+            raise ValueError(f"{path}: ONNX export at opset {opset} failed ({type(err).__name__}: {err})") from err
+        proto = clean_exported(onnx.load(str(path), load_external_data=True))
+        written = _default_opset(proto)
+    if written != opset:
+        path.unlink(missing_ok=True)
+        raise ValueError(f"{path}: opset {opset} was asked for, but the exporter wrote opset {written}; "
+                         f"pick an opset it supports (default 18)")
     metadata = {
         "classes": list(classes),
         "frame_len": int(frame_len),
@@ -170,7 +197,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     contract.decode_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props}, source=str(path))
 
     info = {"path": str(path), "params": params, "flops": flops, "bytes": path.stat().st_size,
-            "exporter": exporter, "opset": opset}
+            "exporter": exporter, "opset": written}
     if parity:
         worst, report = check_parity(model, path, frame_len, real_like=real_like)
         info.update(parity_max_abs_diff=worst, parity=report)
