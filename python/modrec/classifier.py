@@ -94,6 +94,12 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self._port = pmt.intern(CLASSIFICATION_PORT)
         self.message_port_register_out(self._port)
         self._pending_tags = deque()  # (offset, key, value, srcid), offsets ascending
+        # Samples held at a stop (lock()/unlock() or tb.stop()), sent first at the next start, with
+        # the tags that sit on them (offset relative to the kept samples): see stop().
+        self._carry = np.zeros(0, dtype=np.complex64)
+        self._carry_tags = []
+        self._shift = 0
+        self.items_in = self.items_out = 0  # samples taken in and sent out, over every run
         # Interned once: work() builds one dict per frame, thousands per second.
         self._fields = {name: pmt.intern(name)
                         for name in ("class", "index", "confidence", "probs", "frame_len", "frame_start", "exit")}
@@ -108,12 +114,45 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
     def start(self):
         # Every start, including the restart of tb.lock()/unlock(), begins at item 0: GNU Radio
         # 3.10 rebuilds block details and buffers then, so offsets restart and samples still in
-        # the old buffers are gone for every block, not just this one.
+        # the old buffers are gone for every block. What this block held at the stop is not
+        # lost: it leaves first (stop() kept it), and the new run's offsets follow it.
         self._framer.reset()
+        self._shift = 0  # output offset - input offset in this run: the carried samples sent so far
+        return True
+
+    def stop(self):
+        # Samples held behind an incomplete frame (and the tags of frames classified in them)
+        # would vanish with the framer at the next start: keep them to send first then. At the
+        # end of a stream the framer has already flushed everything, so nothing is kept.
+        framer = self._framer
+        if len(framer):
+            base, kept = framer.start, len(self._carry)  # tags: offsets into self._carry
+            self._carry_tags += [(kept + offset - base, key, value, srcid)
+                                 for offset, key, value, srcid in self._pending_tags]
+            self._carry = np.concatenate([self._carry, framer.pop(len(framer))])
         self._pending_tags.clear()
         return True
 
+    def _send_carry(self, out):
+        """Send samples kept at the last stop (before anything of this run); returns how many."""
+        n = min(len(out), len(self._carry))
+        out[:n] = self._carry[:n]
+        first = self.nitems_written(0)
+        keep = []
+        for rel, key, value, srcid in sorted(self._carry_tags, key=lambda t: t[0]):
+            if rel < n:
+                self.add_item_tag(0, first + rel, key, value, srcid)
+            else:
+                keep.append((rel - n, key, value, srcid))
+        self._carry_tags = keep
+        self._carry = self._carry[n:]
+        self._shift += n
+        self.items_out += n
+        return n
+
     def forecast(self, noutput_items, ninputs):
+        if len(self._carry):
+            return [0]  # samples kept at the last stop go out first, no input needed
         framer = self._framer
         if len(framer) == 0:
             return [1]
@@ -137,6 +176,8 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
     def general_work(self, input_items, output_items):
         inp = input_items[0]
         out = output_items[0]
+        if len(self._carry):
+            return self._send_carry(out)
         framer = self._framer
         read_before = self.nitems_read(0)
 
@@ -147,6 +188,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
                 self._pending_tags.append((tag.offset, tag.key, tag.value, tag.srcid))
             framer.push(inp[:take])
             self.consume(0, take)
+            self.items_in += take
 
         starts, frames = framer.take_complete()
         if len(starts):
@@ -162,6 +204,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         if n <= 0:
             return 0
         out[:n] = framer.pop(n)
+        self.items_out += n
         released_to = framer.start
         tags = self._pending_tags
         if tags:
@@ -169,7 +212,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
             if ready:
                 self._pending_tags = deque(t for t in tags if t[0] >= released_to)
                 for offset, key, value, srcid in sorted(ready, key=lambda t: t[0]):
-                    self.add_item_tag(0, offset, key, value, srcid)
+                    self.add_item_tag(0, offset + self._shift, key, value, srcid)
         return n
 
     def _classify(self, starts, frames):
@@ -208,7 +251,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
             value = pmt.dict_add(value, f["confidence"], pmt.from_double(confidence))
             value = pmt.dict_add(value, f["probs"], pmt.init_f32vector(n_classes, p.tolist()))
             value = pmt.dict_add(value, f["frame_len"], self._frame_len_pmt)
-            value = pmt.dict_add(value, f["frame_start"], pmt.from_uint64(int(start)))
+            value = pmt.dict_add(value, f["frame_start"], pmt.from_uint64(int(start) + self._shift))
             if self._early_exit:
                 value = pmt.dict_add(value, f["exit"], pmt.from_long(int(exits[k])))
             self._pending_tags.append((int(start), self._key, value, self._srcid))
