@@ -11,12 +11,29 @@ of at most --part-mb MiB (transfer limits); unpack with `cat OUT/runs.tar.part-*
 """
 
 import argparse
+import importlib.util
 import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
 import torch
+
+
+def _checkpoint_io():
+    """python/modrec/training/checkpoint_io.py of this checkout, by path: the one safe checkpoint
+    loader, usable here without the package being importable (standalone: torch and numpy only)."""
+    path = Path(__file__).resolve().parents[1] / "python" / "modrec" / "training" / "checkpoint_io.py"
+    spec = importlib.util.spec_from_file_location("_modrec_checkpoint_io", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# tensors and plain values only: a checkpoint naming anything else is refused, never run
+_io = _checkpoint_io()
+load_checkpoint_file = _io.load_checkpoint_file
 
 TRAINING_STATE = ("optimizer", "scheduler", "rng", "distill")
 
@@ -52,7 +69,7 @@ class SplitWriter(io.RawIOBase):
 
 
 def slim_checkpoint(path):
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint_file(path)
     for key in TRAINING_STATE:
         ckpt.pop(key, None)
     buf = io.BytesIO()
@@ -84,7 +101,7 @@ def main(argv=None):
                 add_bytes(tar, f"{run.name}/best.pt", slim_checkpoint(run / "best.pt"))
             last = run / "last.pt"
             if last.is_file():
-                ckpt = torch.load(last, map_location="cpu", weights_only=False)
+                ckpt = load_checkpoint_file(last)
                 done = len(ckpt["history"]) >= ckpt["config"]["train"]["epochs"]
                 if not done and last.stat().st_size <= args.resume_mb * 2**20:
                     tar.add(last, f"{run.name}/last.pt")
@@ -95,4 +112,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except _io.UnsafeCheckpointError as err:
+        sys.exit(f"error: {err}")

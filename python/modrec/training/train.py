@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed
+from .checkpoint_io import load_checkpoint_file
 from .config import source_options
 from .data.sources import open_source
 from .flops import count_flops, count_params
@@ -248,29 +249,15 @@ def save_checkpoint(path, **payload):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except ModuleNotFoundError as err:
-        if not (err.name or "").startswith("numpy._core"):
-            raise
-        # written under numpy 2 (e.g. a GPU image) and read under numpy 1 (Debian's GNU Radio):
-        # numpy 1 has the same classes under numpy.core. The aliases exist only while loading:
-        # left in sys.modules, they make other packages (onnx's exporters) take this numpy for
-        # numpy 2 and crash the process in numpy's C code.
-        import numpy.core
-        import numpy.core.multiarray
+    """A gr-modrec checkpoint as a dict, read without running anything it holds.
 
-        aliases = {"numpy._core": numpy.core, "numpy._core.multiarray": numpy.core.multiarray}
-        added = [name for name in aliases if name not in sys.modules]
-        sys.modules.update({name: aliases[name] for name in added})
-        try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        finally:
-            for name in added:
-                sys.modules.pop(name, None)
+    Tensors and plain Python values only (checkpoint_io.py): a file naming any other global is
+    refused with UnsafeCheckpointError (a ValueError) naming the file and the global.
+    """
+    path = Path(path)
+    ckpt = load_checkpoint_file(path, map_location=map_location)
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path}: not a gr-modrec checkpoint (holds a {type(ckpt).__name__}, not a dict)")
     for key in ("model_name", "model_cfg", "state_dict"):
         if key not in ckpt:
             raise ValueError(f"{path}: not a gr-modrec checkpoint (no '{key}')")
@@ -461,7 +448,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         earlier = list(was.get("invocations") or [{"command": was.get("command"), "epochs": [1, resumed["epoch"]]}])
     end = cfg.train.epochs if stop_after_epochs is None else min(cfg.train.epochs, start_epoch + stop_after_epochs)
     training_info["invocations"] = earlier + [{
-        "command": command, "epochs": [start_epoch + 1, end], "world_size": ctx.world_size, "torch": torch.__version__,
+        "command": command, "epochs": [start_epoch + 1, end], "world_size": ctx.world_size, "torch": str(torch.__version__),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
     }]
     if session:

@@ -310,12 +310,26 @@ def iter_shards(root, split):
         path = _shard_path(root, split, index)
         if not path.exists():
             raise DatasetError(f"{path} is missing; the dataset is damaged, rebuild it with overwrite")
-        with np.load(path) as shard:
+        x, y, snr = _read_shard(path)
+        yield SplitData(x=x, y=y.astype(np.int64, copy=False), snr_db=snr.astype(np.float32, copy=False), meta=meta)
+
+
+def _read_shard(path):
+    """x, y, snr_db of one shard. Never unpickles: an object array in an .npz is a pickle, which
+    runs code as it loads, and a shard holds only numbers (allow_pickle=False, numpy's default,
+    said here so that no edit turns it on)."""
+    try:
+        with np.load(path, allow_pickle=False) as shard:
             missing = [k for k in SHARD_FIELDS if k not in shard.files]
             if missing:
                 raise DatasetError(f"{path}: missing field(s) {missing}; expected {list(SHARD_FIELDS)}")
-            yield SplitData(x=shard["x"], y=shard["y"].astype(np.int64, copy=False),
-                            snr_db=shard["snr_db"].astype(np.float32, copy=False), meta=meta)
+            return tuple(shard[k] for k in SHARD_FIELDS)
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise DatasetError(f"{path}: not a readable shard ({err}); rebuild the dataset with overwrite") from None
+        raise DatasetError(f"{path}: refused to load: it holds pickled objects (an object array), which may run code "
+                           f"when loaded; a shard holds only the numeric arrays {', '.join(SHARD_FIELDS)}, so this file "
+                           f"was not written by the dataset builder or has been altered. Rebuild the dataset.") from None
 
 
 class SyntheticSource(DataSource):

@@ -96,14 +96,20 @@ def teacher_outputs(teacher, x, *, teacher_sha256, meta, y, split="train", featu
     path = cache_dir / f"{key}.npz"
     if path.is_file():
         try:
-            with np.load(path) as z:
+            # never unpickles (allow_pickle=False, numpy's default, said so that no edit turns it
+            # on): the cache holds numbers, and an object array would be a pickle that runs code
+            with np.load(path, allow_pickle=False) as z:
                 if len(z["logits"]) == len(x) and (not features or "features" in z.files):
                     logits = torch.from_numpy(z["logits"].copy())
                     feats = torch.from_numpy(z["features"].copy()) if features else None
                     log(f"teacher outputs: cache hit {path}")
                     return logits, feats, True
         except (OSError, ValueError, KeyError) as err:  # a truncated file from a killed run: rebuild it
-            log(f"teacher outputs: unreadable cache {path} ({err}); recomputing")
+            if "allow_pickle" in str(err):  # not ours: refused unread, then replaced by the recomputed outputs
+                log(f"teacher outputs: refused cache {path}: it holds pickled objects (an object array), which may "
+                    f"run code when loaded, where the cache holds only numbers; recomputing and replacing it")
+            else:
+                log(f"teacher outputs: unreadable cache {path} ({err}); recomputing")
     logits, feats = _run_teacher(teacher, x, features, batch_size, device, progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
     arrays = {"logits": logits}
