@@ -6,7 +6,6 @@ import json
 import math
 import os
 import tempfile
-import threading
 
 import numpy as np
 import onnx
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto
 
 import onnx_fixtures as fx
+from flowgraph_run import finish_or_stop
 from gnuradio.modrec import contract
 from gnuradio.modrec.runtime import OnnxModel
 
@@ -93,14 +93,7 @@ def test_any_bytes_as_a_model_are_refused_clearly(data):
 
 
 def _run(tb, timeout=20.0):
-    tb.start()
-    waiter = threading.Thread(target=tb.wait, daemon=True)
-    waiter.start()
-    waiter.join(timeout)
-    if waiter.is_alive():
-        tb.stop()
-        waiter.join(5.0)
-        raise AssertionError("the flowgraph hung")
+    assert finish_or_stop(tb, timeout), "the flowgraph hung"
 
 
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**9, 10**9), st.text(max_size=4),

@@ -36,6 +36,7 @@ except ImportError:
     from gnuradio.modrec.classifier import classifier
 
 import onnx_fixtures as fx  # noqa: E402
+from flowgraph_run import finish_or_stop  # noqa: E402
 from gnuradio.modrec import contract  # noqa: E402
 from gnuradio.modrec.classes import UNKNOWN_CLASS  # noqa: E402
 from gnuradio.modrec.runtime.onnx_model import DEFAULT_MODEL_NAME  # noqa: E402
@@ -157,13 +158,7 @@ class qa_classifier(gr_unittest.TestCase):
 
     def run_tb(self, timeout=20.0):
         """tb.run() that fails instead of hanging when the flowgraph never finishes."""
-        self.tb.start()
-        waiter = threading.Thread(target=self.tb.wait, daemon=True)
-        waiter.start()
-        waiter.join(timeout)
-        if waiter.is_alive():
-            self.tb.stop()
-            waiter.join(5.0)
+        if not finish_or_stop(self.tb, timeout):
             self.fail(f"flowgraph did not finish within {timeout} s (a block never reported done)")
 
     def run_flowgraph(self, data, source="vector", max_chunk=None, max_noutput=None, seed=0, **kwargs):

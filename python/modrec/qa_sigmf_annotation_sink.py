@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -46,6 +45,7 @@ except (ImportError, AttributeError):
     modrec = importlib.import_module("gnuradio.modrec")
     sigmf_annotation_sink = modrec.sigmf_annotation_sink
 
+from flowgraph_run import finish_or_stop  # noqa: E402
 from gnuradio.modrec.classes import UNKNOWN_CLASS  # noqa: E402
 from gnuradio.modrec.runtime.annotations import MODREC_EXTENSION, Decision, merge_decisions  # noqa: E402
 from sigmf import sigmffile  # noqa: E402
@@ -104,13 +104,7 @@ class qa_sigmf_annotation_sink(gr_unittest.TestCase):
 
     def run_tb(self, timeout=20.0):
         """tb.run() that fails instead of hanging when the flowgraph never finishes."""
-        self.tb.start()
-        waiter = threading.Thread(target=self.tb.wait, daemon=True)
-        waiter.start()
-        waiter.join(timeout)
-        if waiter.is_alive():
-            self.tb.stop()
-            waiter.join(5.0)
+        if not finish_or_stop(self.tb, timeout):
             self.fail(f"flowgraph did not finish within {timeout} s")
 
     def test_001_classifier_tags_become_merged_annotations(self):

@@ -141,34 +141,27 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     wrapped = _WithSoftmax(model).eval()
     dummy = torch.randn(2, contract.IQ_ROWS, frame_len)
 
-    exporter = "dynamo" if dynamo else "torchscript"
-    try:
+    # The dynamo exporter is still young, and writes its own opset (it only tries to convert to the
+    # one asked for); the TorchScript exporter writes the opset it is given: it is the fallback.
+    exporter, written = "torchscript", None
+    if dynamo:
         try:
-            _torch_export(wrapped, dummy, path, opset, dynamo)
-        except Exception as err:  # the dynamo exporter is still young; the legacy one is a safe fallback
-            if not dynamo:
-                raise
+            _torch_export(wrapped, dummy, path, opset, True)
+            exporter = "dynamo"
+            written = _default_opset(onnx.load(str(path), load_external_data=False))
+        except Exception as err:
             warnings.warn(f"dynamo ONNX export failed ({type(err).__name__}: {err}); using dynamo=False")
+        if exporter == "dynamo" and written != opset:
+            warnings.warn(f"the dynamo exporter wrote opset {written}, not {opset}; exporting with dynamo=False")
             exporter = "torchscript"
-            _torch_export(wrapped, dummy, path, opset, False)
-    except Exception as err:
-        path.unlink(missing_ok=True)
-        raise ValueError(f"{path}: ONNX export at opset {opset} failed ({type(err).__name__}: {err})") from err
-
-    proto = clean_exported(onnx.load(str(path), load_external_data=True))
-    written = _default_opset(proto)
-    if written != opset and exporter == "dynamo":
-        # the dynamo exporter writes its own opset and only tries to convert to the one asked for;
-        # the TorchScript exporter writes the opset it is given
-        warnings.warn(f"the dynamo exporter wrote opset {written}, not {opset}; exporting with dynamo=False")
-        exporter = "torchscript"
+    if exporter == "torchscript":
         try:
             _torch_export(wrapped, dummy, path, opset, False)
         except Exception as err:
             path.unlink(missing_ok=True)
             raise ValueError(f"{path}: ONNX export at opset {opset} failed ({type(err).__name__}: {err})") from err
-        proto = clean_exported(onnx.load(str(path), load_external_data=True))
-        written = _default_opset(proto)
+    proto = clean_exported(onnx.load(str(path), load_external_data=True))
+    written = _default_opset(proto)
     if written != opset:
         path.unlink(missing_ok=True)
         raise ValueError(f"{path}: opset {opset} was asked for, but the exporter wrote opset {written}; "
