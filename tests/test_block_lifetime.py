@@ -89,3 +89,24 @@ def test_a_flowgraph_keeps_the_blocks_it_connects_alive(case):
     result = _run(textwrap.dedent(CASES[case]) + "\nprint('done')\n")
     assert result.returncode == 0 and "done" in result.stdout, (
         f"exit {result.returncode} (-11 = segmentation fault)\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+
+
+def test_every_python_block_the_module_ships_is_owned_by_its_flowgraph():
+    import importlib
+    import inspect
+
+    from gnuradio import gr
+
+    from gnuradio.modrec.keepalive import flowgraph_owned
+
+    package = ROOT / "python" / "modrec"
+    blocks = []
+    for path in package.glob("*.py"):
+        if path.name.startswith("qa_") or path.name == "__init__.py":
+            continue
+        module = importlib.import_module(f"gnuradio.modrec.{path.stem}")
+        blocks += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                   if cls.__module__ == module.__name__ and issubclass(cls, (gr.gateway.gateway_block, gr.hier_block2))]
+    assert {cls.__name__ for cls in blocks} >= {"classifier", "_ClassifierCore", "_EndOfStreamProbe",
+                                                  "sigmf_annotation_sink"}
+    assert [cls.__name__ for cls in blocks if not issubclass(cls, flowgraph_owned)] == []
