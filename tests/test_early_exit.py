@@ -143,6 +143,18 @@ def test_calibration_picks_the_largest_threshold_within_budget():
     assert taken[2] == 1 and (probs.argmax(1) == y).all()  # the sure-but-wrong frame goes on
 
 
+def test_one_list_of_exit_policies():
+    from gnuradio.modrec import contract
+    from gnuradio.modrec.runtime import early_exit
+    from gnuradio.modrec.training import exits
+
+    assert exits.POLICIES is early_exit.POLICIES is contract.EXIT_POLICIES
+    probs = np.stack([np.full(4, 0.25), np.eye(4)[1] * 0.97 + 0.01])
+    gate = {"w1": np.zeros((1, 3 + 4 * 4)), "b1": [0.0], "w2": [0.0], "b2": 0.0}
+    for policy in contract.EXIT_POLICIES:  # each rule the contract names has an implementation
+        assert early_exit.uncertainty(probs, policy, gate).shape == (2,)
+
+
 def _answer_dependent_exit(n, seed):
     """An early exit equally sure of every answer, but right only when it says class 0 or 1; the
     final exit always right."""

@@ -215,6 +215,61 @@ def test_broken_early_exit_models_are_named(tmp_path):
     assert type(load_model(plain)) is OnnxModel  # exits = 1: the plain runtime
 
 
+def test_load_model_opens_every_file_once_with_one_set_of_options(tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    path = fx.save_early_exit_model(str(tmp_path), L, threshold=0.5)
+    opened, real = [], ort.InferenceSession
+
+    def recording(file, sess_options=None, **kwargs):
+        opened.append((os.path.basename(file), sess_options))
+        return real(file, sess_options=sess_options, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    model = load_model(path)
+    assert isinstance(model, EarlyExitModel)
+    assert sorted(name for name, _ in opened) == ["ee.exits.onnx", "ee.onnx", "ee.stage0.onnx", "ee.stage1.onnx"]
+    for name, opts in opened:  # the entry file and the stage files alike (sequential execution included)
+        assert (opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level) == (1, 1, 3), name
+        assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL, name
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0", name
+    monkeypatch.setattr(ort, "InferenceSession", real)
+    frames = _frames(300, seed=13)  # the probe window, then plain windows on the entry's session
+    probs, taken = model.predict_with_exits(frames)
+    want, want_taken = EarlyExitModel(path).predict_with_exits(frames)
+    assert np.array_equal(taken, want_taken)
+    np.testing.assert_allclose(probs, want, atol=1e-6)
+    with pytest.raises(TypeError, match="OnnxModel"):
+        EarlyExitModel.from_entry(model)
+
+
+def test_malformed_early_exit_fields_are_named(tmp_path):
+    path = fx.save_early_exit_model(str(tmp_path), L)
+    proto = onnx.load(path)
+    props = {p.key: p.value for p in proto.metadata_props}
+
+    def save(**changes):
+        del proto.metadata_props[:]
+        onnx.helper.set_model_props(proto, {**props, **changes})
+        onnx.save(proto, str(tmp_path / "bad.onnx"))
+        return str(tmp_path / "bad.onnx")
+
+    cases = [
+        ({contract.EXIT_STAGES: "ee.stage0.onnx"}, r"bad.onnx: metadata field 'exit_stages' is not valid JSON"),
+        ({contract.EXIT_STAGES: "[1, 2]"}, r"bad.onnx: metadata field 'exit_stages' should be a non-empty JSON list"),
+        ({contract.EXIT_THRESHOLDS: '["high"]'}, r"bad.onnx: metadata field 'exit_thresholds' should be a JSON list of numbers"),
+        ({contract.EXIT_FLOPS: "[1, 2, 3]"}, r"bad.onnx: metadata field 'exit_flops' lists 3 stage cost\(s\) for 2"),
+        ({contract.EXIT_POLICY: "coin"}, r"bad.onnx: exit_policy must be one of entropy, maxprob, gate, got 'coin'"),
+        ({contract.EXIT_PLACEMENTS: "[1, 2]"}, r"bad.onnx: metadata field 'exit_placements' should be a JSON list of 1"),
+    ]
+    for changes, message in cases:
+        with pytest.raises(contract.ContractError, match=message):
+            load_model(save(**changes))
+    del props[contract.EXIT_POLICY]
+    with pytest.raises(contract.ContractError, match="bad.onnx: early-exit metadata lacks exit_policy"):
+        EarlyExitModel(save())
+
+
 def test_benchmark_runs_on_a_fixture(tmp_path):
     """apps/bench_early_exit.py (part of `make bench`) prints worst and best case against the plain model."""
     import subprocess

@@ -60,6 +60,29 @@ def test_predict_edge_inputs(model_file):
         m.predict(np.zeros((2, 2, L + 1), np.float32))
 
 
+def test_a_plain_model_answers_as_an_early_exit_model_does(model_file):
+    """The same interface as EarlyExitModel: one exit, so every frame takes exit 0 (= n_exits - 1)."""
+    m = OnnxModel(model_file)
+    assert m.n_exits == 1
+    x = _frames(7, seed=5)
+    probs, taken = m.predict_with_exits(x)
+    np.testing.assert_array_equal(probs, m.predict(x))
+    assert taken.dtype == np.int64 and taken.tolist() == [m.n_exits - 1] * 7 == [0] * 7
+    p0, t0 = m.predict_with_exits(np.zeros((0, 2, L), np.float32))
+    assert p0.shape == (0, len(m.classes)) and t0.shape == (0,)
+    with pytest.raises(ValueError, match=r"\(N, 2, 32\)"):
+        m.predict_with_exits(np.zeros((2, 2, L + 1), np.float32))
+
+
+def test_one_session_options_builder():
+    import onnxruntime as ort
+
+    opts = onnx_model.session_options(3)
+    assert opts.intra_op_num_threads == 3 and opts.inter_op_num_threads == 1
+    assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL and opts.log_severity_level == 3
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_single_thread_sequential_by_default(model_file):
     opts = OnnxModel(model_file)._session.get_session_options()
     assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1

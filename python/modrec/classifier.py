@@ -103,7 +103,9 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         # Interned once: work() builds one dict per frame, thousands per second.
         self._fields = {name: pmt.intern(name)
                         for name in ("class", "index", "confidence", "probs", "frame_len", "frame_start", "exit")}
-        self._early_exit = hasattr(model, "predict_with_exits")
+        # plain and early-exit models answer alike (a plain model: one exit, index 0); the tags
+        # name the exit a frame took only where there is a choice
+        self._tag_exit = model.n_exits > 1
         self._class_symbols = [pmt.intern(name) for name in model.classes]
         self._unknown_symbol = pmt.intern(UNKNOWN_CLASS)
         # stream samples a frame covers: the model's frame_len, or its span at the stream's rate
@@ -223,10 +225,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         exits = np.full(len(starts), -1, dtype=np.int64)  # -1: not run through the model
         if finite.any():
             try:
-                if self._early_exit:
-                    probs[finite], exits[finite] = model.predict_with_exits(complex_to_iq(frames[finite]))
-                else:
-                    probs[finite] = model.predict(complex_to_iq(frames[finite]))
+                probs[finite], exits[finite] = model.predict_with_exits(complex_to_iq(frames[finite]))
             except Exception as err:  # noqa: BLE001 -- whatever the model raises, samples keep flowing
                 # An exception out of general_work kills the block's thread and hangs the flowgraph
                 # with samples inside. The frames are tagged unknown (confidence 0), as bad samples are.
@@ -252,7 +251,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
             value = pmt.dict_add(value, f["probs"], pmt.init_f32vector(n_classes, p.tolist()))
             value = pmt.dict_add(value, f["frame_len"], self._frame_len_pmt)
             value = pmt.dict_add(value, f["frame_start"], pmt.from_uint64(int(start) + self._shift))
-            if self._early_exit:
+            if self._tag_exit:
                 value = pmt.dict_add(value, f["exit"], pmt.from_long(int(exits[k])))
             self._pending_tags.append((int(start), self._key, value, self._srcid))
             self.message_port_pub(self._port, value)

@@ -3,8 +3,9 @@
 Imports only numpy, onnxruntime and the standard library so it runs on any GNU Radio host.
 """
 
-from .early_exit import EarlyExitModel, exit_decisions, load_model
+from .early_exit import EarlyExitModel, exit_decisions
 from .framing import StreamFramer, complex_to_iq, frame_starts
+from .load import load_model
 from .onnx_model import DEFAULT_MODEL_NAME, MODEL_DIR_ENV, OnnxModel, default_model_path, model_search_dirs
 
 __all__ = [

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..classes import UNKNOWN_CLASS
 from .annotations import META_EXT, Decision, merge_decisions, write_annotations
-from .early_exit import load_model
 from .framing import ResampledFramer, StreamFramer, complex_to_iq
+from .load import load_model
 from .onnx_model import default_model_path
 from .recording import open_recording
 from .resample import resample_ratio_for

@@ -2,23 +2,24 @@
 
 An early-exit model is an entry file (a contract model, the whole network) whose metadata names
 its stage files (``exit_stages``), the exit rule (``exit_policy``) and one threshold per early
-exit (``exit_thresholds``); see training/exits/export.py. Stage 0 runs on every frame; frames
-whose exit is confident enough stop there, the rest go on as one smaller batch, and so on. A
-frame that goes all the way costs the plain network plus the early heads and one gather per
-stage, so while few frames leave (low SNR) the stream runs through the entry file instead, the
-plain network, and every few windows a probe looks whether frames would leave again.
+exit (``exit_thresholds``): training/exits/export.py writes them, contract.decode_exit_metadata
+reads them. Stage 0 runs on every frame; frames whose exit is confident enough stop there, the
+rest go on as one smaller batch, and so on. A frame that goes all the way costs the plain network
+plus the early heads and one gather per stage, so while few frames leave (low SNR) the stream
+runs through the entry file instead, the plain network, and every few windows a probe looks
+whether frames would leave again. load_model (load.py) picks this or the plain OnnxModel.
 numpy + onnxruntime only.
 """
 
-import json
 import os
 
 import numpy as np
 
 from .. import contract
-from .onnx_model import PROBE_BATCHES, OnnxModel, check_probabilities, ort_error, probe_frames
+from .onnx_model import (PROBE_BATCHES, OnnxModel, check_probabilities, open_session, ort_error, probe_frames,
+                         session_options)
 
-POLICIES = ("entropy", "maxprob", "gate")
+POLICIES = contract.EXIT_POLICIES  # the exit rules' names: the contract's tuple
 
 
 def gate_features(probs):
@@ -27,7 +28,7 @@ def gate_features(probs):
     scaled by its probability and by the entropy (how sure an exit may be depends on its answer)."""
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
     top = -np.sort(-p, axis=1)[:, :2]
-    entropy = uncertainty(p, "entropy")[:, None]
+    entropy = uncertainty(p, contract.POLICY_ENTROPY)[:, None]
     answer = np.eye(p.shape[1])[p.argmax(axis=1)]
     return np.concatenate([top, entropy, np.log(np.maximum(p, 1e-6)), answer, answer * top[:, :1], answer * entropy], axis=1)
 
@@ -38,14 +39,15 @@ def uncertainty(probs, policy, gate=None):
     metadata ``exit_gates``). The one implementation: threshold calibration (training/exits) uses
     it too, so a frame at the threshold is decided alike in both."""
     probs = np.asarray(probs, dtype=np.float64)
-    if policy == "entropy":
+    if policy == contract.POLICY_ENTROPY:
         p = np.clip(probs, 1e-12, 1.0)
         return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
-    if policy == "maxprob":
+    if policy == contract.POLICY_MAXPROB:
         return 1.0 - probs.max(axis=1)
-    if policy == "gate":
+    if policy == contract.POLICY_GATE:
         if gate is None:
-            raise ValueError("exit policy 'gate' needs the exit's gate weights (metadata exit_gates)")
+            raise ValueError(f"exit policy '{contract.POLICY_GATE}' needs the exit's gate weights "
+                             f"(metadata {contract.EXIT_GATES})")
         hidden = np.maximum(gate_features(probs) @ np.asarray(gate["w1"]).T + np.asarray(gate["b1"]), 0.0)
         return np.exp(-np.logaddexp(0.0, hidden @ np.asarray(gate["w2"]) + float(gate["b2"])))  # 1 - sigmoid
     raise ValueError(f"unknown exit policy {policy!r}; known: {', '.join(POLICIES)}")
@@ -66,22 +68,21 @@ def exit_decisions(exit_probs, thresholds, policy, gates=None):
     return chosen, taken
 
 
-def check_gates(gates, n_early, n_classes, source):
-    """The ``exit_gates`` metadata (one {w1 (H, 3 + 4C), b1 (H), w2 (H), b2} per early exit),
-    checked and as arrays."""
+def check_gates(gates, n_classes, source):
+    """The gates contract.decode_exit_metadata decoded (one {w1 (H, 3 + 4C), b1 (H), w2 (H), b2}
+    per early exit), their shapes checked, as arrays."""
     features = 3 + 4 * n_classes
-    if not isinstance(gates, list) or len(gates) != n_early:
-        raise contract.ContractError(f"{source}: exit_gates should list {n_early} gate(s), one per early exit")
+    key = contract.EXIT_GATES
     checked = []
     for k, gate in enumerate(gates):
         try:
             arrays = {key: np.asarray(gate[key], float) for key in ("w1", "b1", "w2")}
             arrays["b2"] = float(gate["b2"])
         except (KeyError, TypeError, ValueError) as err:
-            raise contract.ContractError(f"{source}: exit_gates[{k}] needs numeric w1, b1, w2, b2 ({err})") from None
+            raise contract.ContractError(f"{source}: {key}[{k}] needs numeric w1, b1, w2, b2 ({err})") from None
         w1, b1, w2 = arrays["w1"], arrays["b1"], arrays["w2"]
         if w1.ndim != 2 or w1.shape[1] != features or b1.shape != (w1.shape[0],) or w2.shape != (w1.shape[0],):
-            raise contract.ContractError(f"{source}: exit_gates[{k}] shapes w1 {w1.shape}, b1 {b1.shape}, w2 {w2.shape}; "
+            raise contract.ContractError(f"{source}: {key}[{k}] shapes w1 {w1.shape}, b1 {b1.shape}, w2 {w2.shape}; "
                                          f"expected (H, {features}), (H,), (H,) for {n_classes} classes")
         checked.append(arrays)
     return checked
@@ -116,66 +117,59 @@ class EarlyExitModel(OnnxModel):
 
     def __init__(self, path, threads=1, thresholds=None, adaptive=True):
         super().__init__(path, threads=threads)
-        import onnxruntime as ort
+        self._open_stages(thresholds, adaptive)
 
+    @classmethod
+    def from_entry(cls, entry, thresholds=None, adaptive=True):
+        """The early-exit model around an entry file already loaded (and probed) as an OnnxModel:
+        its session is taken over, not opened again (load_model). ``entry`` is not to be used after."""
+        if type(entry) is not OnnxModel:
+            raise TypeError(f"from_entry takes a loaded OnnxModel, got {type(entry).__name__}")
+        model = cls.__new__(cls)
+        vars(model).update(vars(entry))
+        model._open_stages(thresholds, adaptive)
+        return model
+
+    def _open_stages(self, thresholds, adaptive):
+        """Decode the early-exit metadata, open each stage file (and the all-exits file) once,
+        probe them, and set the stream up to start with a probe window."""
         md, src = self.metadata, self.path
-        try:
-            names = json.loads(md["exit_stages"]) if isinstance(md.get("exit_stages"), str) else md["exit_stages"]
-            policy = md["exit_policy"]
-            stored = json.loads(md["exit_thresholds"]) if isinstance(md.get("exit_thresholds"), str) else md["exit_thresholds"]
-            flops = json.loads(md["exit_flops"]) if isinstance(md.get("exit_flops"), str) else md.get("exit_flops")
-        except KeyError as err:
-            raise contract.ContractError(f"{src}: early-exit metadata lacks {err.args[0]}") from None
-        if md["exits"] != len(names) or len(stored) != len(names) - 1:
-            raise contract.ContractError(f"{src}: exits = {md['exits']} but {len(names)} stage files and "
-                                         f"{len(stored)} thresholds (need exits and exits - 1)")
-        if policy not in POLICIES:
-            raise contract.ContractError(f"{src}: exit_policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-        self.policy = policy
-        self.gates = None
-        if policy == "gate":
-            if "exit_gates" not in md:
-                raise contract.ContractError(f"{src}: exit_policy is 'gate' but the metadata lacks exit_gates")
-            gates = json.loads(md["exit_gates"]) if isinstance(md["exit_gates"], str) else md["exit_gates"]
-            self.gates = check_gates(gates, len(names) - 1, len(self.classes), src)
+        exits = contract.decode_exit_metadata(md, source=src)
+        names, flops = list(exits.stages), None if exits.flops is None else list(exits.flops)
+        self.policy = exits.policy
+        self.placements = None if exits.placements is None else list(exits.placements)
+        self.gates = None if exits.gates is None else check_gates(list(exits.gates), len(self.classes), src)
         self.exit_flops = flops
-        self.thresholds = [float(t) for t in (stored if thresholds is None else thresholds)]
+        self.thresholds = [float(t) for t in (exits.thresholds if thresholds is None else thresholds)]
         if len(self.thresholds) != len(names) - 1:
             raise ValueError(f"{src}: {len(names) - 1} thresholds needed, got {self.thresholds}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
+        opts = session_options(self.threads)
         self.stage_paths = [os.path.join(os.path.dirname(src), n) for n in names]
         self._stages = []
         for k, stage_path in enumerate(self.stage_paths):
             if not os.path.isfile(stage_path):
-                raise FileNotFoundError(f"{src}: stage file {stage_path} (exit_stages[{k}]) does not exist")
-            try:
-                sess = ort.InferenceSession(stage_path, sess_options=opts, providers=["CPUExecutionProvider"])
-            except Exception as err:
-                raise contract.ContractError(f"{stage_path}: not a loadable ONNX model ({err})") from None
+                raise FileNotFoundError(f"{src}: stage file {stage_path} ({contract.EXIT_STAGES}[{k}]) does not exist")
+            sess = open_session(stage_path, opts)
             outs = [o.name for o in sess.get_outputs()]
             want = 1 if k == len(names) - 1 else 2
             if len(outs) != want:
                 raise contract.ContractError(f"{stage_path}: stage {k} should have {want} output(s), has {outs}")
             self._stages.append((sess, sess.get_inputs()[0].name, outs))
         self._all = None
-        if md.get("exit_all"):
-            all_path = os.path.join(os.path.dirname(src), md["exit_all"])
+        if exits.all_exits:
+            all_path = os.path.join(os.path.dirname(src), exits.all_exits)
             if not os.path.isfile(all_path):
-                raise FileNotFoundError(f"{src}: all-exits file {all_path} (exit_all) does not exist")
-            sess = ort.InferenceSession(all_path, sess_options=opts, providers=["CPUExecutionProvider"])
+                raise FileNotFoundError(f"{src}: all-exits file {all_path} ({contract.EXIT_ALL}) does not exist")
+            sess = open_session(all_path, opts)
             if len(sess.get_outputs()) != len(names):
                 raise contract.ContractError(f"{all_path}: the all-exits file should have {len(names)} outputs "
                                              f"(one per exit), has {len(sess.get_outputs())}")
             self._all = (sess, sess.get_inputs()[0].name, [o.name for o in sess.get_outputs()])
         self._probe_stages()
         self.adaptive = adaptive
-        self.cascade_from = _cascade_break_even(flops, md.get("flops"))
+        self.cascade_from = _cascade_break_even(flops, md.get(contract.FLOPS))
         self._stage_flops_to = np.cumsum(flops or [0] * len(names)).astype(np.int64)  # leaving at exit k costs stages 0..k
-        self._plain_flops = int(md.get("flops") or self._stage_flops_to[-1])
+        self._plain_flops = int(md.get(contract.FLOPS) or self._stage_flops_to[-1])
         self.leave_share = 0.0  # moving average of the share of frames leaving early, per window
         self.flops_spent = self.frames_run = 0  # for cost figures: FLOPs run (each frame, the stages it ran)
         self._mode = _PROBE if adaptive else _CASCADE  # the first window measures the share
@@ -329,11 +323,3 @@ def _cascade_break_even(exit_flops, plain_flops):
     skipped = total - float(exit_flops[0])  # what a frame leaving at exit 0 saves
     heads = max(total - plain, 0.0)
     return (heads + CASCADE_OVERHEAD * plain) / skipped if skipped > 0 else float("inf")
-
-
-def load_model(path, threads=1):
-    """The right runtime for a model file: EarlyExitModel when its metadata lists exit stages."""
-    model = OnnxModel(path, threads=threads)
-    if model.metadata.get("exits", 1) > 1 and "exit_stages" in model.metadata:
-        return EarlyExitModel(path, threads=threads)
-    return model

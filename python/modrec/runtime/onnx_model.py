@@ -105,6 +105,35 @@ def check_probabilities(probs, n, n_classes, source, what):
         )
 
 
+def session_options(threads):
+    """The onnxruntime options of every session the runtime opens (plain models, stage files, the
+    all-exits file): ``threads`` intra-op threads, one inter-op thread, sequential execution, no
+    spinning, warnings and below not logged."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    # A flowgraph already runs one thread per block; on small (2-core) machines a second
+    # intra-op thread competes with the DSP blocks and throughput collapses.
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Spinning workers burn the cores the rest of the flowgraph needs between frames.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
+def open_session(path, options):
+    """An onnxruntime CPU session for the file ``path`` (``options`` from session_options);
+    ContractError naming the file when onnxruntime cannot load it."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises several private exception types for bad files
+        raise contract.ContractError(f"{path}: not a loadable ONNX model ({err})") from None
+
+
 def _dim(value):
     """ORT reports dynamic dims as strings or None; only ints are fixed sizes."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -114,12 +143,11 @@ class OnnxModel:
     """A contract-honouring ONNX classifier loaded into onnxruntime.
 
     ``predict(frames)`` takes float32 (N, 2, frame_len) I/Q frames and returns float32 (N, C)
-    class probabilities in a single batched session run.
+    class probabilities in a single batched session run. ``n_exits`` and ``predict_with_exits``
+    answer as EarlyExitModel's do (one exit, index 0), so a caller never asks which it holds.
     """
 
     def __init__(self, path, threads=1):
-        import onnxruntime as ort
-
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
         if threads > available_cores():
@@ -133,25 +161,12 @@ class OnnxModel:
         if not os.path.isfile(src):
             raise contract.ContractError(f"{src}: not a regular file")
 
-        opts = ort.SessionOptions()
-        # A flowgraph already runs one thread per block; on small (2-core) machines a second
-        # intra-op thread competes with the DSP blocks and throughput collapses.
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Spinning workers burn the cores the rest of the flowgraph needs between frames.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # ORT raises several private exception types for bad files
-            raise contract.ContractError(f"{src}: not a loadable ONNX model ({err})") from None
-
+        self._session = open_session(src, session_options(self.threads))
         props = dict(self._session.get_modelmeta().custom_metadata_map)
         self.metadata = contract.decode_metadata(props, source=src)
-        self.classes = tuple(self.metadata["classes"])
-        self.frame_len = int(self.metadata["frame_len"])
-        self.samples_per_symbol = int(self.metadata["samples_per_symbol"])
+        self.classes = tuple(self.metadata[contract.CLASSES])
+        self.frame_len = int(self.metadata[contract.FRAME_LEN])
+        self.samples_per_symbol = int(self.metadata[contract.SAMPLES_PER_SYMBOL])
 
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
@@ -211,6 +226,11 @@ class OnnxModel:
     def n_classes(self):
         return len(self.classes)
 
+    @property
+    def n_exits(self):
+        """Exits the model has: 1, the final one (EarlyExitModel: one per stage)."""
+        return 1
+
     def predict(self, frames):
         """float32 (N, 2, frame_len) -> float32 (N, n_classes) probabilities, one ORT call."""
         frames = np.ascontiguousarray(frames, dtype=np.float32)
@@ -223,8 +243,15 @@ class OnnxModel:
         probs = self._session.run([self._output_name], {self._input_name: frames})[0]
         return np.asarray(probs, dtype=np.float32)
 
+    def predict_with_exits(self, frames):
+        """float32 (N, 2, frame_len) -> (probs (N, C) float32, exit index (N,) int64), as
+        EarlyExitModel answers: a plain model has one exit, so every frame takes exit 0, which is
+        also the final exit (n_exits - 1)."""
+        probs = self.predict(frames)
+        return probs, np.full(len(probs), self.n_exits - 1, dtype=np.int64)
+
     def __repr__(self):
         return (
-            f"OnnxModel({self.path!r}, architecture={self.metadata.get('architecture')!r}, "
+            f"OnnxModel({self.path!r}, architecture={self.metadata.get(contract.ARCHITECTURE)!r}, "
             f"frame_len={self.frame_len}, classes={len(self.classes)})"
         )

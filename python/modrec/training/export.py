@@ -167,16 +167,16 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
         raise ValueError(f"{path}: opset {opset} was asked for, but the exporter wrote opset {written}; "
                          f"pick an opset it supports (default 18)")
     metadata = {
-        "classes": list(classes),
-        "frame_len": int(frame_len),
-        "samples_per_symbol": int(samples_per_symbol),
-        "architecture": architecture or getattr(model, "model_name", type(model).__name__.lower()),
-        "distillation": distillation,
-        "pruning": pruning,
-        "exits": int(exits),
-        "params": int(params),
-        "flops": int(flops),
-        "training": training if training is not None else {},
+        contract.CLASSES: list(classes),
+        contract.FRAME_LEN: int(frame_len),
+        contract.SAMPLES_PER_SYMBOL: int(samples_per_symbol),
+        contract.ARCHITECTURE: architecture or getattr(model, "model_name", type(model).__name__.lower()),
+        contract.DISTILLATION: distillation,
+        contract.PRUNING: pruning,
+        contract.EXITS: int(exits),
+        contract.PARAMS: int(params),
+        contract.FLOPS: int(flops),
+        contract.TRAINING: training if training is not None else {},
         **(extra_metadata or {}),
     }
     del proto.metadata_props[:]

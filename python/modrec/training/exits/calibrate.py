@@ -14,10 +14,11 @@ serves every early exit, as in the published method. The rule itself is the runt
 
 import numpy as np
 
-from ...runtime.early_exit import POLICIES, exit_decisions  # noqa: F401  (re-exported)
+from ...contract import EXIT_POLICIES as POLICIES, POLICY_ENTROPY  # noqa: F401  (re-exported)
+from ...runtime.early_exit import exit_decisions  # noqa: F401  (re-exported)
 
 
-def calibrate_threshold(exit_probs, y, policy="entropy", budget_pp=0.5, grid=201, snr=None, snr_min=None, gates=None):
+def calibrate_threshold(exit_probs, y, policy=POLICY_ENTROPY, budget_pp=0.5, grid=201, snr=None, snr_min=None, gates=None):
     """The largest threshold within the accuracy budget, with what it gives on these frames.
 
     With ``snr`` (per frame) and ``snr_min``, the budget must also hold on the frames at or

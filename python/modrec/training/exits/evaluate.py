@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import contract
 from ...classes import class_index_map
 from ...runtime import EarlyExitModel, OnnxModel
 from ...runtime.timing import paired_times, speed_ratio
@@ -44,7 +45,7 @@ def evaluate_early_exit(ee_path, plain_path, data_root, split="test", batch=256,
     x, y, snr = x[known], to_model[known], snr[known]
     if not len(y):
         raise ValueError(f"{data_root}: no frame of a class {plain_path} knows ({', '.join(plain.classes)})")
-    plain_flops = int(plain.metadata["flops"])
+    plain_flops = int(plain.metadata[contract.FLOPS])
     rows = []
     for s in sorted(set(snr.tolist())):
         sel = snr == s
@@ -78,7 +79,7 @@ def evaluate_early_exit(ee_path, plain_path, data_root, split="test", batch=256,
     return {
         "model": str(ee_path), "plain_model": str(plain_path), "split": split, "data_root": str(data_root),
         "frames_of_classes_unknown_to_model": int((~known).sum()),
-        "policy": ee.policy, "thresholds": ee.thresholds, "placements": ee.metadata.get("exit_placements"),
+        "policy": ee.policy, "thresholds": ee.thresholds, "placements": ee.metadata.get(contract.EXIT_PLACEMENTS),
         "exit_flops": list(ee.exit_flops), "plain_flops": plain_flops, "per_snr": rows,
         "low_snr_runtime": "plain network",  # results before 2026-11-24 ran the all-exits graph there
         "all": pooled(lambda s: True), "snr_ge_10": pooled(lambda s: s >= 10), "snr_min": pooled(lambda s: s == min(snr)),

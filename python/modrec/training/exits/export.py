@@ -1,9 +1,10 @@
 """Export of an early-exit student: the entry file plus one ONNX file per stage.
 
 ``<name>.onnx`` is the whole network up to its final exit: an ordinary contract model (any
-runtime that ignores exits runs it as the plain student) whose metadata adds ``exits`` (K),
-``exit_policy``, ``exit_thresholds`` (one per early exit), ``exit_gates`` (policy ``gate``), ``exit_stages`` (the stage files,
-beside it) and ``exit_flops`` (FLOPs of each stage: its blocks and its exit head).
+runtime that ignores exits runs it as the plain student) whose metadata (keys and their decoding:
+contract.py) adds ``exits`` (K), ``exit_policy``, ``exit_thresholds`` (one per early exit),
+``exit_gates`` (policy ``gate``), ``exit_stages`` (the stage files, beside it), ``exit_flops``
+(FLOPs of each stage: its blocks and its exit head) and ``exit_placements``.
 ``<name>.stage<k>.onnx`` maps stage k's input (raw I/Q ``iq`` for k = 0, else ``features``) to
 ``probs`` and, except for the last stage, ``next_features`` for the next one; the runtime sends only
 the frames that did not exit on to the next stage. ``<name>.exits.onnx`` (metadata ``exit_all``)
@@ -95,23 +96,26 @@ def export_early_exit(model, path, *, thresholds, policy, classes, frame_len, op
     names = [f"{path.stem}.stage{k}.onnx" for k in range(len(stages))]
     all_exits = f"{path.stem}.exits.onnx"
     flops = stage_flops(model, frame_len)
-    extra = {"exit_policy": policy, "exit_thresholds": [float(t) for t in thresholds], "exit_stages": names,
-             "exit_all": all_exits, "exit_flops": [int(f) for f in flops], "exit_placements": list(model.placements)}
-    if policy == "gate":
-        extra["exit_gates"] = [{k: g[k] for k in ("w1", "b1", "w2", "b2")} for g in gates]
+    extra = {contract.EXIT_POLICY: policy, contract.EXIT_THRESHOLDS: [float(t) for t in thresholds],
+             contract.EXIT_STAGES: names, contract.EXIT_ALL: all_exits, contract.EXIT_FLOPS: [int(f) for f in flops],
+             contract.EXIT_PLACEMENTS: list(model.placements)}
+    if policy == contract.POLICY_GATE:
+        extra[contract.EXIT_GATES] = [{k: g[k] for k in ("w1", "b1", "w2", "b2")} for g in gates]
     info = export_onnx(model, path, classes=classes, frame_len=frame_len, exits=len(stages), opset=opset,
                        extra_metadata=extra, **common)
     x = torch.randn(2, contract.IQ_ROWS, frame_len)
     for k, stage in enumerate(stages):
         last = k == len(stages) - 1
         _export_stage(stage, x, path.parent / names[k], contract.INPUT_NAME if k == 0 else FEATURES, last,
-                      {"stage": k, "stages": len(stages), "entry": path.name, "classes": list(classes)}, opset)
+                      {contract.STAGE_INDEX: k, contract.STAGE_COUNT: len(stages), contract.STAGE_ENTRY: path.name,
+                       contract.CLASSES: list(classes)}, opset)
         if not last:
             with torch.no_grad():
                 x = stage(x)[1]
     _export_graph(_AllExitsWithSoftmax(model).eval(), torch.randn(2, contract.IQ_ROWS, frame_len), path.parent / all_exits,
                   contract.INPUT_NAME, [f"{contract.PROBS_OUTPUT_NAME}_exit{k}" for k in range(len(stages))],
-                  {"stages": len(stages), "entry": path.name, "classes": list(classes)}, opset)
+                  {contract.STAGE_COUNT: len(stages), contract.STAGE_ENTRY: path.name, contract.CLASSES: list(classes)},
+                  opset)
     info.update(stages=[str(path.parent / n) for n in names], all_exits=str(path.parent / all_exits), exit_flops=flops,
                 staged_parity_max_abs_diff=check_staged_parity(model, path, frame_len))
     return info
@@ -122,10 +126,11 @@ def check_staged_parity(model, path, frame_len, tol=1e-4):
     import onnxruntime as ort
 
     path = Path(path)
-    metadata = dict((p.key, p.value) for p in onnx.load(str(path)).metadata_props)
-    names = json.loads(metadata["exit_stages"])
+    props = dict((p.key, p.value) for p in onnx.load(str(path)).metadata_props)
+    exits = contract.decode_exit_metadata(contract.decode_metadata(props, source=str(path)), source=str(path))
+    names = list(exits.stages)
     sessions = [ort.InferenceSession(str(path.parent / n), providers=["CPUExecutionProvider"]) for n in names]
-    all_exits = ort.InferenceSession(str(path.parent / metadata["exit_all"]), providers=["CPUExecutionProvider"])
+    all_exits = ort.InferenceSession(str(path.parent / exits.all_exits), providers=["CPUExecutionProvider"])
     worst = 0.0
     for name, frames in parity_inputs(frame_len).items():
         with torch.no_grad():
@@ -134,7 +139,7 @@ def check_staged_parity(model, path, frame_len, tol=1e-4):
             diff = float(np.max(np.abs(probs - expected[k])))
             worst = max(worst, diff)
             if diff >= tol:
-                raise ParityError(f"{path.parent / metadata['exit_all']}: exit {k} differs from torch by {diff:.3g} on '{name}'")
+                raise ParityError(f"{path.parent / exits.all_exits}: exit {k} differs from torch by {diff:.3g} on '{name}'")
         x = frames
         for k, sess in enumerate(sessions):
             outs = sess.run(None, {sess.get_inputs()[0].name: x})
