@@ -6,6 +6,8 @@ import math
 import shlex
 import sys
 
+from .. import contract
+
 
 # Option types: a value outside an option's range is refused by argparse, naming the option
 # (an option either takes effect or is refused, never silently ignored).
@@ -87,7 +89,7 @@ def _parser():
     x.add_argument("--opset", type=_at_least(7), default=18, help="ONNX opset to write (default 18); refused when "
                    "the exporters cannot write it")
     x.add_argument("--legacy", action="store_true", help="use the TorchScript exporter (dynamo=False)")
-    x.add_argument("--exit-policy", choices=("entropy", "maxprob", "gate"), help="early-exit models: the exit rule (default: the run's)")
+    x.add_argument("--exit-policy", choices=contract.EXIT_POLICIES, help="early-exit models: the exit rule (default: the run's)")
     x.add_argument("--exit-budget-pp", type=_non_negative_float, help="early-exit models: validation accuracy the threshold may cost")
     x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
     x.add_argument("--samples-per-symbol", type=_at_least(1), help="the model's samples per symbol, when its training data "

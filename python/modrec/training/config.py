@@ -15,6 +15,8 @@ from typing import Any, Dict, Optional
 
 import yaml
 
+from .. import contract
+
 from .data.source import DataSourceError, parse_split_scheme
 
 
@@ -132,7 +134,7 @@ class ExitsConfig:
     self_distill: float = 0.0  # weight of KL(final exit || early exit) on the early exits
     temperature: float = 3.0
     init_from: Optional[str] = None  # a trained plain student's checkpoint for the backbone
-    policy: str = "entropy"  # entropy | maxprob | gate (learned, exits/gate.py): the exit rule calibrated at export
+    policy: str = contract.POLICY_ENTROPY  # one of contract.EXIT_POLICIES (gate: learned, exits/gate.py): the exit rule calibrated at export
     budget_pp: float = 0.5  # accuracy loss allowed for the exit threshold (validation split)
     budget_snr_min: Optional[float] = None  # also hold the budget on frames at or above this SNR
 
@@ -287,8 +289,8 @@ def _validate(cfg, source):
     ec = cfg.exits
     if ec.scheme not in ("joint", "two_phase", "heads"):
         bad("exits.scheme", "joint, two_phase or heads", ec.scheme)
-    if ec.policy not in ("entropy", "maxprob", "gate"):
-        bad("exits.policy", "entropy, maxprob or gate", ec.policy)
+    if ec.policy not in contract.EXIT_POLICIES:
+        bad("exits.policy", f"one of {', '.join(contract.EXIT_POLICIES)}", ec.policy)
     if ec.self_distill < 0 or ec.temperature <= 0 or ec.budget_pp < 0:
         bad("exits.self_distill / temperature / budget_pp", ">= 0 / > 0 / >= 0", (ec.self_distill, ec.temperature, ec.budget_pp))
     if any(not isinstance(w, (int, float)) or w < 0 for w in ec.weights):

@@ -209,10 +209,10 @@ def _real_frames(ckpt, n=64):
 
 
 def _pruning_metadata(pruning):
-    """The contract's ``pruning`` field: ``none`` or ``<criterion>:<ratio>``."""
+    """The contract's ``pruning`` field for a checkpoint's pruning report (None: not pruned)."""
     if not pruning:
-        return "none"
-    return f"{pruning['criterion']}:{float(pruning['ratio']):g}"
+        return contract.encode_pruning()
+    return contract.encode_pruning(pruning["criterion"], pruning["ratio"])
 
 
 def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None, exit_calibration=None,
@@ -251,7 +251,7 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
 
         # the run's exits: section, with any of policy / budget_pp / budget_snr_min overridden
         exits_cfg = {**((ckpt.get("config") or {}).get("exits") or {}), **(exit_calibration or {})}
-        calibration = calibrate_exits(model, ckpt, exits_cfg.get("policy", "entropy"), exits_cfg.get("budget_pp", 0.5),
+        calibration = calibrate_exits(model, ckpt, exits_cfg.get("policy", contract.POLICY_ENTROPY), exits_cfg.get("budget_pp", 0.5),
                                       exits_cfg.get("budget_snr_min"))
         gates = calibration.pop("gates", None)  # they travel as metadata exit_gates, not twice
         training["exit_calibration"] = calibration
@@ -277,7 +277,7 @@ def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=204
         return [np.concatenate([o[k] for o in outs]) for k in range(model.n_exits)]
 
     gates = None
-    if policy == "gate":
+    if policy == contract.POLICY_GATE:
         from .exits.gate import fit_gate
 
         train = read_split(source, "train")

@@ -45,7 +45,7 @@ def model_from_onnx(onnx_path, tol=1e-4):
     metadata = contract.decode_metadata({p.key: p.value for p in proto.metadata_props}, source=str(onnx_path))
     if metadata["exits"] != 1:
         raise ValueError(f"{onnx_path}: an early-exit model (exits = {metadata['exits']}); rebuild the plain student it extends")
-    if metadata["pruning"] != "none":
+    if contract.decode_pruning(metadata[contract.PRUNING], source=str(onnx_path)) is not None:
         raise ValueError(f"{onnx_path}: a pruned model (pruning = {metadata['pruning']!r}): its channel counts are not "
                          f"the registry's; rebuild from its training run instead")
     try:
