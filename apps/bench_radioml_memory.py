@@ -38,7 +38,7 @@ def main(argv=None):
     import torch
 
     from gnuradio.modrec.classes import RADIOML2018_CLASSES
-    from gnuradio.modrec.training.export import export_onnx
+    from gnuradio.modrec.training.onnx_export import export_onnx
     from gnuradio.modrec.training.models import create_model
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:

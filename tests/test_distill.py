@@ -19,7 +19,8 @@ from gnuradio.modrec.training.config import ConfigError, config_from_dict, load_
 from gnuradio.modrec.training.distill import create_distiller, default_config, list_distillers
 from gnuradio.modrec.training.distill.teacher_cache import cache_key, teacher_outputs, weights_sha256
 from gnuradio.modrec.training.export import export_checkpoint
-from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoint, train
+from gnuradio.modrec.training.checkpoint import load_checkpoint, model_from_checkpoint
+from gnuradio.modrec.training.train import train
 from test_train_eval_export import write_dataset
 
 # 2 samples, 3 classes
@@ -356,7 +357,7 @@ def test_kd_with_teacher_cache_turns_augmentation_off(dataset, teacher_ckpt, tmp
 def test_kd_with_cached_augmented_views_keeps_augmentation(dataset, teacher_ckpt, tmp_path, monkeypatch):
     from gnuradio.modrec.training.data.dataset import load_split
     from gnuradio.modrec.training.distill.session import augmented_view
-    from gnuradio.modrec.training.train import augment
+    from gnuradio.modrec.training.augment import augment
 
     monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
     distill = {"method": "kd", "teacher": {"checkpoint": str(teacher_ckpt)}, "cache_teacher": True, "cache_views": 2}

@@ -18,7 +18,8 @@ from gnuradio.modrec.training.exits import ExitTraining, calibrate_threshold, ex
 from gnuradio.modrec.training.export import export_checkpoint
 from gnuradio.modrec.training.flops import count_flops
 from gnuradio.modrec.training.models import create_model
-from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoint, train
+from gnuradio.modrec.training.checkpoint import load_checkpoint, model_from_checkpoint
+from gnuradio.modrec.training.train import train
 from test_train_eval_export import write_dataset
 
 

@@ -11,7 +11,7 @@ import torch
 from gnuradio.modrec.runtime import OnnxModel
 from gnuradio.modrec.training.cli import main as modrec
 from gnuradio.modrec.training.from_onnx import model_from_onnx
-from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoint
+from gnuradio.modrec.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 PLAIN = ["cnn3", "mobilenet1d", "mini_inception_resnet", "mobilenet1d-skd"]

@@ -171,3 +171,51 @@ def test_a_block_is_the_block_even_after_its_module_was_imported():
     env = {**os.environ, "PYTHONPATH": str(_SHIM)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def _module_name(path):
+    parts = ["gnuradio", "modrec", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_circles_in_the_package():
+    # Imports inside functions count: a function-local import is the usual way a circle hides.
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py") if not p.name.startswith("qa_")}
+    graph = {}
+    for name, path in files.items():
+        parts = name.split(".") if path.name != "__init__.py" else name.split(".") + ["__init__"]
+        targets = set()
+        for imported in _imported_modules(path, parts[:-1]):
+            # "from .pkg import name" names either a module or an attribute: keep the longest module
+            while imported and imported not in files:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name and imported != "gnuradio.modrec":
+                targets.add(imported)
+        graph[name] = targets
+    index, low, on_stack, stack, circles = {}, {}, set(), [], []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert not circles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in circles)

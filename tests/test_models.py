@@ -9,7 +9,7 @@ from torch import nn
 
 from gnuradio.modrec import contract
 from gnuradio.modrec.classes import RADIOML2016_CLASSES
-from gnuradio.modrec.training.export import check_parity, export_onnx
+from gnuradio.modrec.training.onnx_export import check_parity, export_onnx
 from gnuradio.modrec.training.flops import count_flops, count_params
 from gnuradio.modrec.training.models import registry
 from gnuradio.modrec.training.models import create_model, default_config, list_models, register_model
@@ -127,12 +127,12 @@ def test_parity_check_raises_on_mismatch(tmp_path):
 @pytest.mark.parametrize("name", ["onecycle", "cosine", "constant"])
 def test_lr_schedules_span_the_run(name):
     from gnuradio.modrec.training.config import OptimConfig, ScheduleConfig
-    from gnuradio.modrec.training.train import _optimizer, _scheduler
+    from gnuradio.modrec.training.optim import build_optimizer, build_scheduler
 
     model = create_model("cnn3", channels=[4, 4, 4], hidden=4)
     oc, sc = OptimConfig(lr=0.01), ScheduleConfig(name=name, warmup_frac=0.2, final_lr_frac=0.01)
-    opt = _optimizer(model, oc)
-    sched = _scheduler(opt, sc, oc.lr, 100)
+    opt = build_optimizer(model, oc)
+    sched = build_scheduler(opt, sc, oc.lr, 100)
     lrs = []
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])
@@ -149,12 +149,12 @@ def test_lr_schedules_span_the_run(name):
 def test_onecycle_survives_tiny_runs(steps):
     # 10 steps at 10% warm-up used to give OneCycleLR a one-step phase: ZeroDivisionError.
     from gnuradio.modrec.training.config import OptimConfig, ScheduleConfig
-    from gnuradio.modrec.training.train import _optimizer, _scheduler
+    from gnuradio.modrec.training.optim import build_optimizer, build_scheduler
 
     model = create_model("cnn3", channels=[4, 4, 4], hidden=4)
     oc, sc = OptimConfig(lr=0.01), ScheduleConfig(name="onecycle", warmup_frac=0.1, final_lr_frac=0.01)
-    opt = _optimizer(model, oc)
-    sched = _scheduler(opt, sc, oc.lr, steps)
+    opt = build_optimizer(model, oc)
+    sched = build_scheduler(opt, sc, oc.lr, steps)
     for _ in range(steps):
         opt.step()
         sched.step()

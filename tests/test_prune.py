@@ -12,11 +12,11 @@ import torch_pruning as tp
 
 from gnuradio.modrec.training.cli import main
 from gnuradio.modrec.training.config import ConfigError, config_from_dict
-from gnuradio.modrec.training.export import export_onnx
+from gnuradio.modrec.training.onnx_export import export_onnx
 from gnuradio.modrec.training.flops import count_flops
 from gnuradio.modrec.training.models import create_model
 from gnuradio.modrec.training.prune import GammaRedundancyImportance, create_criterion, fit_to_state_dict, prune
-from gnuradio.modrec.training.train import load_checkpoint, model_from_checkpoint
+from gnuradio.modrec.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")

@@ -11,7 +11,7 @@ import pytest
 from gnuradio.modrec.runtime import load_model
 from gnuradio.modrec.training.cli import main
 from gnuradio.modrec.training.data.sources import open_source
-from gnuradio.modrec.training.train import load_checkpoint
+from gnuradio.modrec.training.checkpoint import load_checkpoint
 from real_input_files import frames, rml2016_dict, write_labelled_sigmf, write_rml2016, write_rml2018
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gnuradio.modrec.classes import RADIOML2016_CLASSES
-from gnuradio.modrec.training.export import export_onnx
+from gnuradio.modrec.training.onnx_export import export_onnx
 from gnuradio.modrec.training.flops import count_params
 from gnuradio.modrec.training.models import create_model, list_models
 from gnuradio.modrec.training.models.mobilenet1d import DEFAULT_BLOCKS, InvertedResidual1d, SqueezeExcite1d

@@ -11,7 +11,7 @@ from torch import nn
 
 from gnuradio.modrec import contract
 from gnuradio.modrec.classes import RADIOML2016_CLASSES
-from gnuradio.modrec.training.export import export_onnx
+from gnuradio.modrec.training.onnx_export import export_onnx
 from gnuradio.modrec.training.flops import count_flops, count_params
 from gnuradio.modrec.training.models import clst as clst_mod
 from gnuradio.modrec.training.models import create_model, list_models

@@ -20,7 +20,8 @@ from gnuradio.modrec.training.cli import main
 from gnuradio.modrec.training.config import ConfigError, config_from_dict, load_config
 from gnuradio.modrec.training.evaluate import write_report
 from gnuradio.modrec.training.metrics import classification_metrics, expected_calibration_error
-from gnuradio.modrec.training.train import load_checkpoint, train
+from gnuradio.modrec.training.checkpoint import load_checkpoint
+from gnuradio.modrec.training.train import train
 
 from gnuradio.modrec.training.data.dataset import FORMAT_VERSION
 

@@ -25,7 +25,7 @@ import yaml
 from gnuradio.modrec.training.checkpoint_io import UnsafeCheckpointError, load_checkpoint_file
 from gnuradio.modrec.training.cli import main
 from gnuradio.modrec.training.data.dataset import DatasetError, iter_shards, load_split
-from gnuradio.modrec.training.train import load_checkpoint
+from gnuradio.modrec.training.checkpoint import load_checkpoint
 
 from test_train_eval_export import write_dataset
 

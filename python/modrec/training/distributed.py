@@ -16,6 +16,8 @@ writes checkpoints and logs.
 """
 
 import os
+import warnings
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -53,13 +55,46 @@ def setup(ctx, device):
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        # Import torch.distributed.nn before the group exists. Its functional collectives take
+        # `group=group.WORLD` as a default argument, evaluated once at import; DDP imports the module
+        # lazily (through torch.distributed._shard) when it wraps the model, i.e. after
+        # init_process_group, so ten module-level functions kept the world group as their default.
+        # destroy_process_group() then only forgot the group: the gloo backend (its pt_gloo_runloop
+        # and gloo_tcp_loop threads, its sockets to the peers) lived on and was torn down during
+        # interpreter finalization instead, racing the peer's exit and Python's own shutdown; a
+        # backend thread that needs the GIL once finalization has begun is ended with
+        # pthread_exit, whose forced unwind through C++ noexcept frames aborts the process with
+        # "terminate called without an active exception" (seen on rank 1 of a loaded machine).
+        # Imported now, those defaults are None and the group's last reference is the one that
+        # destroy_process_group() drops.
+        import torch.distributed.nn  # noqa: F401
+
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
 
 
-def teardown(ctx):
-    if ctx.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(ctx, clean=True):
+    """Leave the job's process group and free its backend while the interpreter is fully alive.
+
+    ``clean``: this rank finished normally, so every rank is on its way here; a final barrier then
+    makes sure no rank closes its connections while a peer still takes part in a collective. A rank
+    that failed passes False and leaves at once: its peers may never reach that barrier (closing
+    its connections makes their pending collectives fail instead of hang).
+    """
+    if not (ctx.enabled and dist.is_initialized()):
+        return
+    if clean:
+        dist.barrier()
+    world = weakref.ref(dist.group.WORLD)
+    dist.destroy_process_group()
+    # The backend's threads are joined and its sockets closed when the last reference to the group
+    # goes, which must be here and not in interpreter finalization (see setup). A module that
+    # captured the group (a default argument, a cache) keeps it alive: say so instead of aborting
+    # at random at exit.
+    if world() is not None:
+        warnings.warn("the torch.distributed process group is still referenced after "
+                      "destroy_process_group(): its backend threads will be torn down at interpreter "
+                      "exit, which can abort the process", RuntimeWarning, stacklevel=2)
 
 
 def wrap(model, ctx, device):

@@ -158,7 +158,7 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         raise ValueError("evaluate needs a checkpoint and/or an ONNX model")
     ckpt = None
     if checkpoint is not None:
-        from .train import load_checkpoint
+        from .checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(checkpoint)
     if data is None:
@@ -184,7 +184,9 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         import torch
 
         from .flops import count_flops, count_params
-        from .train import model_from_checkpoint, predict_logits, resolve_device
+        from .checkpoint import model_from_checkpoint
+        from .device import resolve_device
+        from .predict import predict_logits
 
         dev = resolve_device(device)
         model = model_from_checkpoint(ckpt, dev)

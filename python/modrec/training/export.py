@@ -1,200 +1,19 @@
-"""ONNX export that honours the model contract (python/modrec/contract.py), plus a parity check."""
+"""``modrec export``: a training checkpoint to a contract ONNX model, plain or early-exit (with its
+exit threshold calibrated on the run's validation split). The export itself is onnx_export.py."""
 
 import copy
 import json
-import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
-from torch import nn
 
 from .. import contract
 from ..classes import DEFAULT_SAMPLES_PER_SYMBOL
 from .data.sources import read_split, run_source
-from .flops import count_flops, count_params
+from .exits.export import export_early_exit
+from .onnx_export import export_onnx
 
-PARITY_TOL = 1e-4
-
-
-class ParityError(RuntimeError):
-    pass
-
-
-class _WithSoftmax(nn.Module):
-    # Students return logits (what the loss wants); the contract wants probabilities.
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, iq):
-        return torch.softmax(self.model(iq), dim=-1)
-
-
-def _default_opset(proto):
-    """The version of the default ONNX domain a model imports (its opset)."""
-    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
-    return versions[0] if versions else None
-
-
-def _torch_export(wrapped, dummy, path, opset, dynamo):
-    kwargs = dict(
-        input_names=[contract.INPUT_NAME],
-        output_names=[contract.PROBS_OUTPUT_NAME],
-        opset_version=opset,
-    )
-    if dynamo:
-        # the dynamo exporter logs one warning per missing torchvision op; irrelevant here
-        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-        batch = torch.export.Dim(contract.BATCH_AXIS_NAME, min=1, max=1 << 20)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prog = torch.onnx.export(
-                wrapped, (dummy,), None, dynamo=True, dynamic_shapes={"iq": {0: batch}},
-                external_data=False, verbose=False, **kwargs,
-            )
-        prog.save(str(path), external_data=False)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # we chose the legacy exporter knowingly
-            torch.onnx.export(
-                wrapped, (dummy,), str(path), dynamo=False,
-                dynamic_axes={contract.INPUT_NAME: {0: contract.BATCH_AXIS_NAME},
-                              contract.PROBS_OUTPUT_NAME: {0: contract.BATCH_AXIS_NAME}},
-                do_constant_folding=True, **kwargs,
-            )
-
-
-def parity_inputs(frame_len, seed=0, real_like=None):
-    """Random frames at very different gains, an all-zero frame, and real frames if given."""
-    rng = np.random.default_rng(seed)
-    sets = {}
-    base = rng.standard_normal((8, 2, frame_len)).astype(np.float32)
-    for gain in (1e-4, 1.0, 1e3):
-        sets[f"gaussian_gain_{gain:g}"] = base * np.float32(gain)
-    sets["single_frame"] = base[:1]
-    sets["zeros"] = np.zeros((2, 2, frame_len), np.float32)
-    t = np.arange(frame_len)
-    sym = rng.choice([-1.0, 1.0], size=(4, 2, frame_len // 8 + 1)).repeat(8, axis=2)[:, :, :frame_len]
-    sets["qpsk_like"] = (sym * np.float32(0.3) + 0.05 * rng.standard_normal(sym.shape)).astype(np.float32)
-    sets["tone"] = np.stack([np.cos(0.1 * t), np.sin(0.1 * t)])[None].astype(np.float32).repeat(2, 0)
-    if real_like is not None:
-        real = np.asarray(real_like[:64], np.float32)
-        sets["real"] = real
-        sets["real_gain_37"] = real * np.float32(37.0)
-    return sets
-
-
-def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None):
-    """Max |p_torch - p_ort| over the parity inputs; raises ParityError above ``tol``."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    model = copy.deepcopy(model).eval().cpu()
-    worst, report = 0.0, {}
-    for name, x in parity_inputs(frame_len, real_like=real_like).items():
-        with torch.no_grad():
-            p_t = torch.softmax(model(torch.from_numpy(x)), dim=-1).numpy()
-        (p_o,) = sess.run([contract.PROBS_OUTPUT_NAME], {contract.INPUT_NAME: x})
-        if not np.all(np.isfinite(p_o)):
-            raise ParityError(f"{onnx_path}: non-finite probabilities from ONNX Runtime on input '{name}'")
-        diff = float(np.max(np.abs(p_t - p_o)))
-        report[name] = diff
-        worst = max(worst, diff)
-    if worst >= tol:
-        raise ParityError(f"{onnx_path}: torch vs ONNX Runtime probabilities differ by {worst:.3g} "
-                          f"(tolerance {tol:g}); per input: {report}")
-    return worst, report
-
-
-def clean_exported(proto):
-    """What every exported graph needs before it ships, in place; returns ``proto``."""
-    # the dynamo exporter annotates every node with stack traces and local source paths: they
-    # leak the build machine's layout into a shipped file and add ~10 % to its size
-    for node in proto.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    del proto.graph.value_info[:]
-    proto.graph.doc_string = ""
-    # both exporters name the batch dim themselves; the contract fixes the name
-    for vi in list(proto.graph.input) + list(proto.graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_param = contract.BATCH_AXIS_NAME
-    return proto
-
-
-def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_SAMPLES_PER_SYMBOL,
-                architecture=None, training=None, distillation="none", pruning="none", exits=1,
-                opset=18, dynamo=True, parity=True, real_like=None, extra_metadata=None):
-    """Export ``model`` (logits) as a contract-conforming single-file ONNX model; returns info.
-
-    Returns {"path", "params", "flops", "parity_max_abs_diff", "parity", "bytes", "exporter"}.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(model).eval().cpu()  # leave the caller's model (maybe on a GPU, in train mode) alone
-    n_classes = model(torch.zeros(1, contract.IQ_ROWS, frame_len)).shape[-1]
-    if n_classes != len(classes):
-        raise ValueError(f"model has {n_classes} outputs but {len(classes)} class names were given")
-    params, flops = count_params(model), count_flops(model, frame_len)
-    wrapped = _WithSoftmax(model).eval()
-    dummy = torch.randn(2, contract.IQ_ROWS, frame_len)
-
-    # The dynamo exporter is still young, and writes its own opset (it only tries to convert to the
-    # one asked for); the TorchScript exporter writes the opset it is given: it is the fallback.
-    exporter, written = "torchscript", None
-    if dynamo:
-        try:
-            _torch_export(wrapped, dummy, path, opset, True)
-            exporter = "dynamo"
-            written = _default_opset(onnx.load(str(path), load_external_data=False))
-        except Exception as err:
-            warnings.warn(f"dynamo ONNX export failed ({type(err).__name__}: {err}); using dynamo=False")
-        if exporter == "dynamo" and written != opset:
-            warnings.warn(f"the dynamo exporter wrote opset {written}, not {opset}; exporting with dynamo=False")
-            exporter = "torchscript"
-    if exporter == "torchscript":
-        try:
-            _torch_export(wrapped, dummy, path, opset, False)
-        except Exception as err:
-            path.unlink(missing_ok=True)
-            raise ValueError(f"{path}: ONNX export at opset {opset} failed ({type(err).__name__}: {err})") from err
-    proto = clean_exported(onnx.load(str(path), load_external_data=True))
-    written = _default_opset(proto)
-    if written != opset:
-        path.unlink(missing_ok=True)
-        raise ValueError(f"{path}: opset {opset} was asked for, but the exporter wrote opset {written}; "
-                         f"pick an opset it supports (default 18)")
-    metadata = {
-        contract.CLASSES: list(classes),
-        contract.FRAME_LEN: int(frame_len),
-        contract.SAMPLES_PER_SYMBOL: int(samples_per_symbol),
-        contract.ARCHITECTURE: architecture or getattr(model, "model_name", type(model).__name__.lower()),
-        contract.DISTILLATION: distillation,
-        contract.PRUNING: pruning,
-        contract.EXITS: int(exits),
-        contract.PARAMS: int(params),
-        contract.FLOPS: int(flops),
-        contract.TRAINING: training if training is not None else {},
-        **(extra_metadata or {}),
-    }
-    del proto.metadata_props[:]
-    for key, value in contract.encode_metadata(metadata).items():
-        proto.metadata_props.add(key=key, value=value)
-    proto.producer_name = "gr-modrec"
-    onnx.checker.check_model(proto, full_check=True)
-    for stale in path.parent.glob(path.name + ".data"):
-        stale.unlink()
-    onnx.save_model(proto, str(path), save_as_external_data=False)
-    contract.decode_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props}, source=str(path))
-
-    info = {"path": str(path), "params": params, "flops": flops, "bytes": path.stat().st_size,
-            "exporter": exporter, "opset": written}
-    if parity:
-        worst, report = check_parity(model, path, frame_len, real_like=real_like)
-        info.update(parity_max_abs_diff=worst, parity=report)
-    return info
 
 
 def _real_frames(ckpt, n=64):
@@ -225,7 +44,7 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     ``samples_per_symbol`` is written to the metadata when the training data did not state it
     (RadioML 2018, SigMF recordings); ValueError when neither says.
     """
-    from .train import load_checkpoint, model_from_checkpoint
+    from .checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     if real_like is None:
@@ -247,8 +66,6 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
         pruning=_pruning_metadata(ckpt.get("pruning")), opset=opset, real_like=real_like,
     )
     if hasattr(model, "forward_exits"):
-        from .exits.export import export_early_exit
-
         # the run's exits: section, with any of policy / budget_pp / budget_snr_min overridden
         exits_cfg = {**((ckpt.get("config") or {}).get("exits") or {}), **(exit_calibration or {})}
         calibration = calibrate_exits(model, ckpt, exits_cfg.get("policy", contract.POLICY_ENTROPY), exits_cfg.get("budget_pp", 0.5),

@@ -109,7 +109,7 @@ def _check_parity(model, onnx_path, frame_len, tol):
 
 def checkpoint_from_onnx(onnx_path, out_path):
     """Write a checkpoint that ``exits.init_from``, evaluate and export accept; returns its path."""
-    from .train import save_checkpoint
+    from .checkpoint import save_checkpoint
 
     model, metadata = model_from_onnx(onnx_path)
     training = dict(metadata["training"], rebuilt_from_onnx=str(onnx_path))

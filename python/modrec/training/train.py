@@ -6,12 +6,9 @@ frames, and on a GPU the whole set fits in device memory, so batches are plain t
 
 import csv
 import json
-import math
 import os
-import random
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,13 +16,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint_io import load_checkpoint_file
-from .config import source_options
-from .data.sources import open_source
+from .augment import augment
+from .checkpoint import load_checkpoint, save_checkpoint
+from .device import resolve_device
 from .flops import count_flops, count_params
 from .models import create_model
+from .optim import build_optimizer, build_scheduler
+from .predict import predict_logits
+from .rng import rng_state, seed_everything, set_rng_state
+from .run_data import data_source
 
-CHECKPOINT_FORMAT = 1
 
 
 def _log(*args):
@@ -33,166 +33,7 @@ def _log(*args):
     print(*args, flush=True)
 
 
-# ----------------------------------------------------------------------------- data
-
-
-def data_source(cfg, log=_log, progress=True):
-    """The experiment's data as a DataSource (training/data/sources.py).
-
-    data.source names a file or dataset (RadioML, SigMF, a built dataset), read as it is. Without
-    it the synthetic dataset is built into its cache dir, or reused when it matches the config:
-    build_dataset compares a cached dataset with the requested one and refuses a mismatch
-    (naming the fields), so a changed seed or size never trains on stale data. A dataset given
-    explicitly (data.root / --data-root) is used as it is.
-    """
-    if cfg.data.source:
-        source = open_source(cfg.data.source, **source_options(cfg.data))
-        log(f"data {source.spec}: {len(source.classes)} classes, frames of {source.frame_len} samples, "
-            f"split {source.scheme_text} (seed {source.seed}): " + ", ".join(f"{k} {v:,}" for k, v in source.splits.items()))
-        return source
-    root = cfg.data_root
-    if cfg.data.root:
-        if not (root / "meta.json").is_file():
-            raise FileNotFoundError(f"{cfg.source}: data.root {root} is not a dataset (no meta.json)")
-        return open_source(f"synthetic:{root}")
-    from .data.dataset import build_dataset
-    from .data.generator import GeneratorConfig
-
-    try:
-        gen_cfg = GeneratorConfig.from_dict(dict(cfg.data.generator))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{cfg.source}: field 'data.generator': {err}") from None
-    log(f"dataset {cfg.data.name} at {root} (seed {cfg.data.seed})")
-    build_dataset(
-        root,
-        gen_cfg,
-        seed=cfg.data.seed,
-        splits=dict(cfg.data.frames_per_class_snr),
-        workers=cfg.data.workers or os.cpu_count() or 1,
-        progress=progress,
-    )
-    return open_source(f"synthetic:{root}")
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def resolve_device(name="auto"):
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' requested but CUDA is not available (use --device auto or cpu)")
-    return dev
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def _portable_numpy_state(state):
-    name, keys, pos, has_gauss, cached = state
-    return (str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(cached))
-
-
-def _rng_state(gen):
-    state = {
-        "python": random.getstate(),
-        # plain Python, not arrays: a pickled ndarray names numpy's private modules, which differ
-        # between numpy 1 and 2 (a checkpoint from a GPU box must resume on a GNU Radio box)
-        "numpy": _portable_numpy_state(np.random.get_state()),
-        "torch": torch.get_rng_state(),
-        "generator": gen.get_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state, gen):
-    """Restore the RNG streams; False when the run moved between CPU and GPU.
-
-    A CUDA generator's state (seed + offset) cannot be loaded into a CPU generator or back, so a
-    run resumed on the other kind of device draws its remaining batch orders from a fresh stream:
-    the schedule and weights continue exactly, only the shuffling differs from an unmoved run.
-    """
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    moved = state["generator"].numel() != gen.get_state().numel()
-    if not moved:
-        gen.set_state(state["generator"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    return not moved
-
-
-def augment(x, aug, gen):
-    """Random channel effects the runtime will see but a clean generator may not cover."""
-    n, _, length = x.shape
-    dev = x.device
-    if aug.phase_rotation or aug.freq_offset > 0:
-        phi = torch.zeros(n, 1, device=dev)
-        if aug.phase_rotation:
-            phi = phi + 2 * math.pi * torch.rand(n, 1, generator=gen, device=dev)
-        if aug.freq_offset > 0:
-            f = (2 * torch.rand(n, 1, generator=gen, device=dev) - 1) * aug.freq_offset
-            phi = phi + 2 * math.pi * f * torch.arange(length, device=dev)
-        c, s = torch.cos(phi), torch.sin(phi)
-        i, q = x[:, 0], x[:, 1]
-        x = torch.stack([i * c - q * s, i * s + q * c], dim=1)
-    if aug.conjugate:
-        sign = torch.where(torch.rand(n, 1, generator=gen, device=dev) < 0.5, -1.0, 1.0)
-        x = torch.stack([x[:, 0], x[:, 1] * sign], dim=1)
-    if aug.time_shift:
-        shift = torch.randint(0, length, (n, 1), generator=gen, device=dev)
-        idx = (torch.arange(length, device=dev) + shift) % length
-        x = x.gather(2, idx[:, None, :].expand(n, 2, length))
-    return x
-
-
-def _optimizer(model, oc):
-    # no weight decay on BN and biases: decaying them only fights the normalisation
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": oc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    name = oc.name.lower()
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=oc.lr, betas=tuple(oc.betas))
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=oc.lr, betas=tuple(oc.betas))
-    return torch.optim.SGD(groups, lr=oc.lr, momentum=oc.betas[0], nesterov=True)
-
-
-def _scheduler(opt, sc, lr, total_steps):
-    name = sc.name.lower()
-    if name == "onecycle":
-        steps = max(total_steps, 4)
-        # OneCycleLR divides by the length of each phase in steps: a warm-up of one step (e.g.
-        # 10% of 10 steps) or no room left to anneal raises ZeroDivisionError in tiny runs.
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            max_lr=lr,
-            total_steps=steps,
-            pct_start=min(max(sc.warmup_frac, 2.0 / steps), 0.5),
-            final_div_factor=1.0 / (sc.final_lr_frac * 25.0),  # OneCycle starts at lr/25
-        )
-    warm = int(sc.warmup_frac * total_steps)
-
-    def factor(step):
-        if name == "constant":
-            return 1.0
-        if step < warm:
-            return (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total_steps - warm))
-        return sc.final_lr_frac + (1 - sc.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def _batches(n, batch_size):
@@ -214,19 +55,6 @@ def _exit_accuracies(model, x, y, batch_size):
             for k in range(len(outs[0]))}
 
 
-@torch.no_grad()
-def predict_logits(model, x, batch_size=2048, device=None):
-    """Logits for a (N, 2, L) tensor or array, in eval mode, batched."""
-    device = device or next(model.parameters()).device
-    was = model.training
-    model.eval()
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    out = [model(x[s : s + batch_size].to(device)).float().cpu() for s in range(0, len(x), batch_size)]
-    model.train(was)
-    return torch.cat(out) if out else torch.zeros(0)
-
-
 # ----------------------------------------------------------------------------- training
 
 
@@ -240,39 +68,6 @@ def _model_cfg(cfg, classes, frame_len):
             )
         model_cfg[key] = value
     return model_cfg
-
-
-def save_checkpoint(path, **payload):
-    tmp = Path(str(path) + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted save never leaves a truncated last.pt
-
-
-def load_checkpoint(path, map_location="cpu"):
-    """A gr-modrec checkpoint as a dict, read without running anything it holds.
-
-    Tensors and plain Python values only (checkpoint_io.py): a file naming any other global is
-    refused with UnsafeCheckpointError (a ValueError) naming the file and the global.
-    """
-    path = Path(path)
-    ckpt = load_checkpoint_file(path, map_location=map_location)
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: not a gr-modrec checkpoint (holds a {type(ckpt).__name__}, not a dict)")
-    for key in ("model_name", "model_cfg", "state_dict"):
-        if key not in ckpt:
-            raise ValueError(f"{path}: not a gr-modrec checkpoint (no '{key}')")
-    return ckpt
-
-
-def model_from_checkpoint(ckpt_or_path, device="cpu"):
-    ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else load_checkpoint(ckpt_or_path)
-    model = create_model(ckpt["model_name"], **ckpt["model_cfg"])
-    if ckpt.get("pruning"):
-        from .prune.surgery import fit_to_state_dict
-
-        fit_to_state_dict(model, ckpt["state_dict"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval()
 
 
 def _write_history(run_dir, history):
@@ -302,9 +97,12 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     try:
-        return _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, model, pruning)
-    finally:
-        distributed.teardown(ctx)
+        run = _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, model, pruning)
+    except BaseException:
+        distributed.teardown(ctx, clean=False)  # no final barrier: the other ranks may never get there
+        raise
+    distributed.teardown(ctx)  # every rank finished: meet in a last barrier, then free the group
+    return run
 
 
 def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, init_model, pruning):
@@ -393,8 +191,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
     net = distributed.wrap(step_module, ctx, device)
     # every rank needs at least one frame of a global batch (BatchNorm, DDP's gradient all-reduce)
     batches = [(s, e) for s, e in _batches(len(x_tr), cfg.train.batch_size) if e - s >= ctx.world_size]
-    opt = _optimizer(session.trainable if session else model, cfg.optim)
-    sched = _scheduler(opt, cfg.schedule, cfg.optim.lr, cfg.train.epochs * len(batches))
+    opt = build_optimizer(session.trainable if session else model, cfg.optim)
+    sched = build_scheduler(opt, cfg.schedule, cfg.optim.lr, cfg.train.epochs * len(batches))
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     # Ranks must draw identical permutations from `gen`, but augment different frames: give
@@ -423,7 +221,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start_epoch, best_acc, history = ckpt["epoch"], ckpt["best_val_acc"], ckpt["history"]
-        if not _set_rng_state(ckpt["rng"], gen):
+        if not set_rng_state(ckpt["rng"], gen):
             gen.manual_seed(cfg.seed * 1000 + start_epoch)
             log(f"note: {last_path} was written on another kind of device ({'CUDA' if device.type == 'cpu' else 'CPU'}); "
                 f"batch order continues from a fresh stream seeded with {cfg.seed * 1000 + start_epoch}")
@@ -542,7 +340,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         payload = dict(
             model_name=cfg.model.name, model_cfg=model_cfg, state_dict=model.state_dict(),
             optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
-            best_val_acc=best_acc, val_acc=val_acc, history=history, rng=_rng_state(gen),
+            best_val_acc=best_acc, val_acc=val_acc, history=history, rng=rng_state(gen),
             config=cfg.to_dict(), classes=classes, meta=meta, params=params, flops=flops,
             training=training_info, pruning=pruning,
         )

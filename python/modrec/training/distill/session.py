@@ -55,7 +55,7 @@ VIEW_CHUNK = 16384  # frames augmented at once: bounds the temporaries
 def augmented_view(x, aug, seed, view):
     """Copy ``view`` of the split under augmentation ``aug``: the same frames for the same
     (seed, view) on every run, rank and resume, so its cached teacher outputs stay valid."""
-    from ..train import augment
+    from ..augment import augment
 
     gen = torch.Generator(device=x.device)
     gen.manual_seed(1_000_003 * (seed + 1) + view)
@@ -64,7 +64,7 @@ def augmented_view(x, aug, seed, view):
 
 class DistillSession:
     def __init__(self, cfg, student, x_tr, y_tr, meta, device, log=print, progress=False):
-        from ..train import load_checkpoint, model_from_checkpoint
+        from ..checkpoint import load_checkpoint, model_from_checkpoint
 
         dc, source = cfg.distill, cfg.source
         self.method = dc.method
@@ -199,7 +199,7 @@ class DistillSession:
 
     def epoch_row(self, x_va, y_va):
         """Per-epoch means of the loss parts (and the jointly trained teacher's val accuracy)."""
-        from ..train import predict_logits
+        from ..predict import predict_logits
 
         row = {f"distill_{k}": float(v) / max(self._n, 1) for k, v in self._sums.items()}
         self._sums, self._n = {}, 0

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ... import contract
-from ..export import ParityError, clean_exported, export_onnx, parity_inputs
+from ..onnx_export import ParityError, clean_exported, export_onnx, parity_inputs
 from ..flops import count_flops
 
 FEATURES = "features"  # a later stage's input

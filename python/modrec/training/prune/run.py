@@ -10,7 +10,9 @@ import torch
 
 from ..distill.teacher_cache import file_sha256
 from ..flops import count_flops, count_params
-from ..train import data_source, load_checkpoint, model_from_checkpoint, train
+from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..run_data import data_source
+from ..train import train
 from .surgery import prune
 
 
