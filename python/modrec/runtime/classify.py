@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import contract
 from ..classes import UNKNOWN_CLASS
 from .annotations import META_EXT, Decision, merge_decisions, write_annotations
 from .framing import ResampledFramer, StreamFramer, complex_to_iq
@@ -203,7 +204,7 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
 
     return RecordingClassification(
         recording=recording, model_path=model_path, model_name=Path(model_path).stem,
-        architecture=str(model.metadata.get("architecture", "")), classes=tuple(model.classes),
+        architecture=str(model.metadata.get(contract.ARCHITECTURE, "")), classes=tuple(model.classes),
         frame_len=frame_len, hop=hop, model_samples_per_symbol=model.samples_per_symbol,
         symbol_rate=None if symbol_rate is None else float(symbol_rate), resample=(up, down),
         min_confidence=min_confidence, starts=joined("starts", np.int64), lengths=joined("lengths", np.int64),

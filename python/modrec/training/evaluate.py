@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .. import contract
 from ..classes import class_index_map
 from .data.source import ALL_SPLIT
 from .data.sources import open_source, run_source, split_spec
@@ -175,10 +176,10 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         # runs an early-exit model as its cascade, as the blocks do).
         onnx_model = load_model(onnx_path, threads=os.cpu_count() or 1)
         md = onnx_model.metadata
-        model_name, model_classes, model_frame_len = str(onnx_path), list(md["classes"]), int(md["frame_len"])
+        model_name, model_classes, model_frame_len = str(onnx_path), list(md[contract.CLASSES]), int(md[contract.FRAME_LEN])
         predict = onnx_model.predict
-        extra = dict(model=str(onnx_path), backend="onnxruntime", architecture=md["architecture"],
-                     params=md["params"], flops=md["flops"], onnx_bytes=Path(onnx_path).stat().st_size,
+        extra = dict(model=str(onnx_path), backend="onnxruntime", architecture=md[contract.ARCHITECTURE],
+                     params=md[contract.PARAMS], flops=md[contract.FLOPS], onnx_bytes=Path(onnx_path).stat().st_size,
                      onnx_kb=round(Path(onnx_path).stat().st_size / 1024, 1), metadata=md)
     else:
         import torch

@@ -43,18 +43,18 @@ def model_from_onnx(onnx_path, tol=1e-4):
     onnx_path = Path(onnx_path)
     proto = onnx.load(str(onnx_path))
     metadata = contract.decode_metadata({p.key: p.value for p in proto.metadata_props}, source=str(onnx_path))
-    if metadata["exits"] != 1:
+    if metadata[contract.EXITS] != 1:
         raise ValueError(f"{onnx_path}: an early-exit model (exits = {metadata['exits']}); rebuild the plain student it extends")
     if contract.decode_pruning(metadata[contract.PRUNING], source=str(onnx_path)) is not None:
         raise ValueError(f"{onnx_path}: a pruned model (pruning = {metadata['pruning']!r}): its channel counts are not "
                          f"the registry's; rebuild from its training run instead")
     try:
-        model_cfg = dict(metadata["training"]["config"]["model"]["cfg"])
+        model_cfg = dict(metadata[contract.TRAINING]["config"]["model"]["cfg"])
     except (KeyError, TypeError):
         raise ValueError(f"{onnx_path}: metadata 'training' lacks config.model.cfg (the model's build settings)") from None
-    model_cfg.update(n_classes=len(metadata["classes"]), frame_len=int(metadata["frame_len"]))
+    model_cfg.update(n_classes=len(metadata[contract.CLASSES]), frame_len=int(metadata[contract.FRAME_LEN]))
     try:
-        model = create_model(metadata["architecture"], **model_cfg).eval()
+        model = create_model(metadata[contract.ARCHITECTURE], **model_cfg).eval()
     except (KeyError, TypeError) as err:
         raise ValueError(f"{onnx_path}: cannot build architecture {metadata['architecture']!r} with "
                          f"config {model_cfg}: {err}") from None
@@ -89,7 +89,7 @@ def model_from_onnx(onnx_path, tol=1e-4):
     if missing:
         raise ValueError(f"{onnx_path}: no weights for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     model.load_state_dict(state)
-    _check_parity(model, onnx_path, int(metadata["frame_len"]), tol)
+    _check_parity(model, onnx_path, int(metadata[contract.FRAME_LEN]), tol)
     return model, metadata
 
 
@@ -112,12 +112,12 @@ def checkpoint_from_onnx(onnx_path, out_path):
     from .checkpoint import save_checkpoint
 
     model, metadata = model_from_onnx(onnx_path)
-    training = dict(metadata["training"], rebuilt_from_onnx=str(onnx_path))
+    training = dict(metadata[contract.TRAINING], rebuilt_from_onnx=str(onnx_path))
     source = training.pop("checkpoint", None) or {}
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out_path, model_name=model.model_name, model_cfg=model.model_cfg, state_dict=model.state_dict(),
-                    classes=list(metadata["classes"]), config=training.get("config"), training=training,
-                    meta={"frame_len": metadata["frame_len"], "samples_per_symbol": metadata["samples_per_symbol"]},
+                    classes=list(metadata[contract.CLASSES]), config=training.get("config"), training=training,
+                    meta={"frame_len": metadata[contract.FRAME_LEN], "samples_per_symbol": metadata[contract.SAMPLES_PER_SYMBOL]},
                     val_acc=source.get("val_acc"), epoch=source.get("epoch"))
     return out_path

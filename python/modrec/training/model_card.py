@@ -4,6 +4,8 @@ import json
 import shutil
 from pathlib import Path
 
+from .. import contract
+
 
 def _fmt(v, pct=True):
     if v is None:
@@ -21,7 +23,7 @@ FIGURES = ("accuracy_vs_snr.png", "confusion.png")
 def render_model_card(summary, name, figures=None):
     """Markdown model card; ``figures`` maps an evaluation figure name to the link to use."""
     md = summary.get("metadata") or {}
-    training = md.get("training") or summary.get("training") or {}
+    training = md.get(contract.TRAINING) or summary.get("training") or {}
     data = training.get("data", {})
     cfg = training.get("config", {})
     figures = figures or {}

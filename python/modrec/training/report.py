@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import contract
+
 COLUMNS = (
     ("accuracy", "all SNRs", "pct"),
     ("accuracy_snr_ge_0", "SNR ≥ 0", "pct"),
@@ -47,7 +49,7 @@ def load_entry(path, role=None, name=None):
         "name": name or Path(str(summary.get("model", path.parent.name))).stem,
         "role": role or "student",
         "architecture": summary.get("architecture"),
-        "distillation": metadata.get("distillation", "none"),
+        "distillation": metadata.get(contract.DISTILLATION, "none"),
         "split": summary.get("split"),
         "data_root": summary.get("data_root"),
         "n_frames": summary.get("n_frames"),
