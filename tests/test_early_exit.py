@@ -273,7 +273,7 @@ def test_no_loss_exit_is_the_first_exit_that_costs_nothing():
 
 
 def test_a_report_keeps_the_rows_it_did_not_measure_again(tmp_path):
-    from gnuradio.modrec.training.exits.evaluate import write_report
+    from gnuradio.modrec.training.exits.evaluate import write_exits_report
 
     previous = Path(__file__).resolve().parents[1] / "models" / "early_exit.json"
     earlier = json.loads(previous.read_text())
@@ -283,10 +283,10 @@ def test_a_report_keeps_the_rows_it_did_not_measure_again(tmp_path):
     for k, result in enumerate((new, again)):
         paths.append(tmp_path / f"r{k}.json")
         paths[-1].write_text(json.dumps(result))
-    table = write_report(paths, json_path=tmp_path / "merged.json", previous=previous)
+    table = write_exits_report(paths, json_path=tmp_path / "merged.json", previous=previous)
     merged = json.loads((tmp_path / "merged.json").read_text())
     assert [r["model"] for r in merged] == [r["model"] for r in earlier] + [new["model"]]
     assert merged[2]["thresholds"] == [0.123] and merged[:2] == earlier[:2] and merged[3:-1] == earlier[3:]
     assert table.count("#### ") == len(earlier) + 1 and "cnn3_ee-new-p1" in table
-    write_report(paths[:1], json_path=tmp_path / "alone.json")  # without previous: only what was given
+    write_exits_report(paths[:1], json_path=tmp_path / "alone.json")  # without previous: only what was given
     assert len(json.loads((tmp_path / "alone.json").read_text())) == 1

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from gnuradio.modrec.training.cli import main
-from gnuradio.modrec.training.report import ReportError, gap_closed, load_entry, write_report
+from gnuradio.modrec.training.report import ReportError, gap_closed, load_entry, write_comparison
 
 
 def summary(tmp_path, name, architecture, distillation, peak, overall, split="test", root="/data/a"):
@@ -43,7 +43,7 @@ def test_gap_closed_against_best_teacher_and_twin(entries):
 def test_table_json_plot_and_markers(entries, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# Models\n\nprose before\n<!-- results:begin -->\nold table\n<!-- results:end -->\nprose after\n")
-    table = write_report(entries, readme, tmp_path / "results.json", tmp_path / "acc.png")
+    table = write_comparison(entries, readme, tmp_path / "results.json", tmp_path / "acc.png")
     text = readme.read_text()
     assert "old table" not in text and text.startswith("# Models\n\nprose before\n") and text.endswith("prose after\n")
     row = next(line for line in table.splitlines() if line.startswith("| cnn3_kd "))
@@ -58,7 +58,7 @@ def test_refuses_mixed_test_splits(tmp_path):
     a = load_entry(summary(tmp_path, "a", "cnn3", "none", 0.7, 0.4))
     b = load_entry(summary(tmp_path, "b", "cnn3", "kd", 0.8, 0.5, root="/data/other"))
     with pytest.raises(ReportError, match="not measured on one test split"):
-        write_report([a, b])
+        write_comparison([a, b])
 
 
 def test_incomplete_summary_is_named(tmp_path):

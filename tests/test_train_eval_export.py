@@ -18,7 +18,7 @@ import yaml
 
 from gnuradio.modrec.training.cli import main
 from gnuradio.modrec.training.config import ConfigError, config_from_dict, load_config
-from gnuradio.modrec.training.evaluate import write_report
+from gnuradio.modrec.training.evaluate import write_evaluation
 from gnuradio.modrec.training.metrics import classification_metrics, expected_calibration_error
 from gnuradio.modrec.training.checkpoint import load_checkpoint
 from gnuradio.modrec.training.train import train
@@ -165,7 +165,7 @@ def test_metrics_and_report_on_hand_built_predictions(tmp_path):
     assert m["confusion"][1] == [1, 1, 1] and np.sum(m["confusion"]) == 8
     assert m["ece"] == pytest.approx(abs(5 / 8 - 0.8))  # one bin, conf 0.8
 
-    summary = write_report(m, tmp_path / "eval", title="hand")
+    summary = write_evaluation(m, tmp_path / "eval", title="hand")
     for f in ("summary.json", "per_snr.csv", "per_snr.json", "confusion.png", "accuracy_vs_snr.png"):
         assert (tmp_path / "eval" / f).is_file(), f
     rows = list(csv.DictReader(open(tmp_path / "eval" / "per_snr.csv")))

@@ -158,7 +158,7 @@ def test_installed_wheel_imports_and_runs_the_training_package(wheel, tmp_path):
         from gnuradio.modrec.training.exits import ExitTraining, calibrate_threshold
         from gnuradio.modrec.training.exits.export import export_early_exit
         from gnuradio.modrec.training.exits.gate import fit_gate
-        from gnuradio.modrec.training.exits.evaluate import evaluate_early_exit, write_report
+        from gnuradio.modrec.training.exits.evaluate import evaluate_early_exit, write_exits_report
         from gnuradio.modrec.training.cli import main
         main(["models"])
         """

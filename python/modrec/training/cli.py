@@ -219,10 +219,10 @@ def main(argv=None):
 
             print(f"wrote {write_model_card(args.summary, args.out, args.name)}")
         elif args.cmd == "report":
-            from .report import load_entry, write_report
+            from .report import load_entry, write_comparison
 
             entries = [load_entry(p, "teacher") for p in args.teacher] + [load_entry(p, "student") for p in args.student]
-            print(write_report(entries, args.markdown, args.json, args.plot, remeasure=args.remeasure))
+            print(write_comparison(entries, args.markdown, args.json, args.plot, remeasure=args.remeasure))
         elif args.cmd == "prune-report":
             from .prune.report import write_pruning_report
 
@@ -244,7 +244,7 @@ def main(argv=None):
                       f"{r['mean_flops'] / result['plain_flops']:.0%} of plain, measured speed-up "
                       f"{r['plain_ms_per_frame'] / r['ms_per_frame']:.2f}x")
         elif args.cmd == "exits-report":
-            from .exits.evaluate import write_report as write_exits_report
+            from .exits.evaluate import write_exits_report
 
             print(write_exits_report(args.results, args.markdown, args.json, args.plot, previous=args.previous))
         elif args.cmd == "classify":

@@ -18,6 +18,7 @@ from .. import contract
 from ..classes import class_index_map
 from .data.source import ALL_SPLIT
 from .data.sources import open_source, run_source, split_spec
+from .figures import pyplot
 from .metrics import classification_metrics
 
 
@@ -56,7 +57,7 @@ def onnx_latency(path, repeats=200, batch=256, batch_repeats=10):
     }
 
 
-def write_report(metrics, out_dir, title="", extra=None):
+def write_evaluation(metrics, out_dir, title="", extra=None):
     """Write summary.json, per_snr.{csv,json}, confusion.png, accuracy_vs_snr.png into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,17 +76,8 @@ def write_report(metrics, out_dir, title="", extra=None):
     return summary
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")  # headless clusters and CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_snr(metrics, path, title):
-    plt = _plt()
+    plt = pyplot()
     rated = [r for r in metrics["per_snr"] if r["snr_db"] is not None]  # a SigMF recording has no SNR
     snr = [r["snr_db"] for r in rated]
     acc = [r["accuracy"] for r in rated]
@@ -102,7 +94,7 @@ def _plot_snr(metrics, path, title):
 
 
 def _plot_confusion(metrics, path, title):
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(metrics["confusion"], np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     classes = metrics["classes"]
@@ -250,7 +242,7 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
     if ckpt is not None:
         extra["training"] = ckpt.get("training")
     metrics = classification_metrics(y_pred[known], y_model[known], snr[known], model_classes, confidence=conf[known])
-    summary = write_report(metrics, out_dir, title=extra["architecture"], extra=extra)
+    summary = write_evaluation(metrics, out_dir, title=extra["architecture"], extra=extra)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     log(f"{extra['architecture']} on {split} of {source.spec}: acc {fmt(metrics['accuracy'])} | SNR>=0 "
         f"{fmt(metrics['accuracy_snr_ge_0'])} | SNR>=10 {fmt(metrics['accuracy_snr_ge_10'])} | peak "

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import contract
+from .figures import pyplot
 
 COLUMNS = (
     ("accuracy", "all SNRs", "pct"),
@@ -139,10 +140,7 @@ def markdown_table(entries, gaps):
 
 
 def plot_accuracy_vs_snr(entries, path, title="accuracy vs SNR"):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for e in entries:
@@ -178,7 +176,7 @@ def _write_markdown(path, table):
     path.write_text(text)
 
 
-def write_report(entries, markdown_path=None, json_path=None, plot_path=None, remeasure=False):
+def write_comparison(entries, markdown_path=None, json_path=None, plot_path=None, remeasure=False):
     """Write the table (markdown), the rows (JSON) and the plot; returns the markdown table.
     ``remeasure``: time every model's ORT speed side by side in this process first."""
     if not entries:

@@ -22,6 +22,7 @@ from ...classes import class_index_map
 from ...runtime import EarlyExitModel, OnnxModel
 from ...runtime.timing import paired_times, speed_ratio
 from ..data.sources import read_split
+from ..figures import pyplot
 
 
 def no_loss_exit(exit_probs, labels):
@@ -126,10 +127,7 @@ def _pooled_rates(r, min_snr):
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for r in results:
@@ -149,7 +147,7 @@ def plot(results, path):
     plt.close(fig)
 
 
-def write_report(result_paths, markdown_path=None, json_path=None, plot_path=None, previous=None):
+def write_exits_report(result_paths, markdown_path=None, json_path=None, plot_path=None, previous=None):
     """Tables and plots over exits-eval results; with ``previous`` (an earlier report's JSON) its
     models that were not measured again keep their rows, in their places, and new ones follow."""
     from ..report import _write_markdown

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..figures import pyplot
 from ..report import _cell, _write_markdown, check_same_split, load_entry, remeasure_speeds
 
 COLUMNS = (
@@ -138,10 +139,7 @@ def markdown(entries):
 
 def plot(entries, out_dir):
     """One PNG per architecture: accuracy (all SNRs and SNR >= 10) vs FLOPs/frame."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     paths = []
     for arch, rows in _by_architecture(entries).items():
