@@ -18,7 +18,7 @@ from .. import contract
 from ..classes import class_index_map
 from .data.source import ALL_SPLIT
 from .data.sources import open_source, run_source, split_spec
-from .figures import pyplot
+from .tables_and_figures import pyplot
 from .metrics import classification_metrics
 
 

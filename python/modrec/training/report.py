@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import contract
-from .figures import pyplot
+from .tables_and_figures import cell, pyplot, write_markdown
 
 COLUMNS = (
     ("accuracy", "all SNRs", "pct"),
@@ -109,18 +109,6 @@ def gap_closed(entries):
     return result
 
 
-def _cell(value, kind):
-    if value is None:
-        return "n/a"
-    return {
-        "pct": lambda v: f"{100 * v:.1f} %",
-        "int": lambda v: f"{int(round(v)):,}",
-        "mega": lambda v: f"{v / 1e6:.2f} M",
-        "float1": lambda v: f"{v:.1f}",
-        "float3": lambda v: f"{v:.3f}",
-    }[kind](value)
-
-
 def check_same_split(entries):
     keys = {(e["split"], e["data_root"], e["n_frames"]) for e in entries}
     if len(keys) > 1:
@@ -134,7 +122,7 @@ def markdown_table(entries, gaps):
     for e in entries:
         gap = gaps.get(e["name"])
         gap_cell = f"{100 * gap['peak_accuracy']:.0f} % / {100 * gap['accuracy']:.0f} %" if gap else ""
-        cells = [e["name"], e["role"], e["distillation"]] + [_cell(e[key], kind) for key, _, kind in COLUMNS] + [gap_cell]
+        cells = [e["name"], e["role"], e["distillation"]] + [cell(e[key], kind) for key, _, kind in COLUMNS] + [gap_cell]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -158,24 +146,6 @@ def plot_accuracy_vs_snr(entries, path, title="accuracy vs SNR"):
     plt.close(fig)
 
 
-BEGIN_MARK = "<!-- results:begin -->"
-END_MARK = "<!-- results:end -->"
-
-
-def _write_markdown(path, table):
-    """Replace the text between the results markers of ``path`` (a README with prose around
-    the table), or write the table alone when the file has no markers or does not exist."""
-    path = Path(path)
-    text = path.read_text() if path.is_file() else ""
-    if BEGIN_MARK in text and END_MARK in text:
-        head, rest = text.split(BEGIN_MARK, 1)
-        tail = rest.split(END_MARK, 1)[1]
-        text = f"{head}{BEGIN_MARK}\n{table}\n{END_MARK}{tail}"
-    else:
-        text = table + "\n"
-    path.write_text(text)
-
-
 def write_comparison(entries, markdown_path=None, json_path=None, plot_path=None, remeasure=False):
     """Write the table (markdown), the rows (JSON) and the plot; returns the markdown table.
     ``remeasure``: time every model's ORT speed side by side in this process first."""
@@ -187,7 +157,7 @@ def write_comparison(entries, markdown_path=None, json_path=None, plot_path=None
     gaps = gap_closed(entries)
     table = markdown_table(entries, gaps)
     if markdown_path:
-        _write_markdown(markdown_path, table)
+        write_markdown(markdown_path, table)
     if json_path:
         rows = [{k: v for k, v in e.items() if k != "per_snr"} | {"per_snr": e["per_snr"]} for e in entries]
         Path(json_path).write_text(json.dumps({"models": rows, "gap_closed": gaps}, indent=1) + "\n")

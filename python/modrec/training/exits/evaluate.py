@@ -22,7 +22,7 @@ from ...classes import class_index_map
 from ...runtime import EarlyExitModel, OnnxModel
 from ...runtime.timing import paired_times, speed_ratio
 from ..data.sources import read_split
-from ..figures import pyplot
+from ..tables_and_figures import pyplot, write_markdown
 
 
 def no_loss_exit(exit_probs, labels):
@@ -150,8 +150,6 @@ def plot(results, path):
 def write_exits_report(result_paths, markdown_path=None, json_path=None, plot_path=None, previous=None):
     """Tables and plots over exits-eval results; with ``previous`` (an earlier report's JSON) its
     models that were not measured again keep their rows, in their places, and new ones follow."""
-    from ..report import _write_markdown
-
     results = [json.loads(Path(p).read_text()) for p in result_paths]
     if previous and Path(previous).is_file():
         fresh = {Path(r["model"]).stem: r for r in results}
@@ -159,7 +157,7 @@ def write_exits_report(result_paths, markdown_path=None, json_path=None, plot_pa
         results = kept + list(fresh.values())
     table = markdown(results)
     if markdown_path:
-        _write_markdown(markdown_path, table)
+        write_markdown(markdown_path, table)
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1) + "\n")
     if plot_path:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..figures import pyplot
-from ..report import _cell, _write_markdown, check_same_split, load_entry, remeasure_speeds
+from ..report import check_same_split, load_entry, remeasure_speeds
+from ..tables_and_figures import cell, pyplot, write_markdown
 
 COLUMNS = (
     ("accuracy", "all SNRs", "pct"),
@@ -132,7 +132,7 @@ def markdown(entries):
                 extra = [f"{100 * (1 - e['flops'] / base['flops']):.1f} %", delta,
                          f"{e['ort_frames_per_s_batch256'] / base['ort_frames_per_s_batch256']:.2f}x"]
             cells = [_line_name(e, rows) if e["criterion"] != "none" else "unpruned", f"{e['ratio']:.0%}" if e["ratio"] else "-"]
-            lines.append("| " + " | ".join(cells + [_cell(e[k], kind) for k, _, kind in COLUMNS] + extra) + " |")
+            lines.append("| " + " | ".join(cells + [cell(e[k], kind) for k, _, kind in COLUMNS] + extra) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
@@ -180,7 +180,7 @@ def write_pruning_report(summaries, markdown_path=None, json_path=None, plot_dir
     table = markdown(points)
     findings = summarise(points, budget_pp)
     if markdown_path:
-        _write_markdown(markdown_path, table)
+        write_markdown(markdown_path, table)
     if json_path:
         rows = [{k: v for k, v in e.items() if k != "per_snr"} for e in entries]
         Path(json_path).write_text(json.dumps({"runs": rows, "points": points, "summary": findings}, indent=1) + "\n")
