@@ -290,3 +290,20 @@ def test_a_report_keeps_the_rows_it_did_not_measure_again(tmp_path):
     assert table.count("#### ") == len(earlier) + 1 and "cnn3_ee-new-p1" in table
     write_exits_report(paths[:1], json_path=tmp_path / "alone.json")  # without previous: only what was given
     assert len(json.loads((tmp_path / "alone.json").read_text())) == 1
+
+
+def test_each_architecture_says_how_it_splits_into_blocks():
+    # the split lives with each model (backbone_blocks()), not in an isinstance chain
+    from gnuradio.modrec.training.models import create_model
+    from gnuradio.modrec.training.models.early_exit import backbone_blocks
+
+    x = torch.randn(2, 2, 128)
+    for name in ("cnn3", "mobilenet1d", "mini_inception_resnet"):
+        model = create_model(name, n_classes=4, frame_len=128).eval()
+        blocks, head = backbone_blocks(model)
+        y = x
+        for block in blocks:
+            y = block(y)
+        torch.testing.assert_close(head(y), model(x))  # the blocks chained are the whole network
+    with pytest.raises(TypeError, match="no block split for ClST"):
+        backbone_blocks(create_model("clst", n_classes=4, frame_len=128))

@@ -44,6 +44,17 @@ class CNN3(nn.Module):
             nn.Linear(hidden, n_classes),
         )
 
+    def backbone_blocks(self):
+        """(blocks, final head) for early exits: the blocks chained reproduce the feature map the
+        head pools; a block ends after each ReLU or pool that a convolution follows."""
+        f = list(self.features)
+        cuts = [i + 1 for i, m in enumerate(f) if isinstance(m, (nn.ReLU, nn.MaxPool1d))
+                and (i + 1 == len(f) or isinstance(f[i + 1], nn.Conv1d))]
+        starts = [0] + cuts[:-1]
+        blocks = [nn.Sequential(*f[a:b]) for a, b in zip(starts, cuts)]
+        blocks[0] = nn.Sequential(self.norm, *blocks[0])
+        return blocks, nn.Sequential(self.pool, self.head)
+
     def forward(self, x):
         """(N, 2, L) raw I/Q -> (N, n_classes) logits (softmax is added at export)."""
         return self.head(self.pool(self.features(self.norm(x))))

@@ -14,34 +14,18 @@ A, A, Reduction-A, B, B, Reduction-B, C, C; cumulative FLOPs after blocks 1-8: 1
 import torch
 from torch import nn
 
-from .cnn3 import CNN3
-from .inception_resnet import InceptionResNet1d
 from .layers import GlobalAvgMaxPool1d
-from .mobilenet1d import MobileNet1d
 from .registry import create_model, register_model
 
 
 def backbone_blocks(model):
-    """(blocks, final head): the blocks chained reproduce the feature map the head pools."""
-    if isinstance(model, CNN3):
-        f = list(model.features)
-        cuts = [i + 1 for i, m in enumerate(f) if isinstance(m, (nn.ReLU, nn.MaxPool1d))
-                and (i + 1 == len(f) or isinstance(f[i + 1], nn.Conv1d))]
-        starts = [0] + cuts[:-1]
-        blocks = [nn.Sequential(*f[a:b]) for a, b in zip(starts, cuts)]
-        blocks[0] = nn.Sequential(model.norm, *blocks[0])
-        return blocks, nn.Sequential(model.pool, model.head)
-    if isinstance(model, MobileNet1d):
-        b = list(model.blocks)
-        blocks = [nn.Sequential(model.norm, model.stem, b[0])] + [nn.Sequential(m) for m in b[1:-1]]
-        blocks.append(nn.Sequential(b[-1], model.last) if len(b) > 1 else nn.Sequential(model.last))
-        if len(b) == 1:
-            blocks[0] = nn.Sequential(model.norm, model.stem, b[0], model.last)
-            blocks.pop()
-        return blocks, nn.Sequential(model.pool, model.head)
-    if isinstance(model, InceptionResNet1d):
-        return [nn.Sequential(model.norm, model.stem), *model.blocks], nn.Sequential(model.pool, model.head)
-    raise TypeError(f"early exits: no block split for {type(model).__name__}")
+    """(blocks, final head) of a registry model: the blocks chained reproduce the feature map the
+    head pools. Every architecture that can take early exits says how it splits
+    (``model.backbone_blocks()``); TypeError for one that does not."""
+    split = getattr(model, "backbone_blocks", None)
+    if split is None:
+        raise TypeError(f"early exits: no block split for {type(model).__name__} (it has no backbone_blocks())")
+    return split()
 
 
 class ExitHead(nn.Module):

@@ -200,6 +200,10 @@ class InceptionResNet1d(nn.Module):
         feats = self.pool(self.blocks(self.stem(self.norm(x))))
         return feats, self.head(feats)
 
+    def backbone_blocks(self):
+        """(blocks, final head) for early exits: the stem, then each Inception-ResNet block."""
+        return [nn.Sequential(self.norm, self.stem), *self.blocks], nn.Sequential(self.pool, self.head)
+
     def forward(self, x):
         return self.forward_features(x)[1]
 

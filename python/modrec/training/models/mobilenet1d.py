@@ -133,6 +133,17 @@ class MobileNet1d(nn.Module):
         feats = self.pool(self.last(self.blocks(self.stem(self.norm(x)))))
         return feats, self.head(feats)
 
+    def backbone_blocks(self):
+        """(blocks, final head) for early exits: the stem with the first inverted residual, then
+        one block each, the last with the final 1x1 convolution."""
+        b = list(self.blocks)
+        blocks = [nn.Sequential(self.norm, self.stem, b[0])] + [nn.Sequential(m) for m in b[1:-1]]
+        blocks.append(nn.Sequential(b[-1], self.last) if len(b) > 1 else nn.Sequential(self.last))
+        if len(b) == 1:
+            blocks[0] = nn.Sequential(self.norm, self.stem, b[0], self.last)
+            blocks.pop()
+        return blocks, nn.Sequential(self.pool, self.head)
+
     def forward(self, x):
         """(N, 2, L) raw I/Q -> (N, n_classes) logits (softmax is added at export)."""
         return self.forward_features(x)[1]
