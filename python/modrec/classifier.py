@@ -10,7 +10,8 @@ from gnuradio import gr
 
 from .classes import UNKNOWN_CLASS
 from .keepalive import flowgraph_owned
-from .runtime import StreamFramer, complex_to_iq, default_model_path, load_model
+from .runtime import StreamFramer, default_model_path, load_model
+from .runtime.decisions import classify_frames
 from .runtime.framing import ResampledFramer
 from .runtime.resample import resample_ratio_for
 
@@ -112,6 +113,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self._frame_len_pmt = pmt.from_long(framer.frame_span)
         self._log = gr.logger("modrec_classifier")
         self.failed_frames = 0  # frames the model raised on (tagged unknown): see _classify
+        self._failed_calls = 0
 
     def start(self):
         # Every start, including the restart of tb.lock()/unlock(), begins at item 0: GNU Radio
@@ -219,36 +221,28 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
 
     def _classify(self, starts, frames):
         model = self._model
+        try:
+            probs, exits, index, confidence = classify_frames(model, frames, self.min_confidence)
+        except Exception as err:  # noqa: BLE001 -- whatever the model raises, samples keep flowing
+            # An exception out of general_work kills the block's thread and hangs the flowgraph
+            # with samples inside. The frames are tagged unknown (confidence 0), as bad samples are.
+            n = len(starts)
+            probs = np.zeros((n, model.n_classes), dtype=np.float32)
+            exits, index, confidence = np.full(n, -1), np.full(n, -1), np.zeros(n, dtype=np.float32)
+            self.failed_frames += n
+            self._failed_calls += 1
+            if self._failed_calls in (1, 10, 100) or self._failed_calls % 1000 == 0:  # the log stays readable
+                self._log.error(f"{model.path}: classifying {n} frame(s) failed ({err}); they are tagged "
+                                f"'{UNKNOWN_CLASS}' and the samples flow on ({self.failed_frames} frames so far)")
         n_classes = model.n_classes
-        finite = np.isfinite(frames.real).all(axis=1) & np.isfinite(frames.imag).all(axis=1)
-        probs = np.zeros((len(starts), n_classes), dtype=np.float32)
-        exits = np.full(len(starts), -1, dtype=np.int64)  # -1: not run through the model
-        if finite.any():
-            try:
-                probs[finite], exits[finite] = model.predict_with_exits(complex_to_iq(frames[finite]))
-            except Exception as err:  # noqa: BLE001 -- whatever the model raises, samples keep flowing
-                # An exception out of general_work kills the block's thread and hangs the flowgraph
-                # with samples inside. The frames are tagged unknown (confidence 0), as bad samples are.
-                self.failed_frames += int(finite.sum())
-                if self.failed_frames == int(finite.sum()) or self.failed_frames % 10000 < finite.sum():
-                    self._log.error(f"{model.path}: classifying {int(finite.sum())} frame(s) failed ({err}); they are "
-                                    f"tagged '{UNKNOWN_CLASS}' and the samples flow on ({self.failed_frames} so far)")
-                probs[:] = 0.0
-                exits[:] = -1
-                finite = np.zeros_like(finite)
-        min_conf = self.min_confidence
         f = self._fields
         for k, start in enumerate(starts):
-            p = probs[k]
-            idx = int(np.argmax(p))
-            confidence = float(p[idx]) if finite[k] else 0.0
-            # NaN confidence (a broken model) fails the comparison and reads as unknown too.
-            known = bool(finite[k]) and confidence >= min_conf
+            idx = int(index[k])
             value = pmt.make_dict()
-            value = pmt.dict_add(value, f["class"], self._class_symbols[idx] if known else self._unknown_symbol)
-            value = pmt.dict_add(value, f["index"], pmt.from_long(idx if known else -1))
-            value = pmt.dict_add(value, f["confidence"], pmt.from_double(confidence))
-            value = pmt.dict_add(value, f["probs"], pmt.init_f32vector(n_classes, p.tolist()))
+            value = pmt.dict_add(value, f["class"], self._class_symbols[idx] if idx >= 0 else self._unknown_symbol)
+            value = pmt.dict_add(value, f["index"], pmt.from_long(idx))
+            value = pmt.dict_add(value, f["confidence"], pmt.from_double(float(confidence[k])))
+            value = pmt.dict_add(value, f["probs"], pmt.init_f32vector(n_classes, probs[k].tolist()))
             value = pmt.dict_add(value, f["frame_len"], self._frame_len_pmt)
             value = pmt.dict_add(value, f["frame_start"], pmt.from_uint64(int(start) + self._shift))
             if self._tag_exit:

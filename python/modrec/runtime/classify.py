@@ -23,7 +23,8 @@ import numpy as np
 from .. import contract
 from ..classes import UNKNOWN_CLASS
 from .annotations import META_EXT, Decision, merge_decisions, write_annotations
-from .framing import ResampledFramer, StreamFramer, complex_to_iq
+from .decisions import classify_frames
+from .framing import ResampledFramer, StreamFramer
 from .load import load_model
 from .onnx_model import default_model_path
 from .recording import open_recording
@@ -214,20 +215,12 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
 
 
 def _classify(model, frames, min_confidence):
-    """(class index int64 (K,), -1 = unknown; confidence float32 (K,)) as the classifier block does."""
-    finite = np.isfinite(frames.real).all(axis=1) & np.isfinite(frames.imag).all(axis=1)
-    probs = np.zeros((frames.shape[0], len(model.classes)), dtype=np.float32)
-    if finite.all():
-        probs[:] = model.predict(complex_to_iq(frames))
-    elif finite.any():
-        probs[finite] = model.predict(complex_to_iq(frames[finite]))
-    index = probs.argmax(axis=1)
-    confidence = probs[np.arange(index.shape[0]), index]
-    # A broken model's NaN fails the comparison (unknown, as in the block); Decision needs a
-    # finite confidence in [0, 1], so NaN becomes 0 and float32 rounding above 1 becomes 1.
-    known = finite & (confidence >= min_confidence)
-    confidence = np.where(finite & np.isfinite(confidence), np.clip(confidence, 0.0, 1.0), 0.0)
-    return np.where(known, index, -1).astype(np.int64), confidence.astype(np.float32)
+    """(class index int64 (K,), -1 = unknown; confidence float32 (K,)) as the classifier block says."""
+    _, _, index, confidence = classify_frames(model, frames, min_confidence)
+    # Decision needs a finite confidence in [0, 1]: a broken model's NaN becomes 0 (its frame is
+    # unknown already) and float32 rounding above 1 becomes 1.
+    confidence = np.where(np.isfinite(confidence), np.clip(confidence, 0.0, 1.0), 0.0)
+    return index, confidence.astype(np.float32)
 
 
 class _SegmentMerger:
