@@ -96,12 +96,12 @@ def test_exit_loss_hand_computed():
     ce = [F.cross_entropy(o, y) for o in outs]
     joint = ExitTraining(model, _exits_cfg(weights=[0.2, 0.3, 1.0]), 4)
     joint.start_epoch(0)
-    loss, parts = joint.loss(outs, y)
+    loss, parts = joint.exit_loss(outs, y)
     assert torch.isclose(loss, 0.2 * ce[0] + 0.3 * ce[1] + ce[2])
     # self-distillation: T^2 * KL(softmax(final/T) || softmax(exit/T)) on each early exit
     sd = ExitTraining(model, _exits_cfg(self_distill=0.5, temperature=2.0), 4)
     sd.start_epoch(0)
-    loss, parts = sd.loss(outs, y)
+    loss, parts = sd.exit_loss(outs, y)
     soft = F.softmax(outs[-1] / 2.0, 1)
     kl = sum((soft * (soft.log() - F.log_softmax(o / 2.0, 1))).sum(1).mean() for o in outs[:-1]) * 4.0
     assert torch.isclose(loss, sum(ce) + 0.5 * kl, atol=1e-6) and torch.isclose(parts["self_distill"], kl, atol=1e-6)

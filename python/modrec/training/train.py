@@ -19,21 +19,23 @@ from . import distributed
 from .augment import augment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
+from .distill.session import DistillSession
+from .exits import ExitTraining
 from .flops import count_flops, count_params
-from .models import create_model
+from .models import create_model, default_config
+from .models.early_exit import EarlyExitNet
+from .objective import Objective
 from .optim import build_optimizer, build_scheduler
 from .predict import predict_logits
+from .prune.sparsity import BnSparsity
+from .prune.surgery import fit_to_state_dict
 from .rng import rng_state, seed_everything, set_rng_state
 from .run_data import data_source
-
 
 
 def _log(*args):
     # flushed so that logs of batch jobs (stdout to a file) show progress as it happens
     print(*args, flush=True)
-
-
-# ----------------------------------------------------------------------------- helpers
 
 
 def _batches(n, batch_size):
@@ -44,30 +46,18 @@ def _batches(n, batch_size):
     return [(s, min(s + batch_size, n)) for s in starts]
 
 
-@torch.no_grad()
-def _exit_accuracies(model, x, y, batch_size):
-    was = model.training
-    model.eval()
-    outs = [model.forward_exits(x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
-    model.train(was)
-    y = y.cpu()
-    return {f"val_acc_exit{k}": (torch.cat([o[k] for o in outs]).argmax(1).cpu() == y).float().mean().item()
-            for k in range(len(outs[0]))}
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def _model_cfg(cfg, classes, frame_len):
-    model_cfg = dict(cfg.model.cfg)
-    for key, value in (("n_classes", len(classes)), ("frame_len", frame_len)):
-        if key in model_cfg and model_cfg[key] != value:
-            raise ValueError(
-                f"{cfg.source}: field 'model.cfg.{key}' is {model_cfg[key]} but the dataset has {value}; "
-                f"leave it out, it is taken from the data"
-            )
-        model_cfg[key] = value
-    return model_cfg
+def make_objective(cfg, model, x_tr, y_tr, meta, device, resume=False, log=_log, progress=False):
+    """The objective (objective.py) that trains ``model`` under ``cfg``: a distillation session
+    when ``distill.method`` is set, exit training for an early-exit model, else cross-entropy."""
+    early_exit = isinstance(model, EarlyExitNet)
+    if cfg.distill.method != "none":
+        if early_exit:
+            raise ValueError(f"{cfg.source}: an early-exit model cannot be distilled from a teacher yet; "
+                             f"use exits.self_distill (the final exit teaches the early ones)")
+        return DistillSession(cfg, model, x_tr, y_tr, meta, device, log=log, progress=progress)
+    if early_exit:
+        return ExitTraining.from_config(cfg, model, resume=resume, log=log)
+    return Objective(model, cfg.augment, cfg.train.label_smoothing)
 
 
 def _write_history(run_dir, history):
@@ -119,79 +109,24 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
     if not resume and last_path.is_file():
         log(f"note: {run_dir} already holds a run; starting over (use --resume to continue it)")
 
-    if ctx.is_main:  # rank 0 builds a missing dataset; the others wait, then find it complete
-        source = data_source(cfg, log=log, progress=progress)
-    distributed.barrier(ctx)
-    if not ctx.is_main:
-        source = data_source(cfg, log=log, progress=False)
-    root = source.path
-    tr, va = source.load("train"), source.load("val")
-    meta = dict(tr.meta)
+    source, meta, (x_tr, y_tr), (x_va, y_va) = _load_splits(cfg, ctx, device, log, progress)
     classes = list(meta["classes"])
-    frame_len = int(tr.x.shape[-1])
-    x_tr = torch.as_tensor(np.ascontiguousarray(tr.x), device=device)
-    y_tr = torch.as_tensor(np.asarray(tr.y, np.int64), device=device)
-    x_va = torch.as_tensor(np.ascontiguousarray(va.x), device=device)
-    y_va = torch.as_tensor(np.asarray(va.y, np.int64), device=device)
-    if int(y_tr.max()) >= len(classes) or int(y_tr.min()) < 0:
-        raise ValueError(f"{root}: train labels out of range 0..{len(classes) - 1}")
-
+    frame_len = int(x_tr.shape[-1])
     model_cfg = _model_cfg(cfg, classes, frame_len)
     # CPU: RNG states must stay CPU byte tensors; the optimiser moves its own state to the params
     resumed = load_checkpoint(last_path, map_location="cpu") if resume else None
-    if init_model is not None:
-        from .models import default_config
-
-        if init_model.model_name != cfg.model.name or init_model.model_cfg != {**default_config(cfg.model.name), **model_cfg}:
-            raise ValueError(f"{cfg.source}: the given model is {init_model.model_name} {init_model.model_cfg}, "
-                             f"the config asks for {cfg.model.name} {model_cfg}")
-        model = init_model.to(device)
-    else:
-        model = create_model(cfg.model.name, **model_cfg)
-        if resumed is not None and resumed.get("pruning"):
-            from .prune.surgery import fit_to_state_dict
-
-            fit_to_state_dict(model, resumed["state_dict"])
-        model = model.to(device)
+    model = _build_model(cfg, model_cfg, init_model, resumed, device)
     if resumed is not None:
         pruning = resumed.get("pruning")
     params, flops = count_params(model), count_flops(model, frame_len)
     log(f"{cfg.model.name}: {params:,} params, {flops / 1e6:.2f} MFLOPs/frame; "
         f"{len(x_tr):,} train / {len(x_va):,} val frames, {len(classes)} classes, device {device}")
 
-    session = None  # distillation hooks; None = plain training, exactly as before
-    if cfg.distill.method != "none":
-        from .distill.session import DistillSession
-
-        session = DistillSession(cfg, model, x_tr, y_tr, meta, device, log=log, progress=progress)
-    aug = session.augment if session else cfg.augment
-
-    exit_training = None  # early-exit students: a loss over every exit
-    if hasattr(model, "forward_exits"):
-        if session:
-            raise ValueError(f"{cfg.source}: an early-exit model cannot be distilled from a teacher yet; "
-                             f"use exits.self_distill (the final exit teaches the early ones)")
-        from .exits import ExitTraining
-
-        if cfg.exits.init_from and not resume:
-            plain = load_checkpoint(cfg.exits.init_from)
-            if plain["model_name"] != model.backbone.model_name:
-                raise ValueError(f"{cfg.source}: field 'exits.init_from': {cfg.exits.init_from} holds a "
-                                 f"{plain['model_name']}, the backbone is a {model.backbone.model_name}")
-            model.backbone.load_state_dict(plain["state_dict"])
-            log(f"exits: backbone initialised from {cfg.exits.init_from} (val acc {plain.get('val_acc', float('nan')):.4f})")
-        exit_training = ExitTraining(model, cfg.exits, cfg.train.epochs, cfg.train.label_smoothing)
-    # what the training step calls; `model` for the rest. A loss on features (skd) or on every
-    # exit calls another method than forward, and that is the forward DDP must see.
-    step_module = model
-    if session and session.needs_features:
-        step_module = distributed.MethodAsForward(model, "forward_features")
-    elif exit_training:
-        step_module = distributed.MethodAsForward(model, "forward_exits")
-    net = distributed.wrap(step_module, ctx, device)
+    objective = make_objective(cfg, model, x_tr, y_tr, meta, device, resume, log, progress)
+    net = distributed.wrap(objective.step_module, ctx, device)
     # every rank needs at least one frame of a global batch (BatchNorm, DDP's gradient all-reduce)
     batches = [(s, e) for s, e in _batches(len(x_tr), cfg.train.batch_size) if e - s >= ctx.world_size]
-    opt = build_optimizer(session.trainable if session else model, cfg.optim)
+    opt = build_optimizer(objective.trainable, cfg.optim)
     sched = build_scheduler(opt, cfg.schedule, cfg.optim.lr, cfg.train.epochs * len(batches))
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
@@ -202,101 +137,49 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         aug_gen = torch.Generator(device=device)
         aug_gen.manual_seed(cfg.seed * 1009 + ctx.rank + 1)
     start_epoch, best_acc, history = 0, -1.0, []
-
-    if resume:
-        ckpt = resumed
-        if ckpt["model_name"] != cfg.model.name or ckpt["model_cfg"] != model_cfg:
-            raise ValueError(f"{last_path}: was trained with model {ckpt['model_name']} {ckpt['model_cfg']}, "
-                             f"config asks for {cfg.model.name} {model_cfg}")
-        was_epochs = ckpt["config"]["train"]["epochs"]
-        if was_epochs != cfg.train.epochs:
-            raise ValueError(f"{last_path}: run was planned for {was_epochs} epochs but the config now says "
-                             f"{cfg.train.epochs}; the lr schedule spans the whole run, so resume with --epochs {was_epochs}")
-        was_method = (ckpt.get("distill") or {}).get("method", "none")
-        if was_method != cfg.distill.method:
-            raise ValueError(f"{last_path}: run used distillation '{was_method}', config asks for '{cfg.distill.method}'")
-        if session:
-            session.load_state_dict(ckpt["distill"], last_path)
-        model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start_epoch, best_acc, history = ckpt["epoch"], ckpt["best_val_acc"], ckpt["history"]
-        if not set_rng_state(ckpt["rng"], gen):
+    if resumed is not None:
+        _check_resumable(cfg, resumed, model_cfg, last_path)
+        objective.resume_from(resumed, last_path)
+        model.load_state_dict(resumed["state_dict"])
+        opt.load_state_dict(resumed["optimizer"])
+        sched.load_state_dict(resumed["scheduler"])
+        start_epoch, best_acc, history = resumed["epoch"], resumed["best_val_acc"], resumed["history"]
+        if not set_rng_state(resumed["rng"], gen):
             gen.manual_seed(cfg.seed * 1000 + start_epoch)
             log(f"note: {last_path} was written on another kind of device ({'CUDA' if device.type == 'cpu' else 'CPU'}); "
                 f"batch order continues from a fresh stream seeded with {cfg.seed * 1000 + start_epoch}")
         log(f"resuming {run_dir} after epoch {start_epoch} (best val acc {best_acc:.4f})")
 
-    training_info = {
-        "command": command,
-        "seed": cfg.seed,
-        # the dataset's own meta wins over the config: --data-root may point at a different build
-        # source: what open_source() needs to read exactly these frames again (export, evaluate)
-        "data": {"name": cfg.data.name, "root": str(root), "source": source.record(), "seed": meta.get("seed", cfg.data.seed),
-                 "frames_per_class_snr": meta.get("frames_per_class_snr", dict(cfg.data.frames_per_class_snr)),
-                 "train_frames": len(x_tr), "val_frames": len(x_va), "meta": meta},
-        "config": cfg.to_dict(),
-        "distillation": cfg.distill.method,  # export writes it to the ONNX metadata
-        "world_size": ctx.world_size,
-    }
-    # every invocation that wrote this run (a run resumed elsewhere, e.g. GPU then CPU, keeps all)
-    earlier = []
-    if resumed is not None:
-        was = resumed.get("training") or {}
-        earlier = list(was.get("invocations") or [{"command": was.get("command"), "epochs": [1, resumed["epoch"]]}])
-    end = cfg.train.epochs if stop_after_epochs is None else min(cfg.train.epochs, start_epoch + stop_after_epochs)
-    training_info["invocations"] = earlier + [{
-        "command": command, "epochs": [start_epoch + 1, end], "world_size": ctx.world_size, "torch": str(torch.__version__),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
-    }]
-    if session:
-        training_info["distill"] = session.info
-    if pruning:
-        training_info["pruning"] = pruning
     end_epoch = cfg.train.epochs
     if stop_after_epochs is not None:
         end_epoch = min(end_epoch, start_epoch + stop_after_epochs)
+    training_info = _training_info(cfg, ctx, device, command, source, meta, len(x_tr), len(x_va), resumed,
+                                   (start_epoch + 1, end_epoch))
+    training_info.update(objective.training_info())
+    if pruning:
+        training_info["pruning"] = pruning
+    # BN-gamma sparsity (network slimming) adds its subgradient to whatever the objective's loss is
+    bn_sparsity = BnSparsity(model, cfg.train.bn_sparsity, frame_len) if cfg.train.bn_sparsity > 0 else None
 
-    bn_sparsity = None
-    if cfg.train.bn_sparsity > 0:
-        from .prune.sparsity import BnSparsity
-
-        bn_sparsity = BnSparsity(model, cfg.train.bn_sparsity, frame_len)
     for epoch in range(start_epoch, end_epoch):
         t0 = time.time()
-        model.train()
-        if session:
-            session.train()
-        if exit_training:
-            exit_training.start_epoch(epoch)
+        x_epoch = objective.start_epoch(epoch, x_tr)
         perm = torch.randperm(len(x_tr), generator=gen, device=device)
-        x_epoch = session.epoch_frames(epoch, x_tr) if session else x_tr
         tot_loss = tot_correct = tot_n = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress,
                    leave=False, dynamic_ncols=True, file=sys.stderr)
         for bi, (s, e) in enumerate(bar):
             idx = distributed.shard(perm[s:e], ctx)
-            xb = augment(x_epoch[idx], aug, aug_gen)
+            xb = augment(x_epoch[idx], objective.augment, aug_gen)
             yb = y_tr[idx]
-            if session:
-                logits, loss = session.step(net, xb, yb, idx)
-            elif exit_training:
-                outs = net(xb)
-                loss, _ = exit_training.loss(outs, yb)
-                logits = outs[-1]
-            else:
-                logits = net(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.train.label_smoothing)
+            logits, loss = objective.batch_loss(net, xb, yb, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if bn_sparsity is not None:
                 bn_sparsity()
-            if session:
-                distributed.average_gradients(session.extra_parameters(), ctx)
-            if cfg.train.grad_clip > 0 and session:
-                session.clip_grad_(cfg.train.grad_clip)
-            elif cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            distributed.average_gradients(objective.unsynced_parameters(), ctx)
+            if cfg.train.grad_clip > 0:
+                objective.clip_grad_(cfg.train.grad_clip)
             opt.step()
             sched.step()
             n = len(idx)
@@ -310,7 +193,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         totals = distributed.sum_across(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
                                                      for v in (tot_loss, tot_correct, tot_n)]), ctx)
         tot_loss, tot_correct, tot_n = (float(v) for v in totals)
-        distributed.sync_buffers(session.trainable if session else model, ctx)
+        distributed.sync_buffers(objective.trainable, ctx)
 
         val_logits = predict_logits(model, x_va, cfg.train.eval_batch_size, device)
         val_loss = F.cross_entropy(val_logits, y_va.cpu()).item()
@@ -318,35 +201,25 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         row = {
             "epoch": epoch + 1,
             "lr": opt.param_groups[0]["lr"],
-            "train_loss": float(tot_loss) / max(tot_n, 1),
-            "train_acc": float(tot_correct) / max(tot_n, 1),
+            "train_loss": tot_loss / max(tot_n, 1),
+            "train_acc": tot_correct / max(tot_n, 1),
             "val_loss": val_loss,
             "val_acc": val_acc,
             "time_s": round(time.time() - t0, 2),
         }
-        if session:
-            row.update(session.epoch_row(x_va, y_va))
-        if exit_training:
-            row.update(_exit_accuracies(model, x_va, y_va, cfg.train.eval_batch_size))
+        row.update(objective.epoch_row(x_va, y_va))
         history.append(row)
-        # an early-exit model is as good as all its exits (a frozen backbone leaves the final
-        # exit's accuracy unchanged while the early heads improve)
-        score = val_acc
-        if exit_training:
-            score = float(np.mean([v for k, v in row.items() if k.startswith("val_acc_exit")]))
-            row["val_score"] = score
+        score = row.get("val_score", val_acc)
         improved = score > best_acc
         best_acc = max(best_acc, score)
-        payload = dict(
-            model_name=cfg.model.name, model_cfg=model_cfg, state_dict=model.state_dict(),
-            optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
-            best_val_acc=best_acc, val_acc=val_acc, history=history, rng=rng_state(gen),
-            config=cfg.to_dict(), classes=classes, meta=meta, params=params, flops=flops,
-            training=training_info, pruning=pruning,
-        )
-        if session:
-            payload["distill"] = session.state_dict()
         if ctx.is_main:
+            payload = dict(
+                model_name=cfg.model.name, model_cfg=model_cfg, state_dict=model.state_dict(),
+                optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
+                best_val_acc=best_acc, val_acc=val_acc, history=history, rng=rng_state(gen),
+                config=cfg.to_dict(), classes=classes, meta=meta, params=params, flops=flops,
+                training=training_info, pruning=pruning, **objective.checkpoint_entries(),
+            )
             save_checkpoint(last_path, **payload)
             if improved:
                 save_checkpoint(best_path, **payload)
@@ -356,5 +229,88 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
             f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['time_s']:.1f}s")
     if ctx.enabled:
         # every rank leaves its final weights and buffers, so a job can be audited for drift
-        torch.save((session.trainable if session else model).state_dict(), run_dir / f"rank{ctx.rank}.final.pt")
+        torch.save(objective.trainable.state_dict(), run_dir / f"rank{ctx.rank}.final.pt")
     return run_dir
+
+
+# ----------------------------------------------------------------------------- set-up steps of a run
+
+
+def _load_splits(cfg, ctx, device, log, progress):
+    """(source, dataset meta, (x, y) train, (x, y) val) with the frames on ``device``."""
+    if ctx.is_main:  # rank 0 builds a missing dataset; the others wait, then find it complete
+        source = data_source(cfg, log=log, progress=progress)
+    distributed.barrier(ctx)
+    if not ctx.is_main:
+        source = data_source(cfg, log=log, progress=False)
+    tr, va = source.load("train"), source.load("val")
+    meta = dict(tr.meta)
+    splits = [(torch.as_tensor(np.ascontiguousarray(split.x), device=device),
+               torch.as_tensor(np.asarray(split.y, np.int64), device=device)) for split in (tr, va)]
+    y_tr, n_classes = splits[0][1], len(meta["classes"])
+    if int(y_tr.max()) >= n_classes or int(y_tr.min()) < 0:
+        raise ValueError(f"{source.path}: train labels out of range 0..{n_classes - 1}")
+    return source, meta, splits[0], splits[1]
+
+
+def _model_cfg(cfg, classes, frame_len):
+    model_cfg = dict(cfg.model.cfg)
+    for key, value in (("n_classes", len(classes)), ("frame_len", frame_len)):
+        if key in model_cfg and model_cfg[key] != value:
+            raise ValueError(
+                f"{cfg.source}: field 'model.cfg.{key}' is {model_cfg[key]} but the dataset has {value}; "
+                f"leave it out, it is taken from the data"
+            )
+        model_cfg[key] = value
+    return model_cfg
+
+
+def _build_model(cfg, model_cfg, init_model, resumed, device):
+    """The network to train: ``init_model`` (checked against the config), else a fresh one from
+    the registry, at a resumed pruned checkpoint's shapes when there is one."""
+    if init_model is not None:
+        if init_model.model_name != cfg.model.name or init_model.model_cfg != {**default_config(cfg.model.name), **model_cfg}:
+            raise ValueError(f"{cfg.source}: the given model is {init_model.model_name} {init_model.model_cfg}, "
+                             f"the config asks for {cfg.model.name} {model_cfg}")
+        return init_model.to(device)
+    model = create_model(cfg.model.name, **model_cfg)
+    if resumed is not None and resumed.get("pruning"):
+        fit_to_state_dict(model, resumed["state_dict"])
+    return model.to(device)
+
+
+def _check_resumable(cfg, ckpt, model_cfg, path):
+    if ckpt["model_name"] != cfg.model.name or ckpt["model_cfg"] != model_cfg:
+        raise ValueError(f"{path}: was trained with model {ckpt['model_name']} {ckpt['model_cfg']}, "
+                         f"config asks for {cfg.model.name} {model_cfg}")
+    was_epochs = ckpt["config"]["train"]["epochs"]
+    if was_epochs != cfg.train.epochs:
+        raise ValueError(f"{path}: run was planned for {was_epochs} epochs but the config now says "
+                         f"{cfg.train.epochs}; the lr schedule spans the whole run, so resume with --epochs {was_epochs}")
+
+
+def _training_info(cfg, ctx, device, command, source, meta, n_train, n_val, resumed, epochs):
+    """The checkpoint's ``training`` record: how the run was made, every invocation included."""
+    info = {
+        "command": command,
+        "seed": cfg.seed,
+        # the dataset's own meta wins over the config: --data-root may point at a different build
+        # source: what open_source() needs to read exactly these frames again (export, evaluate)
+        "data": {"name": cfg.data.name, "root": str(source.path), "source": source.record(),
+                 "seed": meta.get("seed", cfg.data.seed),
+                 "frames_per_class_snr": meta.get("frames_per_class_snr", dict(cfg.data.frames_per_class_snr)),
+                 "train_frames": n_train, "val_frames": n_val, "meta": meta},
+        "config": cfg.to_dict(),
+        "distillation": cfg.distill.method,  # export writes it to the ONNX metadata
+        "world_size": ctx.world_size,
+    }
+    # every invocation that wrote this run (a run resumed elsewhere, e.g. GPU then CPU, keeps all)
+    earlier = []
+    if resumed is not None:
+        was = resumed.get("training") or {}
+        earlier = list(was.get("invocations") or [{"command": was.get("command"), "epochs": [1, resumed["epoch"]]}])
+    info["invocations"] = earlier + [{
+        "command": command, "epochs": list(epochs), "world_size": ctx.world_size, "torch": str(torch.__version__),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
+    }]
+    return info

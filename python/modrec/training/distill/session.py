@@ -24,7 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..augment import augment
+from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..distributed import MethodAsForward
 from ..models import create_model
+from ..objective import Objective, distill_method
+from ..predict import predict_logits
 from .registry import create_distiller, get_distiller
 from .teacher_cache import teacher_outputs, weights_sha256
 
@@ -55,23 +60,28 @@ VIEW_CHUNK = 16384  # frames augmented at once: bounds the temporaries
 def augmented_view(x, aug, seed, view):
     """Copy ``view`` of the split under augmentation ``aug``: the same frames for the same
     (seed, view) on every run, rank and resume, so its cached teacher outputs stay valid."""
-    from ..augment import augment
-
     gen = torch.Generator(device=x.device)
     gen.manual_seed(1_000_003 * (seed + 1) + view)
     return torch.cat([augment(x[s : s + VIEW_CHUNK], aug, gen) for s in range(0, len(x), VIEW_CHUNK)])
 
 
-class DistillSession:
-    def __init__(self, cfg, student, x_tr, y_tr, meta, device, log=print, progress=False):
-        from ..checkpoint import load_checkpoint, model_from_checkpoint
+class DistillSession(Objective):
+    """The training objective of a student distilled from a teacher (``distill:`` in the config).
 
+    ``cfg``: the ExperimentConfig; ``student``: the model being trained; ``x_tr`` (N, 2, L)
+    float32 and ``y_tr`` (N,) int64: the train split on ``device``; ``meta``: the dataset's meta
+    (its ``classes`` must equal the teacher checkpoint's). Raises FileNotFoundError for a missing
+    teacher checkpoint and ValueError for a teacher of other classes or without features where
+    the method needs them.
+    """
+
+    def __init__(self, cfg, student, x_tr, y_tr, meta, device, log=print, progress=False):
+        super().__init__(student, cfg.augment, cfg.train.label_smoothing)
         dc, source = cfg.distill, cfg.source
         self.method = dc.method
         cls = get_distiller(self.method)
         self.online, self.needs_features = cls.online, cls.needs_features
         self.student = student
-        self.augment = cfg.augment
         self.eval_batch_size = cfg.train.eval_batch_size
         self.cached_logits = self.cached_features = None
         classes = list(meta["classes"])
@@ -131,25 +141,42 @@ class DistillSession:
         if self.online:
             modules["teacher"] = self.teacher
         # what the optimiser sees; a frozen teacher is left out
-        self.trainable = nn.ModuleDict(modules)
+        self._trainable = nn.ModuleDict(modules)
         self._sums, self._n = {}, 0
         log(f"distill: {self.method} {self.distiller.distill_cfg}, teacher "
             f"{self.teacher_desc.get('checkpoint') or self.teacher_desc['model']}"
             f"{' (trained jointly)' if self.online else ''}")
 
-    def epoch_frames(self, epoch, x_tr):
-        """The train split as epoch ``epoch`` sees it: one of the cached augmented copies, or x_tr."""
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @property
+    def step_module(self):
+        # a loss on features calls forward_features, and that is the forward DDP must see
+        return MethodAsForward(self.student, "forward_features") if self.needs_features else self.student
+
+    def start_epoch(self, epoch, x_train):
+        """Train modes; returns the train split as epoch ``epoch`` sees it: one of the cached
+        augmented copies, or ``x_train``."""
+        self.student.train()
+        self.distiller.train()
+        if self.online:
+            self.teacher.train()
         if not self.views:
-            return x_tr
+            return x_train
         frames, self.cached_logits, self.cached_features = self.views[epoch % len(self.views)]
         return frames
 
-    def extra_parameters(self):
+    def unsynced_parameters(self):
         """Parameters trained beside the student: the distiller's and an online teacher's."""
         extra = list(self.distiller.parameters())
         if self.online:
             extra += list(self.teacher.parameters())
         return extra
+
+    def training_info(self):
+        return {"distill": self.info}
 
     @property
     def info(self):
@@ -158,16 +185,11 @@ class DistillSession:
                 "cache_teacher": self.cached_logits is not None or bool(self.views), "cache_views": len(self.views),
                 "augmentation_disabled": self.augmentation_disabled}
 
-    def train(self):
-        self.distiller.train()
-        if self.online:
-            self.teacher.train()
-
-    def step(self, student, xb, yb, idx):
+    def batch_loss(self, student, xb, yb, idx):
         """Student logits and the loss for one batch (``idx``: the batch's rows of the train split).
 
-        For methods that need features, ``student`` returns (features, logits): the trainer passes
-        distributed.MethodAsForward(student, "forward_features"), possibly DDP-wrapped.
+        For methods that need features, ``student`` (``step_module``, possibly DDP-wrapped) returns
+        (features, logits).
         """
         fs = ft = None
         if self.needs_features:
@@ -199,8 +221,6 @@ class DistillSession:
 
     def epoch_row(self, x_va, y_va):
         """Per-epoch means of the loss parts (and the jointly trained teacher's val accuracy)."""
-        from ..predict import predict_logits
-
         row = {f"distill_{k}": float(v) / max(self._n, 1) for k, v in self._sums.items()}
         self._sums, self._n = {}, 0
         if self.online:
@@ -208,14 +228,18 @@ class DistillSession:
             row["teacher_val_acc"] = (t_logits.argmax(1) == y_va.cpu()).float().mean().item()
         return row
 
-    def state_dict(self):
+    def checkpoint_entries(self):
         state = {"method": self.method, "cfg": dict(self.distiller.distill_cfg), "distiller": self.distiller.state_dict(),
                  "teacher": dict(self.teacher_desc), "info": self.info}
         if self.online:
             state["teacher_state_dict"] = self.teacher.state_dict()
-        return state
+        return {"distill": state}
 
-    def load_state_dict(self, state, path):
+    def resume_from(self, ckpt, path):
+        was = distill_method(ckpt)
+        if was != self.method:
+            raise ValueError(f"{path}: run used distillation '{was}', config asks for '{self.method}'")
+        state = ckpt["distill"]
         if state["cfg"] != dict(self.distiller.distill_cfg):
             raise ValueError(f"{path}: was distilled with {state['method']} {state['cfg']}, "
                              f"config asks for {self.method} {self.distiller.distill_cfg}")

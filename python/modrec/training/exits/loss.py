@@ -14,12 +14,28 @@ with the final exit's output detached: early exits learn the final exit's soft a
 Frozen parts stay in eval mode so their batch-norm statistics do not drift.
 """
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 
+from ..checkpoint import load_checkpoint
+from ..distributed import MethodAsForward
+from ..objective import Objective
 
-class ExitTraining:
-    def __init__(self, model, cfg, total_epochs, label_smoothing=0.0):
-        self.model, self.cfg = model, cfg
+
+class ExitTraining(Objective):
+    """The training objective of an early-exit student (``models/early_exit.EarlyExitNet``).
+
+    ``cfg``: the config's ``exits`` section; ``total_epochs``: the run's (phases are counted in
+    epochs); ``augment``: the run's AugmentConfig; ``eval_batch_size``: frames per batch when the
+    exits are scored on the validation split. Raises ValueError for weights or phases that do not
+    fit the model or the run.
+    """
+
+    def __init__(self, model, cfg, total_epochs, label_smoothing=0.0, augment=None, eval_batch_size=2048):
+        super().__init__(model, augment, label_smoothing)
+        self.cfg = cfg
+        self.eval_batch_size = eval_batch_size
         n = model.n_exits
         self.weights = list(cfg.weights) if cfg.weights else [1.0] * n
         if len(self.weights) != n:
@@ -27,8 +43,26 @@ class ExitTraining:
         if cfg.scheme == "two_phase" and not 0 < cfg.phase1_epochs < total_epochs:
             raise ValueError(f"exits.phase1_epochs must be in 1..{total_epochs - 1} for scheme two_phase, "
                              f"got {cfg.phase1_epochs}")
-        self.label_smoothing = label_smoothing
         self.phase = None
+
+    @classmethod
+    def from_config(cls, cfg, model, resume=False, log=print):
+        """The objective for ExperimentConfig ``cfg``; unless resuming, the backbone starts from the
+        plain student in ``exits.init_from`` when one is named (FileNotFoundError / ValueError when
+        it is missing or holds another architecture)."""
+        if cfg.exits.init_from and not resume:
+            plain = load_checkpoint(cfg.exits.init_from)
+            if plain["model_name"] != model.backbone.model_name:
+                raise ValueError(f"{cfg.source}: field 'exits.init_from': {cfg.exits.init_from} holds a "
+                                 f"{plain['model_name']}, the backbone is a {model.backbone.model_name}")
+            model.backbone.load_state_dict(plain["state_dict"])
+            log(f"exits: backbone initialised from {cfg.exits.init_from} (val acc {plain.get('val_acc', float('nan')):.4f})")
+        return cls(model, cfg.exits, cfg.train.epochs, cfg.train.label_smoothing, augment=cfg.augment,
+                   eval_batch_size=cfg.train.eval_batch_size)
+
+    @property
+    def step_module(self):
+        return MethodAsForward(self.model, "forward_exits")  # the loss needs every exit's logits
 
     def _front(self):
         """Modules up to the last early exit, and the early heads."""
@@ -38,8 +72,8 @@ class ExitTraining:
     def _back(self):
         return [self.model._segments[-1], self.model._final_head]
 
-    def start_epoch(self, epoch):
-        """Set what trains this epoch (requires_grad and train/eval modes)."""
+    def start_epoch(self, epoch, x_train=None):
+        """Set what trains this epoch (requires_grad and train/eval modes); returns ``x_train``."""
         scheme = self.cfg.scheme
         if scheme == "joint":
             self.phase = "joint"
@@ -57,8 +91,14 @@ class ExitTraining:
             module.eval()
             for p in module.parameters():
                 p.requires_grad_(False)
+        return x_train
 
-    def loss(self, outs, y):
+    def batch_loss(self, net, xb, yb, idx):
+        outs = net(xb)
+        loss, _ = self.exit_loss(outs, yb)
+        return outs[-1], loss
+
+    def exit_loss(self, outs, y):
         """outs: logits of every exit (early first). Returns (loss, parts)."""
         early, final = outs[:-1], outs[-1]
         ce = [F.cross_entropy(o, y, label_smoothing=self.label_smoothing) for o in outs]
@@ -76,3 +116,19 @@ class ExitTraining:
             terms.append(self.cfg.self_distill * kl)
             parts["self_distill"] = kl.detach()
         return sum(terms), parts
+
+    @torch.no_grad()
+    def epoch_row(self, x_val, y_val):
+        """Validation accuracy of every exit (``val_acc_exit{k}``, early first) and their mean as
+        ``val_score``: an early-exit model is as good as all its exits (a frozen backbone leaves
+        the final exit's accuracy unchanged while the early heads improve)."""
+        was = self.model.training
+        self.model.eval()
+        bs = self.eval_batch_size
+        outs = [self.model.forward_exits(x_val[s : s + bs]) for s in range(0, len(x_val), bs)]
+        self.model.train(was)
+        y = y_val.cpu()
+        row = {f"val_acc_exit{k}": (torch.cat([o[k] for o in outs]).argmax(1).cpu() == y).float().mean().item()
+               for k in range(len(outs[0]))}
+        row["val_score"] = float(np.mean(list(row.values())))
+        return row
