@@ -1,75 +1,102 @@
-"""apps/distillation_study plans every committed study experiment, teachers before students."""
+"""The distillation study (training/studies/distillation.py, apps/distillation_study): every
+committed experiment planned, teachers before students; the shared runner's plan, freshness check
+and kept rows, asserted on the plan itself."""
 
+import json
+import os
 import subprocess
 import sys
 
+import yaml
 from conftest import ROOT, _SHIM
+from gnuradio.modrec.training.studies import distillation, plan_finish, plan_training
+from gnuradio.modrec.training.studies.runner import parse_args, run_state
 
 STUDY = ROOT / "apps" / "distillation_study"
+STUDENTS = [f"{s}{m}" for s in ("cnn3", "mobilenet1d", "mini_inception_resnet") for m in ("", "-kd", "-skd", "-nkd", "-bdkd")]
 
 
-def plan(tmp_path, *args):
-    result = subprocess.run([sys.executable, str(STUDY), "--dry-run", "--runs", str(tmp_path), *args], capture_output=True, text=True,
-                            env={"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin"}, timeout=120, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    return [line[2:] for line in result.stdout.splitlines() if line.startswith("$ ")]
+def plans(tmp_path, *argv):
+    args, _ = parse_args(distillation.STUDY, ROOT, ["--runs", str(tmp_path), *argv])
+    return plan_training(distillation.STUDY, args), plan_finish(distillation.STUDY, args)
+
+
+def value(cmd, flag):
+    return cmd[cmd.index(flag) + 1]
 
 
 def test_plan_covers_the_study_in_order(tmp_path):
-    steps = plan(tmp_path, "--device", "cpu")
-    trained = [s.split("--config ")[1].split()[0].rsplit("/", 1)[1][: -len(".yaml")] for s in steps if " train " in s]
+    jobs, finish = plans(tmp_path, "--device", "cpu")
+    trained = [os.path.basename(value(job.cmd, "--config"))[: -len(".yaml")] for job in jobs]
+    assert [job.name for job in jobs] == trained
     assert trained[:2] == ["inception_resnet", "clst"]  # students need the teachers' checkpoints
-    students = [f"{s}{m}" for s in ("cnn3", "mobilenet1d", "mini_inception_resnet")
-                for m in ("", "-kd", "-skd", "-nkd", "-bdkd")]
-    assert sorted(trained[2:]) == sorted(students)
-    for experiment in students:  # each student ships: ONNX + card in models/
-        assert any(f"export --checkpoint {tmp_path}/{experiment}/best.pt --out {ROOT}/models/{experiment}.onnx" in s
-                   for s in steps), experiment
-        assert any(f"--card {ROOT}/models/{experiment}.md" in s for s in steps), experiment
-    report = steps[-1]
-    assert " report " in report and report.count("--teacher ") == 2 and report.count("--student ") == 15
+    assert sorted(trained[2:]) == sorted(STUDENTS)
+    steps = dict(finish.steps)
+    for experiment in STUDENTS:  # each student ships: ONNX + card in models/
+        export, evaluate = steps[experiment]
+        assert export[-5:] == ["export", "--checkpoint", f"{tmp_path}/{experiment}/best.pt", "--out",
+                               f"{ROOT}/models/{experiment}.onnx"]
+        assert value(evaluate, "--card") == f"{ROOT}/models/{experiment}.md" and value(evaluate, "--device") == "cpu"
+    assert value(steps["clst"][0], "--out") == f"{tmp_path}/clst/clst.onnx"  # a teacher stays with its run
+    assert "report" in finish.report and finish.report.count("--teacher") == 2 and finish.report.count("--student") == 15
+
+
+def test_the_app_prints_the_plan_it_runs(tmp_path):
+    result = subprocess.run([sys.executable, str(STUDY), "--dry-run", "--runs", str(tmp_path), "--only", "cnn3*"],
+                            capture_output=True, text=True, env={"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin"},
+                            timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    shown = [line[2:] for line in result.stdout.splitlines() if line.startswith("$ ")]
+    jobs, finish = plans(tmp_path, "--dry-run", "--only", "cnn3*")
+    planned = [job.cmd for job in jobs] + [step for _, steps in finish.steps for step in steps] + [finish.report]
+    assert len(shown) == len(planned) == 5 + 5 * 2 + 1
+    for line, cmd in zip(shown, planned):
+        assert line.split()[1:] == [str(part) for part in cmd][1:]  # the interpreter's path may differ
 
 
 def test_torchrun_launches_training_only(tmp_path):
-    steps = plan(tmp_path, "--only", "cnn3-kd", "--torchrun", "2")
-    assert "torch.distributed.run --standalone --nproc_per_node=2 -m gnuradio.modrec.training train" in steps[0]
-    assert all("torch.distributed.run" not in s for s in steps[1:])
+    jobs, finish = plans(tmp_path, "--only", "cnn3-kd", "--torchrun", "2")
+    assert [job.name for job in jobs] == ["cnn3-kd"]
+    assert jobs[0].cmd[1:7] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "gnuradio.modrec.training"]
+    assert all("torch.distributed.run" not in step for _, steps in finish.steps for step in steps)
 
 
 def test_finished_runs_are_skipped_and_partial_ones_resumed(tmp_path):
-    import json
-
     for experiment, epochs in (("cnn3", 30), ("cnn3-kd", 7)):
         run = tmp_path / experiment
         run.mkdir()
         (run / "last.pt").write_bytes(b"")
         (run / "history.json").write_text(json.dumps([{"epoch": e + 1} for e in range(epochs)]))
-    steps = plan(tmp_path, "--only", "cnn3*")
-    assert not any(" train " in s and "configs/cnn3.yaml" in s for s in steps)
-    assert any(" train " in s and "configs/cnn3-kd.yaml" in s and s.endswith("--resume") for s in steps)
+    jobs, _ = plans(tmp_path, "--only", "cnn3*")
+    names = [job.name for job in jobs]
+    assert "cnn3" not in names and names[0] == "cnn3-kd" and jobs[0].cmd[-1] == "--resume"
+    assert all(job.cmd[-1] != "--resume" for job in jobs[1:])
 
 
 def test_the_report_keeps_every_evaluated_run_when_only_one_is_finished(tmp_path):
-    import json
-
-    for experiment in ("inception_resnet", "cnn3", "cnn3-kd", "mobilenet1d-nkd"):
-        run = tmp_path / experiment
+    runs, models = tmp_path / "runs", tmp_path / "models"
+    models.mkdir()
+    for experiment in ("inception_resnet", "cnn3", "cnn3-kd", "mobilenet1d-nkd", "mobilenet1d"):
+        run = runs / experiment
         (run / "eval").mkdir(parents=True)
         (run / "best.pt").write_bytes(b"")
         (run / "history.json").write_text(json.dumps([{"epoch": e + 1} for e in range(30)]))
+        onnx = (run if experiment == "inception_resnet" else models) / f"{experiment}.onnx"
+        onnx.write_bytes(b"")
         if experiment != "mobilenet1d-nkd":  # trained, not evaluated yet: nothing to report
             (run / "eval" / "summary.json").write_text("{}")
-    report = plan(tmp_path, "--only", "cnn3-kd", "--stage", "finish")[-1]
-    assert " report " in report
-    rows = [a.split()[1] for a in report.split(" --")[1:] if a.startswith(("teacher ", "student "))]
-    assert rows == [str(tmp_path / e / "eval" / "summary.json") for e in ("inception_resnet", "cnn3", "cnn3-kd")]
+        if experiment == "mobilenet1d":  # trained again after its evaluation: its row is stale
+            os.utime(run / "eval" / "summary.json", (1, 1))
+    args, _ = parse_args(distillation.STUDY, ROOT, ["--runs", str(runs), "--models-dir", str(models),
+                                                    "--only", "cnn3-kd", "--stage", "finish"])
+    finish = plan_finish(distillation.STUDY, args)
+    assert [run.name for run in finish.rows] == ["inception_resnet", "cnn3", "cnn3-kd"]
+    assert finish.steps == [("cnn3-kd", [])]  # evaluated after its training: nothing to redo
+    rows = [finish.report[i + 1] for i, part in enumerate(finish.report) if part in ("--teacher", "--student")]
+    assert rows == [str(runs / e / "eval" / "summary.json") for e in ("inception_resnet", "cnn3", "cnn3-kd")]
 
 
 def test_run_state(tmp_path):
-    import json
-
-    from gnuradio.modrec.training.study import run_state
-
     run = tmp_path / "run"
     assert run_state(run, 3) == "new"
     run.mkdir()
@@ -86,10 +113,6 @@ def test_run_state(tmp_path):
 
 def test_parallel_training_starts_a_student_after_its_teacher(tmp_path):
     """--jobs 2 on two tiny runs: the kd student waits for the teacher's checkpoint, both finish."""
-    import os
-
-    import yaml
-
     runs, configs = tmp_path / "runs", tmp_path / "configs"
     configs.mkdir()
     tiny = yaml.safe_load((ROOT / "configs" / "tiny-ci.yaml").read_text())
@@ -119,7 +142,7 @@ def test_parallel_training_starts_a_student_after_its_teacher(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     finish = [sys.executable, str(STUDY), "--stage", "finish", "--device", "cpu", "--runs", str(runs), "--configs",
-              str(configs), "--models", str(models), "--only", "inception_resnet,cnn3,cnn3-kd,mobilenet1d"]
+              str(configs), "--models-dir", str(models), "--only", "inception_resnet,cnn3,cnn3-kd,mobilenet1d"]
     result = subprocess.run(finish, capture_output=True, text=True, env={**os.environ, **env}, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "note: mobilenet1d is not trained to the end; left out of the report" in result.stdout
@@ -131,10 +154,6 @@ def test_parallel_training_starts_a_student_after_its_teacher(tmp_path):
 
 
 def test_a_failed_teacher_skips_its_students(tmp_path):
-    import os
-
-    import yaml
-
     runs, configs = tmp_path / "runs", tmp_path / "configs"
     configs.mkdir()
     # a valid config whose run fails: it learns from a checkpoint that does not exist
@@ -144,6 +163,10 @@ def test_a_failed_teacher_skips_its_students(tmp_path):
     student["distill"] = {**student["distill"], "teacher": {"checkpoint": str(runs / "inception_resnet" / "best.pt")}}
     for config in (teacher, student):
         (configs / f"{config['experiment']}.yaml").write_text(yaml.safe_dump(config))
+    args, _ = parse_args(distillation.STUDY, ROOT, ["--runs", str(runs), "--configs", str(configs),
+                                                    "--only", "inception_resnet,cnn3-kd"])
+    assert [(job.name, job.needs) for job in plan_training(distillation.STUDY, args)] == [
+        ("inception_resnet", set()), ("cnn3-kd", {"inception_resnet"})]
     env = {"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin", "MODREC_CACHE": str(tmp_path / "cache")}
     result = subprocess.run([sys.executable, str(STUDY), "--jobs", "2", "--stage", "train", "--device", "cpu",
                              "--runs", str(runs), "--configs", str(configs), "--only", "inception_resnet,cnn3-kd"],

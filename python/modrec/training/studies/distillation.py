@@ -1,0 +1,97 @@
+"""The knowledge-distillation study, end to end: teachers, students with and without each
+distillation method, ONNX export, evaluation on one test split, and the comparison report.
+
+    apps/distillation_study [--device cuda] [--jobs 8 | --torchrun 4] [--only 'cnn3*'] [--stage train]
+
+Every run is a committed experiment config (configs/<experiment>.yaml) and goes through the
+`modrec` command, so each step can also be run by hand. Finished runs are skipped and
+interrupted ones resumed, so the study can be spread over several jobs. Students land in
+models/ (ONNX, model card, summary); teachers stay in runs/ (too large to ship). Hours on a GPU;
+days on a 2-core CPU.
+
+--jobs N trains up to N runs at once (one process each, log in runs/<experiment>/train.log); a
+student that learns from a teacher's checkpoint starts when that teacher has finished. Small
+students leave a GPU mostly idle (their steps are bound by kernel launches), so several runs on
+one GPU finish far sooner than one after another. --stage train stops after training, --stage
+finish only exports, evaluates and reports (e.g. training on a GPU box, evaluation where the
+ORT speed column should be measured). The report (models/README.md, results.json,
+accuracy_vs_snr.png) shows this invocation's runs and every other run of the study trained to
+the end and evaluated since.
+"""
+
+import fnmatch
+from pathlib import Path
+
+import yaml
+
+from .runner import PlannedRun, Study, modrec_command
+
+TEACHERS = ("inception_resnet", "clst")
+STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")
+METHODS = ("kd", "skd", "nkd", "bdkd")
+
+
+def experiments():
+    """(experiment, role) in the order they must run: teachers first (students need them)."""
+    runs = [(t, "teacher") for t in TEACHERS]
+    for student in STUDENTS:
+        runs.append((student, "student"))
+        runs += [(f"{student}-{method}", "student") for method in METHODS]
+    return runs
+
+
+class DistillationStudy(Study):
+    name = "distillation_study"
+    doc = __doc__
+
+    def _run(self, experiment, role, args):
+        config = args.configs / f"{experiment}.yaml"
+        settings = yaml.safe_load(config.read_text())
+        return PlannedRun(experiment, config, settings["train"]["epochs"], info={"role": role, "settings": settings})
+
+    def check_options(self, args, parser):
+        for experiment, _ in experiments():
+            config = args.configs / f"{experiment}.yaml"
+            if not config.is_file() and any(fnmatch.fnmatch(experiment, p) for p in args.only):
+                parser.error(f"{config} is missing (one config per experiment)")
+
+    def planned_runs(self, args):
+        runs = [self._run(e, role, args) for e, role in experiments() if (args.configs / f"{e}.yaml").is_file()]
+        # a student waits for the run whose checkpoint its teacher is
+        producer = {(args.runs / run.name / "best.pt").resolve(): run.name for run in runs}
+        for run in runs:
+            checkpoint = ((run.info["settings"].get("distill") or {}).get("teacher") or {}).get("checkpoint")
+            if checkpoint:  # as the modrec command reads it: relative to the checkout
+                teacher = producer.get((args.root / Path(checkpoint).expanduser()).resolve())
+                if teacher:
+                    run.needs = {teacher}
+        return runs
+
+    def runs_on_disk(self, args):
+        return [run for run in self.planned_runs(args) if (args.runs / run.name).is_dir()]
+
+    def onnx_path(self, run, args):
+        # students ship in models/; teachers stay with their run
+        home = args.models_dir if run.info["role"] == "student" else args.runs / run.name
+        return home / f"{run.name}.onnx"
+
+    def finish_steps(self, run, args):
+        steps = super().finish_steps(run, args)
+        if run.info["role"] == "student":
+            steps[-1] += ["--card", str(args.models_dir / f"{run.name}.md")]
+        return steps
+
+    def sort_rows(self, rows):
+        order = [e for e, _ in experiments()]
+        return sorted(rows, key=lambda run: order.index(run.name))
+
+    def report_command(self, rows, args):
+        cmd = [*modrec_command(), "report"]
+        for run in rows:
+            cmd += [f"--{run.info['role']}", str(self.result_path(run, args))]
+        models = args.models_dir
+        return cmd + ["--markdown", str(models / "README.md"), "--json", str(models / "results.json"),
+                      "--plot", str(models / "accuracy_vs_snr.png"), "--remeasure"]
+
+
+STUDY = DistillationStudy()
