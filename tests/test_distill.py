@@ -425,3 +425,13 @@ def test_offline_methods_train_one_epoch(dataset, teacher_ckpt, tmp_path, monkey
         if cache:
             with np.load(next((tmp_path / "cache" / "teacher").glob("*.npz"))) as z:
                 assert z["features"].shape == (240, 32) and z["logits"].shape == (240, 2)
+
+
+def test_a_teacher_without_features_is_refused_for_feature_distillation(tmp_path):
+    # skd matches pooled features: an early-exit network has none (models/interface.py)
+    from gnuradio.modrec.training.distill.session import _check_features
+    from gnuradio.modrec.training.models import create_model
+
+    _check_features(create_model("clst"), "teacher", "skd")  # every registry architecture has them
+    with pytest.raises(ValueError, match=r"the teacher \(cnn3_ee\) has no forward_features/feature_dim"):
+        _check_features(create_model("cnn3_ee"), "teacher", "skd")

@@ -292,18 +292,30 @@ def test_a_report_keeps_the_rows_it_did_not_measure_again(tmp_path):
     assert len(json.loads((tmp_path / "alone.json").read_text())) == 1
 
 
-def test_each_architecture_says_how_it_splits_into_blocks():
-    # the split lives with each model (backbone_blocks()), not in an isinstance chain
-    from gnuradio.modrec.training.models import create_model
-    from gnuradio.modrec.training.models.early_exit import backbone_blocks
+def test_every_architecture_implements_the_model_interface():
+    # the split lives with each model (models/interface.py), not in an isinstance chain: students
+    # and teachers alike chain their blocks into the whole network and take early exits
+    from gnuradio.modrec.training.models import create_model, list_models
+    from gnuradio.modrec.training.models.early_exit import EarlyExitNet
+    from gnuradio.modrec.training.models.interface import ModRecModel
 
     x = torch.randn(2, 2, 128)
-    for name in ("cnn3", "mobilenet1d", "mini_inception_resnet"):
+    plain = [name for name in list_models() if not name.endswith("_ee")]
+    assert sorted(plain) == ["clst", "cnn3", "inception_resnet", "mini_inception_resnet", "mobilenet1d"]
+    for name in plain:
         model = create_model(name, n_classes=4, frame_len=128).eval()
-        blocks, head = backbone_blocks(model)
-        y = x
+        assert isinstance(model, ModRecModel), name
+        blocks, y = model.backbone_blocks(), x
+        widths = []
         for block in blocks:
             y = block(y)
-        torch.testing.assert_close(head(y), model(x))  # the blocks chained are the whole network
-    with pytest.raises(TypeError, match="no block split for ClST"):
-        backbone_blocks(create_model("clst", n_classes=4, frame_len=128))
+            widths.append(y.shape[1])
+        torch.testing.assert_close(model.final_head()(y), model(x))  # the blocks chained are the whole network
+        feats, logits = model.forward_features(x)
+        assert feats.shape == (2, model.feature_dim) and torch.equal(logits, model(x))
+        assert model.block_widths(128) == widths and len(blocks) >= 3, name
+        ee = EarlyExitNet(model, [1], exit_hidden=8, n_classes=4, frame_len=128).eval()
+        outs = ee.forward_exits(x)
+        assert len(outs) == 2 and outs[0].shape == (2, 4) and torch.equal(outs[-1], model(x)), name
+    with pytest.raises(TypeError, match="does not implement the model interface"):
+        EarlyExitNet(torch.nn.Conv1d(2, 4, 3), [1], exit_hidden=8, n_classes=4, frame_len=128)

@@ -28,6 +28,7 @@ from ..augment import augment
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..distributed import MethodAsForward
 from ..models import create_model
+from ..models.interface import ModRecModel
 from ..objective import Objective, distill_method
 from ..predict import predict_logits
 from .registry import create_distiller, get_distiller
@@ -43,9 +44,11 @@ def _augment_on(aug):
 
 
 def _check_features(model, role, method):
-    if not (callable(getattr(model, "forward_features", None)) and isinstance(getattr(model, "feature_dim", None), int)):
+    # every architecture of the registry has features; an early-exit wrapper does not
+    if not isinstance(model, ModRecModel):
         raise ValueError(f"distillation method '{method}' matches features, but the {role} "
-                         f"({getattr(model, 'model_name', type(model).__name__)}) has no forward_features/feature_dim")
+                         f"({getattr(model, 'model_name', type(model).__name__)}) has no forward_features/feature_dim "
+                         f"(it does not implement models/interface.py)")
 
 
 def _teacher_batch(eval_batch_size, device):

@@ -37,8 +37,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .interface import ModRecModel
 from .layers import GlobalAvgMaxPool1d, RMSNormIQ
 from .registry import register_model
+
+
+class ChannelLayerNorm(nn.Module):
+    """A LayerNorm over channels applied to a (N, C, L) map (it normalises (N, L, C) tokens)."""
+
+    def __init__(self, norm):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x):
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
 
 
 class DropPath(nn.Module):
@@ -217,7 +229,7 @@ class ClSTStage(nn.Module):
         return x.transpose(1, 2)
 
 
-class ClST(nn.Module):
+class ClST(ModRecModel):
     def __init__(self, n_classes, stem_dim, dims, depths, heads, strides, mlp_ratio, dropout, attn_drop,
                  drop_path, head_dropout, eps):
         super().__init__()
@@ -255,6 +267,13 @@ class ClST(nn.Module):
         x = self.stages(self.stem(self.norm(x)))
         feats = self.pool(self.final_norm(x.transpose(1, 2)).transpose(1, 2))
         return feats, self.head(feats)
+
+    def backbone_blocks(self):
+        """The stem, then each stage (its token embedding and transformer blocks)."""
+        return [nn.Sequential(self.norm, self.stem), *self.stages]
+
+    def final_head(self):
+        return nn.Sequential(ChannelLayerNorm(self.final_norm), self.pool, self.head)
 
     def forward(self, x):
         return self.forward_features(x)[1]

@@ -6,6 +6,7 @@ the RadioML papers amount to, at a fraction of the cost.
 
 from torch import nn
 
+from .interface import ModRecModel
 from .layers import GlobalAvgMaxPool1d, RMSNormIQ
 from .registry import register_model
 
@@ -21,7 +22,7 @@ def _block(c_in, c_out, k, pool):
     return layers
 
 
-class CNN3(nn.Module):
+class CNN3(ModRecModel):
     def __init__(self, n_classes, channels, kernels, pools, hidden, dropout, eps):
         super().__init__()
         if not (len(channels) == len(kernels) == len(pools) == 3):
@@ -45,15 +46,17 @@ class CNN3(nn.Module):
         )
 
     def backbone_blocks(self):
-        """(blocks, final head) for early exits: the blocks chained reproduce the feature map the
-        head pools; a block ends after each ReLU or pool that a convolution follows."""
+        """A block ends after each ReLU or pool that a convolution follows (three blocks)."""
         f = list(self.features)
         cuts = [i + 1 for i, m in enumerate(f) if isinstance(m, (nn.ReLU, nn.MaxPool1d))
                 and (i + 1 == len(f) or isinstance(f[i + 1], nn.Conv1d))]
         starts = [0] + cuts[:-1]
         blocks = [nn.Sequential(*f[a:b]) for a, b in zip(starts, cuts)]
         blocks[0] = nn.Sequential(self.norm, *blocks[0])
-        return blocks, nn.Sequential(self.pool, self.head)
+        return blocks
+
+    def final_head(self):
+        return nn.Sequential(self.pool, self.head)
 
     def forward(self, x):
         """(N, 2, L) raw I/Q -> (N, n_classes) logits (softmax is added at export)."""

@@ -8,24 +8,15 @@ puts one exit after the 2nd block. Blocks: cnn3 has 3 (its conv blocks), mobilen
 stem is part of the first inverted residual, the last 1x1 conv part of the seventh), the mini
 Inception-ResNet 9 at its default depth (the stem, then each residual and reduction block:
 A, A, Reduction-A, B, B, Reduction-B, C, C; cumulative FLOPs after blocks 1-8: 10, 15, 20, 36,
-48, 59, 77, 89 %).
+48, 59, 77, 89 %). Any architecture of the registry can take exits: the split comes from its
+model interface (``models/interface.py``: ``backbone_blocks``, ``final_head``, ``block_widths``).
 """
 
-import torch
 from torch import nn
 
+from .interface import ModRecModel
 from .layers import GlobalAvgMaxPool1d
 from .registry import create_model, register_model
-
-
-def backbone_blocks(model):
-    """(blocks, final head) of a registry model: the blocks chained reproduce the feature map the
-    head pools. Every architecture that can take early exits says how it splits
-    (``model.backbone_blocks()``); TypeError for one that does not."""
-    split = getattr(model, "backbone_blocks", None)
-    if split is None:
-        raise TypeError(f"early exits: no block split for {type(model).__name__} (it has no backbone_blocks())")
-    return split()
 
 
 class ExitHead(nn.Module):
@@ -57,7 +48,10 @@ class ExitHead(nn.Module):
 class EarlyExitNet(nn.Module):
     def __init__(self, backbone, placements, exit_hidden, n_classes, frame_len, exit_conv=0, exit_kernel=5):
         super().__init__()
-        blocks, final_head = backbone_blocks(backbone)
+        if not isinstance(backbone, ModRecModel):
+            raise TypeError(f"early exits: {type(backbone).__name__} does not implement the model interface "
+                            f"(models/interface.py: backbone_blocks, final_head)")
+        blocks, final_head = backbone.backbone_blocks(), backbone.final_head()
         placements = [int(p) for p in placements]
         if not placements or sorted(set(placements)) != placements or placements[0] < 1 or placements[-1] >= len(blocks):
             raise ValueError(f"early exits: placements must increase within 1..{len(blocks) - 1} "
@@ -68,15 +62,9 @@ class EarlyExitNet(nn.Module):
         # plain lists: the segments reuse the backbone's modules without registering them twice
         self._segments = [nn.Sequential(*blocks[a:b]) for a, b in zip(bounds, bounds[1:])]
         self._final_head = final_head
-        with torch.no_grad():
-            x, widths = torch.zeros(1, 2, frame_len), []
-            was = backbone.training
-            backbone.eval()
-            for segment in self._segments[:-1]:
-                x = segment(x)
-                widths.append(x.shape[1])
-            backbone.train(was)
-        self.exits = nn.ModuleList(ExitHead(c, exit_hidden, n_classes, exit_conv, exit_kernel) for c in widths)
+        widths = backbone.block_widths(frame_len)
+        self.exits = nn.ModuleList(ExitHead(widths[p - 1], exit_hidden, n_classes, exit_conv, exit_kernel)
+                                   for p in placements)
 
     @property
     def n_exits(self):

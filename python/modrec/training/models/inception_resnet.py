@@ -36,6 +36,7 @@ takes explicit channel counts and exposes ``out_channels``.
 import torch
 from torch import nn
 
+from .interface import ModRecModel
 from .layers import GlobalAvgMaxPool1d, RMSNormIQ
 from .registry import register_model
 
@@ -168,7 +169,7 @@ def scaled(c, width, multiple=8):
     return max(multiple, int(c * width / multiple + 0.5) * multiple)
 
 
-class InceptionResNet1d(nn.Module):
+class InceptionResNet1d(ModRecModel):
     def __init__(self, n_classes, width, blocks, stem_strides, dropout, eps):
         if len(blocks) != 3 or min(blocks) < 0:
             raise ValueError(f"inception_resnet: blocks needs 3 counts >= 0 (A, B, C), got {blocks}")
@@ -201,8 +202,11 @@ class InceptionResNet1d(nn.Module):
         return feats, self.head(feats)
 
     def backbone_blocks(self):
-        """(blocks, final head) for early exits: the stem, then each Inception-ResNet block."""
-        return [nn.Sequential(self.norm, self.stem), *self.blocks], nn.Sequential(self.pool, self.head)
+        """The stem, then each Inception-ResNet block."""
+        return [nn.Sequential(self.norm, self.stem), *self.blocks]
+
+    def final_head(self):
+        return nn.Sequential(self.pool, self.head)
 
     def forward(self, x):
         return self.forward_features(x)[1]

@@ -17,6 +17,7 @@ export as the native HardSwish / HardSigmoid ops).
 
 from torch import nn
 
+from .interface import ModRecModel
 from .layers import GlobalAvgMaxPool1d, RMSNormIQ
 from .registry import register_model
 
@@ -99,7 +100,7 @@ class InvertedResidual1d(nn.Module):
         return x + y if self.use_residual else y
 
 
-class MobileNet1d(nn.Module):
+class MobileNet1d(ModRecModel):
     def __init__(self, n_classes, blocks, width_mult, stem_channels, stem_kernel, last_channels, hidden,
                  dropout, eps):
         super().__init__()
@@ -134,15 +135,18 @@ class MobileNet1d(nn.Module):
         return feats, self.head(feats)
 
     def backbone_blocks(self):
-        """(blocks, final head) for early exits: the stem with the first inverted residual, then
-        one block each, the last with the final 1x1 convolution."""
+        """The stem with the first inverted residual, then one block each, the last with the final
+        1x1 convolution."""
         b = list(self.blocks)
         blocks = [nn.Sequential(self.norm, self.stem, b[0])] + [nn.Sequential(m) for m in b[1:-1]]
         blocks.append(nn.Sequential(b[-1], self.last) if len(b) > 1 else nn.Sequential(self.last))
         if len(b) == 1:
             blocks[0] = nn.Sequential(self.norm, self.stem, b[0], self.last)
             blocks.pop()
-        return blocks, nn.Sequential(self.pool, self.head)
+        return blocks
+
+    def final_head(self):
+        return nn.Sequential(self.pool, self.head)
 
     def forward(self, x):
         """(N, 2, L) raw I/Q -> (N, n_classes) logits (softmax is added at export)."""

@@ -34,8 +34,7 @@ def block_count(student):
     """The blocks an exit can follow (placements run from 1 to blocks - 1), as the model splits."""
     from ..models import create_model
 
-    blocks, _head = create_model(student).backbone_blocks()
-    return len(blocks)
+    return len(create_model(student).backbone_blocks())
 
 
 class EarlyExitStudy(Study):
