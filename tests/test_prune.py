@@ -17,6 +17,7 @@ from gnuradio.modrec.training.flops import count_flops
 from gnuradio.modrec.training.models import create_model
 from gnuradio.modrec.training.prune import GammaRedundancyImportance, create_criterion, fit_to_state_dict, prune
 from gnuradio.modrec.training.checkpoint import load_checkpoint, model_from_checkpoint
+from gnuradio.modrec.training.distill.teacher_cache import weights_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")
@@ -236,7 +237,8 @@ def test_tiny_prune_and_fine_tune_run(tmp_path, monkeypatch):
     assert ckpt["epoch"] == 2 and ckpt["pruning"]["criterion"] == "gamma-redundancy"
     original = load_checkpoint(base / "best.pt")
     assert ckpt["params"] < 0.5 * original["params"] and ckpt["flops"] < 0.35 * original["flops"]
-    assert ckpt["pruning"]["source_sha256"] and ckpt["pruning"]["after"]["flops"] == ckpt["flops"]
+    assert ckpt["pruning"]["source_weights_sha256"] == weights_sha256(original)  # reproducible: not the file's bytes
+    assert ckpt["pruning"]["after"]["flops"] == ckpt["flops"]
     model_from_checkpoint(ckpt)  # loads without torch-pruning's help
     onnx_path = tmp_path / "pruned.onnx"
     assert main(["export", "--checkpoint", str(pruned / "best.pt"), "--out", str(onnx_path)]) == 0
@@ -350,3 +352,25 @@ def test_sparsity_training_drives_batch_norm_scales_down(tmp_path, monkeypatch):
     assert total[0.5] < 0.9 * total[0.0]
     with pytest.raises(ConfigError, match="train.bn_sparsity"):
         config_from_dict({"model": {"name": "cnn3"}, "train": {"bn_sparsity": -1e-4}})
+
+
+def test_the_same_commands_reproduce_a_student_and_a_pruned_export_bit_for_bit(tmp_path, monkeypatch):
+    """Shipped files must be reproducible: training, pruning and export run twice give the same bytes
+    (nothing in a checkpoint's or ONNX file's content depends on timings or file bytes)."""
+    import shutil
+
+    monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
+    base, pruned = tmp_path / "base", tmp_path / "pruned"
+    exported = {}
+    for attempt in range(2):
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(pruned, ignore_errors=True)
+        assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci.yaml"), "--out", str(base), "--threads", "1",
+                     "--no-progress"]) == 0
+        assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-prune.yaml"), "--out", str(pruned), "--threads",
+                     "1", "--no-progress", "--set", f"prune.checkpoint={base / 'best.pt'}"]) == 0
+        for run in (base, pruned):
+            assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / f"{run.name}.onnx")]) == 0
+            exported.setdefault(run.name, []).append((tmp_path / f"{run.name}.onnx").read_bytes())
+    for name, (first, second) in exported.items():
+        assert first == second, f"{name}.onnx differs between two runs of the same commands"

@@ -30,14 +30,6 @@ def default_cache_dir():
     return Path(base).expanduser() / "teacher"
 
 
-def file_sha256(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weights_sha256(ckpt):
     """A teacher's identity: its architecture and weights, not the file's bytes. A checkpoint
     slimmed of its training state (scripts/pack_runs.py) is the same teacher as the full one."""

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..distill.teacher_cache import file_sha256
+from ..distill.teacher_cache import weights_sha256
 from ..flops import count_flops, count_params
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..run_data import data_source
@@ -51,7 +51,8 @@ def prune_from_config(cfg, log=print, progress=False):
                    frame_len=frame_len)
     after = {"params": count_params(model), "flops": count_flops(model, frame_len)}
     info = {**report.to_dict(), "criterion_cfg": dict(pc.criterion_cfg), "source_checkpoint": str(pc.checkpoint),
-            "source_sha256": file_sha256(pc.checkpoint), "source_val_acc": ckpt.get("val_acc"),
+            # the weights' hash, not the file's: a checkpoint's bytes change with its history's timings
+            "source_weights_sha256": weights_sha256(ckpt), "source_val_acc": ckpt.get("val_acc"),
             "before": before, "after": after}
     log(f"prune: {report.metadata} ({pc.strategy}, {pc.steps} step(s)): params {before['params']:,} -> "
         f"{after['params']:,}, FLOPs {before['flops'] / 1e6:.2f} -> {after['flops'] / 1e6:.2f} M "
