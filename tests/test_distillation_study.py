@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 from conftest import ROOT, _SHIM
 from gnuradio.modrec.training.studies import distillation, plan_finish, plan_training
@@ -156,9 +157,10 @@ def test_parallel_training_starts_a_student_after_its_teacher(tmp_path):
 def test_a_failed_teacher_skips_its_students(tmp_path):
     runs, configs = tmp_path / "runs", tmp_path / "configs"
     configs.mkdir()
-    # a valid config whose run fails: it learns from a checkpoint that does not exist
+    # a valid config whose run fails: it learns from a file that is not a checkpoint
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     teacher = {**yaml.safe_load((ROOT / "configs" / "tiny-ci-kd.yaml").read_text()), "experiment": "inception_resnet"}
-    teacher["distill"] = {**teacher["distill"], "teacher": {"checkpoint": str(tmp_path / "missing.pt")}}
+    teacher["distill"] = {**teacher["distill"], "teacher": {"checkpoint": str(tmp_path / "broken.pt")}}
     student = {**yaml.safe_load((ROOT / "configs" / "tiny-ci-kd.yaml").read_text()), "experiment": "cnn3-kd"}
     student["distill"] = {**student["distill"], "teacher": {"checkpoint": str(runs / "inception_resnet" / "best.pt")}}
     for config in (teacher, student):
@@ -175,3 +177,29 @@ def test_a_failed_teacher_skips_its_students(tmp_path):
     assert "FAIL  inception_resnet" in result.stdout and "skip cnn3-kd" in result.stdout
     assert "training failed for inception_resnet, cnn3-kd" in result.stderr
     assert not (runs / "cnn3-kd" / "best.pt").exists()
+
+
+def test_a_missing_input_stops_the_study_before_anything_trains(tmp_path, capsys):
+    """A student whose teacher is neither on disk nor in the plan is refused up front, and a
+    teacher of the study is read from --runs wherever that is."""
+    from gnuradio.modrec.training.studies import main
+
+    runs = tmp_path / "elsewhere"
+    args, _ = parse_args(distillation.STUDY, ROOT, ["--runs", str(runs), "--only", "inception_resnet,cnn3-kd"])
+    student = next(job for job in plan_training(distillation.STUDY, args) if job.name == "cnn3-kd")
+    assert student.needs == {"inception_resnet"}
+    assert f"distill.teacher.checkpoint={runs}/inception_resnet/best.pt" in student.cmd
+    with pytest.raises(SystemExit) as exit_:
+        main(distillation.STUDY, ROOT, ["--runs", str(runs), "--only", "cnn3-kd", "--device", "cpu"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cnn3-kd needs {runs}/inception_resnet/best.pt, which is missing" in err
+    assert "apps/distillation_study --only inception_resnet" in err
+    assert not runs.exists()  # nothing was trained or built
+
+
+def test_options_are_not_abbreviated(tmp_path, capsys):
+    # --models (pruning, early exits) must not silently become --models-dir here
+    with pytest.raises(SystemExit):
+        parse_args(distillation.STUDY, ROOT, ["--runs", str(tmp_path), "--models", "cnn3"])
+    assert "unrecognized arguments: --models" in capsys.readouterr().err

@@ -180,3 +180,19 @@ def test_a_study_refuses_an_installed_package_older_than_the_checkout(tmp_path, 
         study.require_current_install(checkout, argparse.ArgumentParser(prog="pruning_study"))
     err = capsys.readouterr().err
     assert "training/studies/runner.py" in err and "make install" in err
+
+
+def test_a_missing_source_or_twin_stops_the_study_before_anything_trains(tmp_path, capsys):
+    from gnuradio.modrec.training.studies import main
+
+    for study, argv, needed, hint in (
+            (pruning.STUDY, ["--models", "cnn3", "--criteria", "l1", "--ratios", "0.5"], "cnn3/best.pt",
+             "apps/distillation_study --only cnn3 trains it"),
+            (early_exit.STUDY, ["--models", "cnn3", "--recipes", "heads", "--placements", "1"], "cnn3/best.pt",
+             "modrec from-onnx --onnx")):
+        with pytest.raises(SystemExit) as exit_:
+            main(study, ROOT, ["--runs", str(tmp_path / "runs"), "--device", "cpu", *argv])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert f"needs {tmp_path}/runs/{needed}, which is missing" in err and hint in err, err
+    assert not (tmp_path / "runs").exists()

@@ -57,14 +57,21 @@ class DistillationStudy(Study):
 
     def planned_runs(self, args):
         runs = [self._run(e, role, args) for e, role in experiments() if (args.configs / f"{e}.yaml").is_file()]
-        # a student waits for the run whose checkpoint its teacher is
-        producer = {(args.runs / run.name / "best.pt").resolve(): run.name for run in runs}
+        names = {run.name for run in runs}
         for run in runs:
             checkpoint = ((run.info["settings"].get("distill") or {}).get("teacher") or {}).get("checkpoint")
-            if checkpoint:  # as the modrec command reads it: relative to the checkout
-                teacher = producer.get((args.root / Path(checkpoint).expanduser()).resolve())
-                if teacher:
-                    run.needs = {teacher}
+            if not checkpoint:
+                continue
+            # as the modrec command reads it: relative to the checkout
+            path = (args.root / Path(checkpoint).expanduser()).resolve()
+            teacher = path.parent.name
+            if path.name == "best.pt" and teacher in names:
+                # a teacher of this study: its run in --runs, which the student waits for
+                path = args.runs / teacher / "best.pt"
+                run.needs = {teacher}
+                if path.resolve() != (args.root / Path(checkpoint).expanduser()).resolve():
+                    run.overrides.append(f"distill.teacher.checkpoint={path}")
+            run.inputs = [(path, f"apps/distillation_study --only {teacher} trains it")]
         return runs
 
     def runs_on_disk(self, args):

@@ -45,9 +45,10 @@ class EarlyExitStudy(Study):
         parser.add_argument("--models", type=comma_list(str), default=list(STUDENTS),
                             help=f"students (default {','.join(STUDENTS)})")
         parser.add_argument("--recipes", type=comma_list(str), default=["heads", "joint", "convhead"],
-                            help="how the exits are trained: heads, or R for configs/<student>_ee-R.yaml")
+                            help="how the exits are trained: heads, or R for configs/<student>_ee-R.yaml "
+                                 "(default heads,joint,convhead)")
         parser.add_argument("--placements", type=comma_list(int), default=[1, 2, 3, 4],
-                            help="blocks an exit follows; skipped where a student has fewer blocks")
+                            help="blocks an exit follows (default 1,2,3,4); skipped where a student has fewer blocks")
 
     def check_options(self, args, parser):
         for model in args.models:
@@ -72,10 +73,15 @@ class EarlyExitStudy(Study):
                 if not 1 <= k < blocks[model]:
                     continue
                 name = f"{recipes(args).run_prefix(model, recipe)}-p{k}"
-                overrides = [f"experiment={name}", f"model.cfg.exits=[{k}]"]
+                overrides, inputs = [f"experiment={name}", f"model.cfg.exits=[{k}]"], []
                 if (settings.get("exits") or {}).get("init_from"):  # the twin of this study's runs dir
-                    overrides.append(f"exits.init_from={args.runs / model / 'best.pt'}")
-                runs.append(self._run(name, model, config, settings, overrides))
+                    twin = args.runs / model / "best.pt"
+                    overrides.append(f"exits.init_from={twin}")
+                    inputs.append((twin, f"apps/distillation_study --only {model} trains it, or modrec from-onnx "
+                                         f"--onnx {args.models_dir / (model + '.onnx')} --out {twin} rebuilds it"))
+                run = self._run(name, model, config, settings, overrides)
+                run.inputs = inputs
+                runs.append(run)
         return runs
 
     def runs_on_disk(self, args):

@@ -60,7 +60,8 @@ class PruningStudy(Study):
         parser.add_argument("--seeds", type=comma_list(int), default=[0],
                             help="training seeds per point (default 0); the report shows their mean and spread")
         parser.add_argument("--recipes", type=comma_list(str), default=["base"],
-                            help="fine-tuning recipes: base (configs/<model>-prune.yaml) or R (configs/<model>-prune-R.yaml)")
+                            help="fine-tuning recipes: base (configs/<model>-prune.yaml) or R (configs/<model>-prune-R.yaml); "
+                                 "default base")
 
     def check_options(self, args, parser):
         for model in args.models:
@@ -79,10 +80,6 @@ class PruningStudy(Study):
             args.pairs = recipes(args).pairs(args.models, args.recipes)
         except ValueError as err:
             parser.error(f"--recipes: {err}")
-        for model in args.models:
-            if not (args.runs / model / "best.pt").is_file() and not args.dry_run:
-                parser.error(f"{args.runs / model / 'best.pt'} is missing: train the model first "
-                             f"(apps/distillation_study --only {model})")
 
     def planned_runs(self, args):
         runs = []
@@ -105,7 +102,8 @@ class PruningStudy(Study):
                         overrides.append(f"distill.teacher.checkpoint={source}")
                     if criterion != "gamma-redundancy":  # the base config's options belong to ours
                         overrides.append("prune.criterion_cfg={}")
-                    runs.append(PlannedRun(name, config, settings["train"]["epochs"], overrides, info={"model": model}))
+                    runs.append(PlannedRun(name, config, settings["train"]["epochs"], overrides, info={"model": model},
+                                           inputs=[(source, f"apps/distillation_study --only {model} trains it")]))
         return runs
 
     def runs_on_disk(self, args):

@@ -37,7 +37,9 @@ class PlannedRun:
     ``name``: its directory under ``--runs`` (and its job's name); ``config``: the experiment
     config it trains; ``epochs``: the config's, so completeness can be judged; ``overrides``:
     ``KEY=VALUE`` settings its training command adds (``--set``); ``needs``: names of runs that
-    must finish first; ``info``: the study's own facts about it (role, architecture, settings).
+    must finish first; ``inputs``: (file, how to make it) for files its training reads that no run
+    of this plan writes (a checkpoint to prune, a teacher); ``info``: the study's own facts about
+    it (role, architecture, settings).
     """
 
     name: str
@@ -45,6 +47,7 @@ class PlannedRun:
     epochs: int
     overrides: list = field(default_factory=list)
     needs: set = field(default_factory=set)
+    inputs: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
 
 
@@ -182,6 +185,19 @@ def plan_training(study, args):
     return jobs
 
 
+def missing_inputs(study, args):
+    """(run name, file, how to make it) for each input a run to be trained lacks, unless a
+    selected run that it needs writes that file."""
+    selected = {run.name: run for run in selected_runs(study, args)}
+    missing = []
+    for job in plan_training(study, args):
+        run = selected[job.name]
+        made = {(args.runs / name / "best.pt").resolve() for name in job.needs}
+        missing += [(run.name, path, hint) for path, hint in run.inputs
+                    if not Path(path).is_file() and Path(path).resolve() not in made]
+    return missing
+
+
 def plan_finish(study, args):
     """The finishing plan (see FinishPlan). With ``--stage finish`` a run not trained to the end is
     left out (a dry run plans as if every run were trained); the report also shows every other
@@ -212,7 +228,8 @@ def comma_list(kind):
 def study_parser(study, root):
     """The study's argument parser: the shared options, then the study's own."""
     root = Path(root)
-    parser = argparse.ArgumentParser(prog=study.name, description=study.doc,
+    # no abbreviations: --models (pruning, early exits) must not be read as --models-dir elsewhere
+    parser = argparse.ArgumentParser(prog=study.name, description=study.doc, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     shared = parser.add_argument_group("options every study shares")
     shared.add_argument("--device", default="auto", help="auto | cpu | cuda, for training and evaluation (default auto)")
@@ -241,6 +258,7 @@ def parse_args(study, root, argv=None):
     parser = study_parser(study, root)
     args = parser.parse_args(argv)
     args.root = Path(root)  # the checkout: commands run here, and relative paths in configs start here
+    args.runs, args.configs, args.models_dir = (Path(p).resolve() for p in (args.runs, args.configs, args.models_dir))
     if args.jobs < 1 or args.torchrun < 1 or args.threads < 0:
         parser.error("--jobs and --torchrun take a count >= 1, --threads one >= 0")
     study.check_options(args, parser)
@@ -301,6 +319,9 @@ def main(study, root, argv=None):
     args, parser = parse_args(study, root, argv)
     require_current_install(root, parser)
     if args.stage != "finish":
+        missing = [] if args.dry_run else missing_inputs(study, args)
+        if missing:
+            parser.error("; ".join(f"{name} needs {path}, which is missing ({hint})" for name, path, hint in missing))
         jobs = plan_training(study, args)
         if jobs and args.jobs > 1 and not args.dry_run:
             prepare_datasets(study, args)
