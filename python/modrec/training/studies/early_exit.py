@@ -19,7 +19,7 @@ import re
 
 import yaml
 
-from .recipes import Recipes
+from .recipes import Recipes, add_recipe_options, check_recipe_options
 from .runner import PlannedRun, Study, comma_list, export_command, modrec_command
 
 STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")
@@ -42,22 +42,13 @@ class EarlyExitStudy(Study):
     doc = __doc__
 
     def add_options(self, parser):
-        parser.add_argument("--models", type=comma_list(str), default=list(STUDENTS),
-                            help=f"students (default {','.join(STUDENTS)})")
-        parser.add_argument("--recipes", type=comma_list(str), default=["heads", "joint", "convhead"],
-                            help="how the exits are trained: heads, or R for configs/<student>_ee-R.yaml "
-                                 "(default heads,joint,convhead)")
+        add_recipe_options(parser, STUDENTS, "students", ["heads", "joint", "convhead"],
+                           "how the exits are trained: heads, or R for configs/<student>_ee-R.yaml")
         parser.add_argument("--placements", type=comma_list(int), default=[1, 2, 3, 4],
                             help="blocks an exit follows (default 1,2,3,4); skipped where a student has fewer blocks")
 
     def check_options(self, args, parser):
-        for model in args.models:
-            if model not in STUDENTS:
-                parser.error(f"--models: unknown {model!r}; known: {', '.join(STUDENTS)}")
-        try:
-            args.pairs = recipes(args).pairs(args.models, args.recipes)
-        except ValueError as err:
-            parser.error(f"--recipes: {err}")
+        check_recipe_options(args, parser, STUDENTS, recipes(args))
 
     def _run(self, name, model, config, settings, overrides=()):
         return PlannedRun(name, config, settings["train"]["epochs"], list(overrides),

@@ -25,7 +25,7 @@ import re
 
 import yaml
 
-from .recipes import Recipes
+from .recipes import Recipes, add_recipe_options, check_recipe_options
 from .runner import PlannedRun, Study, comma_list, modrec_command
 
 MODELS = ("cnn3", "mobilenet1d", "mini_inception_resnet")  # the default sweep: the students
@@ -52,21 +52,16 @@ class PruningStudy(Study):
     doc = __doc__
 
     def add_options(self, parser):
-        parser.add_argument("--models", type=comma_list(str), default=list(MODELS),
-                            help=f"architectures to prune (default {','.join(MODELS)}; also {','.join(TEACHERS)})")
+        add_recipe_options(parser, MODELS, f"architectures to prune, of {','.join(PRUNABLE)}", ["base"],
+                           "fine-tuning recipes: base (configs/<model>-prune.yaml) or R (configs/<model>-prune-R.yaml)")
         parser.add_argument("--criteria", type=comma_list(str), default=list(CRITERIA), help=f"default {','.join(CRITERIA)}")
         parser.add_argument("--ratios", type=comma_list(float), default=list(RATIOS), help="channel ratios (default 0.3,0.5,0.7,0.9)")
         parser.add_argument("--strategies", type=comma_list(str), default=["local"], help="local and/or global (default local)")
         parser.add_argument("--seeds", type=comma_list(int), default=[0],
                             help="training seeds per point (default 0); the report shows their mean and spread")
-        parser.add_argument("--recipes", type=comma_list(str), default=["base"],
-                            help="fine-tuning recipes: base (configs/<model>-prune.yaml) or R (configs/<model>-prune-R.yaml); "
-                                 "default base")
 
     def check_options(self, args, parser):
-        for model in args.models:
-            if model not in PRUNABLE:
-                parser.error(f"--models: unknown {model!r}; known: {', '.join(PRUNABLE)}")
+        check_recipe_options(args, parser, PRUNABLE, recipes(args))
         for criterion in args.criteria:
             if criterion not in CRITERIA:
                 parser.error(f"--criteria: unknown {criterion!r}; known: {', '.join(CRITERIA)}")
@@ -76,10 +71,6 @@ class PruningStudy(Study):
             parser.error(f"--seeds: distinct integers >= 0, got {args.seeds}")
         if any(s not in STRATEGIES for s in args.strategies):
             parser.error(f"--strategies: local and/or global, got {args.strategies}")
-        try:
-            args.pairs = recipes(args).pairs(args.models, args.recipes)
-        except ValueError as err:
-            parser.error(f"--recipes: {err}")
 
     def planned_runs(self, args):
         runs = []

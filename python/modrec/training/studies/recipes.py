@@ -1,6 +1,29 @@
-"""A study's training recipes: one committed config each, named after the architecture."""
+"""A study's training recipes: one committed config each, named after the architecture; and the
+``--models`` / ``--recipes`` options of the studies that sweep architectures by recipe."""
 
 from pathlib import Path
+
+from .runner import comma_list
+
+
+def add_recipe_options(parser, default_models, models_help, default_recipes, recipes_help):
+    """``--models`` (architectures) and ``--recipes``, both comma-separated lists."""
+    parser.add_argument("--models", type=comma_list(str), default=list(default_models),
+                        help=f"{models_help} (default {','.join(default_models)})")
+    parser.add_argument("--recipes", type=comma_list(str), default=list(default_recipes),
+                        help=f"{recipes_help} (default {','.join(default_recipes)})")
+
+
+def check_recipe_options(args, parser, known_models, recipes):
+    """Refuse unknown architectures and recipes without a config; sets ``args.pairs``, the
+    (architecture, recipe) pairs to run."""
+    for model in args.models:
+        if model not in known_models:
+            parser.error(f"--models: unknown {model!r}; known: {', '.join(known_models)}")
+    try:
+        args.pairs = recipes.pairs(args.models, args.recipes)
+    except ValueError as err:
+        parser.error(f"--recipes: {err}")
 
 
 class Recipes:
