@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ...classes import DEFAULT_FRAME_LEN, DEFAULT_SAMPLES_PER_SYMBOL, RADIOML2016_CLASSES, RADIOML2016_SNRS_DB
-from . import audio, channel, modulators as mod
+from . import audio, channel, modulators as mod, open_set
 
 # Frames are synthesised in chunks of this many rows to bound temporary memory (the gathers
 # create several (chunk, frame_len + lead) arrays).
@@ -108,6 +108,10 @@ class GeneratorConfig:
         if isinstance(classes, str) or not isinstance(classes, tuple) or not classes:
             raise ValueError(f"GeneratorConfig.classes: expected a non-empty sequence of class names, got {classes!r}")
         unknown = [c for c in classes if c not in mod.SUPPORTED_CLASSES]
+        held_out = [c for c in unknown if c in open_set.OPEN_SET_MODULATIONS]
+        if held_out:
+            raise ValueError(f"GeneratorConfig.classes: {held_out} are open-set modulations, kept out of training "
+                             f"to test that a model calls them unknown; expected names from {list(mod.SUPPORTED_CLASSES)}")
         if unknown:
             raise ValueError(
                 f"GeneratorConfig.classes: expected names from {list(mod.SUPPORTED_CLASSES)}, got unknown {unknown}"
@@ -319,6 +323,8 @@ def _transmit(name, n, m, rng, cfg):
         return _tx_am_ssb(n, m, rng, cfg)
     if name == "WBFM":
         return _tx_wbfm(n, m, rng, cfg)
+    if name in open_set.OPEN_SET_MODULATIONS:
+        return open_set.transmit(name, n, m, rng, cfg, _symbol_times)
     raise ValueError(f"class_name: expected one of {list(mod.SUPPORTED_CLASSES)}, got {name!r}")
 
 
@@ -356,7 +362,8 @@ def _chunk(name, n, snr_db, rng, cfg, random_gain):
 def generate_frames(class_name, n_frames, snr_db, rng=None, config=None, return_clean=False, random_gain=True):
     """Synthesise ``n_frames`` frames of one class through a random channel.
 
-    class_name  one of config.classes (or any name in SUPPORTED_CLASSES)
+    class_name  one of config.classes (or any name in SUPPORTED_CLASSES), or an open-set
+                modulation (open_set.OPEN_SET_MODULATIONS: for calibration and tests only)
     snr_db      scalar or (n_frames,) array, per-frame SNR in dB (see module docstring)
     rng         numpy Generator (or int seed / SeedSequence / None); fully determines output
     return_clean  also return the noise-free frames (same channel and gain, no AWGN)
@@ -366,8 +373,9 @@ def generate_frames(class_name, n_frames, snr_db, rng=None, config=None, return_
     cfg = DEFAULT_CONFIG if config is None else config
     if not isinstance(cfg, GeneratorConfig):
         raise TypeError(f"config: expected GeneratorConfig or None, got {type(cfg).__name__}")
-    if class_name not in mod.SUPPORTED_CLASSES:
-        raise ValueError(f"class_name: expected one of {list(mod.SUPPORTED_CLASSES)}, got {class_name!r}")
+    if class_name not in mod.SUPPORTED_CLASSES + open_set.OPEN_SET_MODULATIONS:
+        raise ValueError(f"class_name: expected one of {list(mod.SUPPORTED_CLASSES + open_set.OPEN_SET_MODULATIONS)}, "
+                         f"got {class_name!r}")
     if not isinstance(n_frames, (int, np.integer)) or isinstance(n_frames, bool) or n_frames < 0:
         raise ValueError(f"n_frames: expected an integer >= 0, got {n_frames!r}")
     snr = np.asarray(snr_db, dtype=np.float64)

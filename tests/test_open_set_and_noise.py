@@ -1,0 +1,63 @@
+"""Frames the classifier must not call one of its classes: modulations it never learnt
+(data/open_set.py) and frames with no signal at all (data/receiver_noise.py)."""
+
+import numpy as np
+import pytest
+
+from gnuradio.modrec.training.data.generator import DEFAULT_CONFIG, GeneratorConfig, generate_frames
+from gnuradio.modrec.training.data.open_set import OPEN_SET_MODULATIONS
+from gnuradio.modrec.training.data.receiver_noise import NOISE_KINDS, noise_frames
+
+
+@pytest.mark.parametrize("name", OPEN_SET_MODULATIONS)
+def test_open_set_frames_have_unit_power_and_take_the_channel_at_their_snr(name):
+    clean = generate_frames(name, 800, 100.0, rng=3, config=DEFAULT_CONFIG.clean())
+    assert clean.dtype == np.complex64 and clean.shape == (800, 128) and np.isfinite(clean).all()
+    assert np.mean(np.abs(clean) ** 2) == pytest.approx(1.0, rel=0.06)
+    noisy, signal = generate_frames(name, 400, 5.0, rng=4, return_clean=True)
+    measured = 10 * np.log10(np.mean(np.abs(signal) ** 2, 1) / np.mean(np.abs(noisy - signal) ** 2, 1))
+    assert np.median(measured) == pytest.approx(5.0, abs=0.5)  # the generator's SNR definition holds
+    again = generate_frames(name, 400, 5.0, rng=4)
+    assert np.array_equal(noisy, again)
+
+
+def test_open_set_modulations_differ_from_each_other_and_from_the_known_classes():
+    # a crude fingerprint: fourth-order moment |x|^4 / |x|^2^2 and mean |x^2| of clean frames
+    def fingerprint(name):
+        x = generate_frames(name, 400, 100.0, rng=5, config=DEFAULT_CONFIG.clean())
+        p = np.mean(np.abs(x) ** 2, 1, keepdims=True)
+        x = x / np.sqrt(p)
+        return np.round([np.mean(np.abs(x) ** 4), np.mean(np.abs(np.mean(x**2, 1)))], 2)
+
+    prints = {name: tuple(fingerprint(name)) for name in OPEN_SET_MODULATIONS}
+    assert prints["LFM"][0] == pytest.approx(1.0, abs=0.01)  # constant envelope
+    assert prints["OOK"][0] > 1.8 and prints["PAM8"][1] > 0.5  # on-off; one-dimensional
+    assert prints["OFDM"][0] == pytest.approx(2.0, abs=0.2)  # Gaussian-like envelope
+
+
+def test_open_set_modulations_are_never_training_classes():
+    with pytest.raises(ValueError, match=r"\['OOK'\] are open-set modulations, kept out of training"):
+        GeneratorConfig(classes=("BPSK", "OOK"))
+
+
+def test_noise_frames_hold_no_signal_in_every_kind():
+    rng = np.random.default_rng(0)
+    x, kinds = noise_frames(3000, rng, DEFAULT_CONFIG, return_kinds=True)
+    assert x.shape == (3000, 128) and x.dtype == np.complex64 and np.isfinite(x).all()
+    assert set(kinds) == set(NOISE_KINDS)
+    silence = x[kinds == "silence"]
+    all_zero = np.mean(np.all(silence == 0, axis=1))
+    assert 0.4 < all_zero < 0.8  # exact zeros, or an idle ADC's few toggling steps
+    assert np.abs(silence).max() < 0.15 and np.mean(np.abs(silence) ** 2) < 1e-3  # -30 dBFS at most
+    # white frames have a flat spectrum; coloured ones do not (spectral flatness = geo / arith mean)
+    def flatness(frames):
+        return [np.exp(np.mean(np.log(s))) / np.mean(s) for s in np.abs(np.fft.fft(frames, axis=1)) ** 2 + 1e-30]
+
+    white, coloured = x[kinds == "white"], x[kinds == "coloured"]
+    white = white / np.sqrt(np.mean(np.abs(white) ** 2, 1, keepdims=True))
+    assert np.median(flatness(white)) > 0.4 > np.median(flatness(coloured))
+    # any gain: levels spread over tens of dB
+    level = 10 * np.log10(np.mean(np.abs(x[kinds != "silence"]) ** 2, 1))
+    assert level.max() - level.min() > 60
+    with pytest.raises(ValueError, match="n_frames"):
+        noise_frames(-1, rng, DEFAULT_CONFIG)
