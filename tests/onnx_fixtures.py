@@ -174,3 +174,50 @@ def early_exit_reference(frames_iq, frame_len=32, threshold=0.5, seeds=(1, 2)):
     final = reference_probs(frames_iq, build_model(frame_len, seed=seeds[1]))
     leave = (1.0 - early.max(axis=1)) <= threshold
     return np.where(leave[:, None], early, final), np.where(leave, 0, 1)
+
+
+V2_CLASSES = ("BPSK", "QPSK", "noise", "WBFM")
+
+
+def build_v2_model(frame_len=32, classes=V2_CLASSES, seed=0, score="energy", threshold=-1.0, noise_class="noise",
+                   outputs=("logits", "snr_db"), **metadata):
+    """A contract version-2 fixture: the linear fixture plus a ``logits`` output and an ``snr_db``
+    output equal to 10 log10 of the frame's mean square I/Q value (so tests know the answer), and
+    the open-set metadata (noise class, score, threshold). ``outputs`` picks the extra outputs."""
+    extra = {contract.NOISE_CLASS: noise_class, contract.UNKNOWN_SCORE: score,
+             contract.UNKNOWN_THRESHOLD: str(threshold), contract.UNKNOWN_FALSE_RATE: "0.05", **metadata}
+    extra = {k: v for k, v in extra.items() if v is not None}
+    model = build_model(frame_len, classes=classes, seed=seed, metadata={**fixture_metadata(classes, frame_len), **extra})
+    graph = model.graph
+    if "logits" in outputs:
+        # the graph's internal tensor "logits" becomes "scores", exposed as the output "logits"
+        for node in graph.node:
+            node.input[:] = ["scores" if i == "logits" else i for i in node.input]
+            node.output[:] = ["scores" if o == "logits" else o for o in node.output]
+        graph.node.append(helper.make_node("Identity", ["scores"], [contract.LOGITS_OUTPUT_NAME]))
+        graph.output.append(helper.make_tensor_value_info(contract.LOGITS_OUTPUT_NAME, TensorProto.FLOAT,
+                                                          [contract.BATCH_AXIS_NAME, len(classes)]))
+    if "snr_db" in outputs:
+        graph.initializer.extend([numpy_helper.from_array(np.array(10.0, dtype=np.float32), "ten"),
+                                  numpy_helper.from_array(np.array(np.log(10.0), dtype=np.float32), "ln10"),
+                                  numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat_shape")])
+        graph.node.extend([
+            helper.make_node("Log", ["ms_eps"], ["ln_ms"]),
+            helper.make_node("Div", ["ln_ms", "ln10"], ["log10_ms"]),
+            helper.make_node("Mul", ["log10_ms", "ten"], ["snr_3d"]),
+            helper.make_node("Reshape", ["snr_3d", "flat_shape"], [contract.SNR_OUTPUT_NAME]),
+        ])
+        graph.output.append(helper.make_tensor_value_info(contract.SNR_OUTPUT_NAME, TensorProto.FLOAT,
+                                                          [contract.BATCH_AXIS_NAME]))
+    return model
+
+
+def v2_reference(frames_iq, model_proto):
+    """(probs, logits, snr_db) the v2 fixture gives, in numpy."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model_proto.graph.initializer}
+    x = np.asarray(frames_iq, dtype=np.float64)
+    ms = (x * x).mean(axis=(1, 2)) + float(inits["eps"])
+    logits = (x / np.sqrt(ms)[:, None, None]).reshape(x.shape[0], -1) @ inits["W"].astype(np.float64) + inits["B"]
+    z = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return probs, logits, 10 * np.log10(ms)

@@ -47,7 +47,7 @@ def test_encode_refuses_missing_fields():
         ("classes", "[]", r"'classes' should be a non-empty JSON list of strings"),
         ("classes", "BPSK,QPSK", r"'classes' is not valid JSON"),
         ("training", "[1, 2]", r"'training' should be a JSON object"),
-        ("version", "2", r"'version' is '2', but this gr-modrec reads contract version '1'"),
+        ("version", "3", r"'version' is '3', but this gr-modrec reads contract versions 1, 2"),
     ],
 )
 def test_decode_names_the_bad_field(field, value, message):

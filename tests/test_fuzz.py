@@ -135,7 +135,7 @@ def test_the_classifier_takes_any_parameters_or_refuses_them(hop, min_confidence
     tb.connect(src, clf, snk)
     _run(tb)
     assert np.array_equal(np.array(snk.data(), np.complex64).view(np.uint64), x.view(np.uint64))
-    assert 0 <= clf.min_confidence <= 1 and math.isfinite(clf.sample_rate) and math.isfinite(clf.symbol_rate)
+    assert (clf.min_confidence == -1 or 0 <= clf.min_confidence <= 1) and math.isfinite(clf.sample_rate) and math.isfinite(clf.symbol_rate)
 
 
 @SETTINGS

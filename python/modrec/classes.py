@@ -91,5 +91,9 @@ def class_index_map(model_classes, data_classes):
     return [index.get(canonical_class_name(name), -1) for name in data_classes]
 
 
-# Class label the classifier block emits when the top probability is below min_confidence.
+# Class label the classifier block emits when the top probability is below min_confidence, or a
+# model's open-set score is above its calibrated threshold (contract version 2).
 UNKNOWN_CLASS = "unknown"
+# Class label the classifier block emits when the model's noise class (contract.NOISE_CLASS) wins:
+# the frame holds no signal.
+NOISE_LABEL = "noise"

@@ -11,7 +11,7 @@ from gnuradio import gr
 from .classes import UNKNOWN_CLASS
 from .keepalive import flowgraph_owned
 from .runtime import StreamFramer, default_model_path, load_model
-from .runtime.decisions import classify_frames
+from .runtime.decisions import MODEL_RULE, check_min_confidence, classify_frames, decision_labels
 from .runtime.framing import ResampledFramer
 from .runtime.resample import resample_ratio_for
 
@@ -103,12 +103,14 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self.items_in = self.items_out = 0  # samples taken in and sent out, over every run
         # Interned once: work() builds one dict per frame, thousands per second.
         self._fields = {name: pmt.intern(name)
-                        for name in ("class", "index", "confidence", "probs", "frame_len", "frame_start", "exit")}
+                        for name in ("class", "index", "confidence", "probs", "frame_len", "frame_start", "exit",
+                                     "snr_db")}
         # plain and early-exit models answer alike (a plain model: one exit, index 0); the tags
         # name the exit a frame took only where there is a choice
         self._tag_exit = model.n_exits > 1
-        self._class_symbols = [pmt.intern(name) for name in model.classes]
-        self._unknown_symbol = pmt.intern(UNKNOWN_CLASS)
+        # the model's classes (its noise class as "noise"), "unknown" last: index -1 picks it
+        self._class_symbols = [pmt.intern(name) for name in decision_labels(model)]
+        self._tag_snr = model.has_snr  # a version-2 model that estimates each frame's SNR
         # stream samples a frame covers: the model's frame_len, or its span at the stream's rate
         self._frame_len_pmt = pmt.from_long(framer.frame_span)
         self._log = gr.logger("modrec_classifier")
@@ -222,13 +224,16 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
     def _classify(self, starts, frames):
         model = self._model
         try:
-            probs, exits, index, confidence = classify_frames(model, frames, self.min_confidence)
+            decided = classify_frames(model, frames, self.min_confidence)
+            probs, exits, index, confidence, snr = (decided.probs, decided.exits, decided.index, decided.confidence,
+                                                    decided.snr_db)
         except Exception as err:  # noqa: BLE001 -- whatever the model raises, samples keep flowing
             # An exception out of general_work kills the block's thread and hangs the flowgraph
             # with samples inside. The frames are tagged unknown (confidence 0), as bad samples are.
             n = len(starts)
             probs = np.zeros((n, model.n_classes), dtype=np.float32)
             exits, index, confidence = np.full(n, -1), np.full(n, -1), np.zeros(n, dtype=np.float32)
+            snr = np.full(n, np.nan, dtype=np.float32)
             self.failed_frames += n
             self._failed_calls += 1
             if self._failed_calls in (1, 10, 100) or self._failed_calls % 1000 == 0:  # the log stays readable
@@ -239,7 +244,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         for k, start in enumerate(starts):
             idx = int(index[k])
             value = pmt.make_dict()
-            value = pmt.dict_add(value, f["class"], self._class_symbols[idx] if idx >= 0 else self._unknown_symbol)
+            value = pmt.dict_add(value, f["class"], self._class_symbols[idx])
             value = pmt.dict_add(value, f["index"], pmt.from_long(idx))
             value = pmt.dict_add(value, f["confidence"], pmt.from_double(float(confidence[k])))
             value = pmt.dict_add(value, f["probs"], pmt.init_f32vector(n_classes, probs[k].tolist()))
@@ -247,6 +252,8 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
             value = pmt.dict_add(value, f["frame_start"], pmt.from_uint64(int(start) + self._shift))
             if self._tag_exit:
                 value = pmt.dict_add(value, f["exit"], pmt.from_long(int(exits[k])))
+            if self._tag_snr:
+                value = pmt.dict_add(value, f["snr_db"], pmt.from_double(float(snr[k])))
             self._pending_tags.append((int(start), self._key, value, self._srcid))
             self.message_port_pub(self._port, value)
 
@@ -262,11 +269,20 @@ class classifier(flowgraph_owned, gr.hier_block2):
     ``confidence`` (top probability), ``probs`` (f32vector), ``frame_len`` and ``frame_start``;
     with an early-exit model (metadata ``exits`` > 1 and stage files) also ``exit``, the index of
     the exit the frame left at (-1 for a frame not run through the model; while few frames leave,
-    at low SNR, the model runs as the plain network and frames report the final exit). The
-    same dict is published on the ``classification`` message port. A top probability below
-    ``min_confidence`` gives class ``unknown`` (probs and confidence kept). A frame holding NaN/Inf
-    samples is not run through the model: it is tagged ``unknown`` with confidence 0 and all-zero
-    probs. All-zero frames are classified normally (the model normalises with an epsilon).
+    at low SNR, the model runs as the plain network and frames report the final exit); with a
+    model that estimates SNR (contract version 2) also ``snr_db``, the frame's estimated
+    per-sample SNR in dB (float; NaN for a frame not run through the model). The same dict is
+    published on the ``classification`` message port.
+
+    ``noise`` and ``unknown``: a version-2 model may have a noise class (contract.NOISE_CLASS): a
+    frame it wins holds no signal and is tagged class ``noise``. ``min_confidence`` -1 (the
+    default) applies the model's own rule: its calibrated open-set threshold (a frame whose score
+    is above it is ``unknown``: a modulation the model never learnt), or none for a model without
+    one, so a version-1 model gives every frame one of its classes as before. A value in [0, 1]
+    overrides it: a top probability below it gives ``unknown`` (probs and confidence kept). A
+    frame holding NaN/Inf samples is not run through the model: it is tagged ``unknown`` with
+    confidence 0 and all-zero probs. All-zero frames are classified normally (the model
+    normalises with an epsilon).
 
     Why the output lags the input: a frame is known only once its last sample arrived, but its
     tag belongs on its first sample, and GNU Radio delivers a tag only if it is added before
@@ -295,7 +311,7 @@ class classifier(flowgraph_owned, gr.hier_block2):
     ``symbol_rate`` frames the stream as it is.
     """
 
-    def __init__(self, model_path="", hop=0, min_confidence=0.0, tag_key="modrec", threads=1,
+    def __init__(self, model_path="", hop=0, min_confidence=MODEL_RULE, tag_key="modrec", threads=1,
                  sample_rate=0.0, symbol_rate=0.0):
         _check_int("hop", hop, minimum=0)
         sample_rate = _check_rate("sample_rate", sample_rate)
@@ -303,7 +319,7 @@ class classifier(flowgraph_owned, gr.hier_block2):
         if symbol_rate and not sample_rate:
             raise ValueError(f"symbol_rate {symbol_rate:g} Hz needs the stream's sample_rate (Hz) to resample the "
                              f"stream to the model's samples per symbol; got sample_rate 0")
-        min_confidence = _check_confidence(min_confidence)
+        min_confidence = check_min_confidence(min_confidence)
         if not isinstance(tag_key, str) or not tag_key.strip():
             raise ValueError(f"tag_key must be a non-blank string, got {tag_key!r}")
         _check_int("threads", threads, minimum=1)
@@ -348,7 +364,7 @@ class classifier(flowgraph_owned, gr.hier_block2):
         return self._core.min_confidence
 
     def set_min_confidence(self, min_confidence):
-        self._core.min_confidence = _check_confidence(min_confidence)
+        self._core.min_confidence = check_min_confidence(min_confidence)
 
 
 def _check_int(name, value, minimum):
@@ -363,14 +379,4 @@ def _check_rate(name, value):
         raise ValueError(f"{name} must be a number of Hz >= 0 (0 = not given), got {value!r}") from None
     if not (value >= 0 and np.isfinite(value)):
         raise ValueError(f"{name} must be a finite number of Hz >= 0 (0 = not given), got {value!r}")
-    return value
-
-
-def _check_confidence(value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"min_confidence must be a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1], got {value!r}")
     return value

@@ -10,17 +10,31 @@ A model that honours the contract has:
   * a first output, float32, shape (N, n_classes): class probabilities (softmax in the graph);
   * a dynamic batch axis N;
   * ``metadata_props`` holding every key in ``REQUIRED_METADATA`` (all values are strings).
+
+Version 2 adds, all optional, so that a model can say what is *not* one of its classes:
+  * an output named ``SNR_OUTPUT_NAME``, float32 (N,): the estimated per-sample SNR of each
+    frame in dB, under the synthetic generator's definition (training/data/generator.py);
+  * an output named ``LOGITS_OUTPUT_NAME``, float32 (N, n_classes): the scores before the softmax;
+  * ``NOISE_CLASS``: the class meaning "no signal in this frame" (receiver noise, silence);
+  * ``UNKNOWN_SCORE`` and ``UNKNOWN_THRESHOLD``: an open-set score and its calibrated threshold; a
+    frame whose score is above the threshold is ``unknown`` (a modulation the model never learnt),
+    ``UNKNOWN_FALSE_RATE`` the rate of known frames the threshold calls unknown on validation data.
+A reader of version 2 reads every version-1 model unchanged (READABLE_VERSIONS).
 """
 
 import json
+import math
 from dataclasses import dataclass
 
 from .classes import UNKNOWN_CLASS, canonical_class_name
 
-CONTRACT_VERSION = "1"
+CONTRACT_VERSION = "2"  # what the exporter writes
+READABLE_VERSIONS = ("1", "2")  # what the runtime reads
 
 INPUT_NAME = "iq"
 PROBS_OUTPUT_NAME = "probs"
+SNR_OUTPUT_NAME = "snr_db"  # version 2, optional: (N,) estimated per-sample SNR, dB
+LOGITS_OUTPUT_NAME = "logits"  # version 2, optional: (N, C) scores before the softmax
 BATCH_AXIS_NAME = "batch"
 IQ_ROWS = 2
 
@@ -70,6 +84,20 @@ POLICY_ENTROPY = "entropy"
 POLICY_MAXPROB = "maxprob"
 POLICY_GATE = "gate"
 EXIT_POLICIES = (POLICY_ENTROPY, POLICY_MAXPROB, POLICY_GATE)
+
+
+# Optional keys of version 2 (decode_open_set_metadata decodes them): what a frame is when it is
+# none of the model's modulations.
+NOISE_CLASS = "noise_class"  # name of the class (one of CLASSES) that means "no signal"
+UNKNOWN_SCORE = "unknown_score"  # the open-set score UNKNOWN_THRESHOLD applies to: one of UNKNOWN_SCORES
+UNKNOWN_THRESHOLD = "unknown_threshold"  # float: a frame whose score is above it is unknown
+UNKNOWN_FALSE_RATE = "unknown_false_rate"  # float in [0, 1]: known frames called unknown at the threshold (validation)
+OPEN_SET_METADATA = (NOISE_CLASS, UNKNOWN_SCORE, UNKNOWN_THRESHOLD, UNKNOWN_FALSE_RATE)
+
+# The open-set scores (runtime/open_set.py computes them; larger = less like a known class):
+SCORE_MAXPROB = "maxprob"  # 1 - max softmax probability (Hendrycks & Gimpel, ICLR 2017)
+SCORE_ENERGY = "energy"  # -logsumexp(logits) (Liu et al., NeurIPS 2020); needs the logits output
+UNKNOWN_SCORES = (SCORE_MAXPROB, SCORE_ENERGY)
 
 
 class ContractError(ValueError):
@@ -142,10 +170,10 @@ def decode_metadata(props, source="model"):
         raise ContractError(
             f"{source}: metadata field '{TRAINING}' should be a JSON object, got {props[TRAINING][:80]!r}"
         )
-    if decoded[VERSION] != CONTRACT_VERSION:
+    if decoded[VERSION] not in READABLE_VERSIONS:
         raise ContractError(
             f"{source}: metadata field '{VERSION}' is {decoded[VERSION]!r}, but this gr-modrec reads "
-            f"contract version {CONTRACT_VERSION!r} (re-export the model, or update gr-modrec)"
+            f"contract versions {', '.join(READABLE_VERSIONS)} (re-export the model, or update gr-modrec)"
         )
     if decoded[EXITS] < 1:
         raise ContractError(f"{source}: metadata field '{EXITS}' must be >= 1, got {decoded[EXITS]}")
@@ -246,6 +274,47 @@ def decode_exit_metadata(metadata, source="model"):
     return ExitMetadata(stages=tuple(names), policy=policy, thresholds=tuple(float(t) for t in stored), gates=gates,
                         flops=None if flops is None else tuple(flops), all_exits=all_exits,
                         placements=None if placements is None else tuple(placements))
+
+
+@dataclass(frozen=True)
+class OpenSetMetadata:
+    """The version-2 open-set fields of a model, decoded and checked (decode_open_set_metadata)."""
+
+    noise_class: str = None  # the class meaning "no signal", or None
+    score: str = None  # one of UNKNOWN_SCORES, or None: no calibrated unknown threshold
+    threshold: float = None
+    false_rate: float = None
+
+
+def decode_open_set_metadata(metadata, source="model"):
+    """The open-set fields of decoded ``metadata`` as an OpenSetMetadata (all None for a version-1
+    model or one without them). Raises ContractError naming ``source`` and the field."""
+    if metadata.get(VERSION) == "1":
+        return OpenSetMetadata()
+    noise = metadata.get(NOISE_CLASS) or None
+    if noise is not None and noise not in metadata[CLASSES]:
+        raise ContractError(f"{source}: metadata field '{NOISE_CLASS}' is {noise!r}, which is not one of its classes "
+                            f"{metadata[CLASSES]}")
+    score = metadata.get(UNKNOWN_SCORE) or None
+    if (score is None) != (UNKNOWN_THRESHOLD not in metadata):
+        raise ContractError(f"{source}: metadata fields '{UNKNOWN_SCORE}' and '{UNKNOWN_THRESHOLD}' go together; "
+                            f"it has only one of them")
+    if score is not None and score not in UNKNOWN_SCORES:
+        raise ContractError(f"{source}: metadata field '{UNKNOWN_SCORE}' must be one of {', '.join(UNKNOWN_SCORES)}, "
+                            f"got {score!r}")
+    numbers = {}
+    for key, low, high in ((UNKNOWN_THRESHOLD, -math.inf, math.inf), (UNKNOWN_FALSE_RATE, 0.0, 1.0)):
+        if key not in metadata:
+            continue
+        try:
+            numbers[key] = float(metadata[key])
+        except (TypeError, ValueError):
+            numbers[key] = math.nan
+        if not (math.isfinite(numbers[key]) and low <= numbers[key] <= high):
+            raise ContractError(f"{source}: metadata field '{key}' should be a finite number"
+                                f"{'' if low == -math.inf else f' in [{low:g}, {high:g}]'}, got {_shown(metadata[key])}")
+    return OpenSetMetadata(noise_class=noise, score=score, threshold=numbers.get(UNKNOWN_THRESHOLD),
+                           false_rate=numbers.get(UNKNOWN_FALSE_RATE))
 
 
 def encode_pruning(criterion=None, ratio=None):

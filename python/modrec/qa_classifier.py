@@ -132,6 +132,8 @@ def _tag_dict(value):
     }
     if "exit" in d:
         out["exit"] = pmt.to_long(d["exit"])
+    if "snr_db" in d:
+        out["snr_db"] = pmt.to_double(d["snr_db"])
     return out
 
 
@@ -234,6 +236,34 @@ class qa_classifier(gr_unittest.TestCase):
             self.assertAlmostEqual(v["confidence"], float(p[idx]), places=5)
             seen_classes.add(v["class"])
         self.assertGreater(len(seen_classes), 1, "fixture signal should exercise several classes")
+
+    def test_a_version_2_model_tags_noise_unknown_and_its_snr_estimate(self):
+        # contract version 2: the fixture's snr_db output is 10 log10 of the frame's mean square
+        # I/Q value, its noise class is "noise", and energy above -1.2 is unknown (decisions.py)
+        proto = fx.build_v2_model(frame_len=L, threshold=-1.2)
+        path = os.path.join(self.tmpdir, "v2.onnx")
+        import onnx
+
+        onnx.save(proto, path)
+        x = _signal(3000, seed=7) * np.repeat(10 ** np.linspace(-1, 1, 3000 // L + 1), L)[:3000].astype(np.float32)
+        _, tags, msgs, clf = self.run_flowgraph(x, model_path=path)
+        self.assertEqual(clf.min_confidence, -1)  # the model's own rule by default
+        starts = frame_starts(len(x), L, L)
+        frames = np.stack([x[s : s + L] for s in starts])
+        probs, logits, snr = fx.v2_reference(complex_to_iq(frames), proto)
+        energy = -np.log(np.exp(logits).sum(1))
+        labels = ["BPSK", "QPSK", "noise", "WBFM"]
+        expected = ["noise" if p.argmax() == 2 else UNKNOWN_CLASS if e > -1.2 else labels[p.argmax()]
+                    for p, e in zip(probs, energy)]
+        values = [_tag_dict(t.value) for t in tags]
+        self.assertEqual([v["class"] for v in values], expected)
+        self.assertTrue({"noise", UNKNOWN_CLASS} <= set(expected) and len(set(expected)) > 2)
+        np.testing.assert_allclose([v["snr_db"] for v in values], snr, atol=1e-3)
+        self.assertEqual([_tag_dict(m)["snr_db"] for m in msgs], [v["snr_db"] for v in values])
+        # a version-1 model's tags carry no snr_db
+        self.setUp()
+        _, tags, _, _ = self.run_flowgraph(x)
+        self.assertNotIn("snr_db", _tag_dict(tags[0].value))
 
     def test_chunking_invariance(self):
         x = _signal(2000, seed=3)

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import contract
-from ..classes import UNKNOWN_CLASS
 from .annotations import META_EXT, Decision, merge_decisions, write_annotations
-from .decisions import classify_frames
+from .decisions import MODEL_RULE, check_min_confidence, classify_frames, decision_labels
 from .framing import ResampledFramer, StreamFramer
 from .load import load_model
 from .onnx_model import default_model_path
@@ -41,12 +40,15 @@ class RecordingClassification:
     stem, written as ``modrec:model``), architecture (metadata), classes (tuple of str).
     frame_len, hop: samples at the model's rate (after resampling). model_samples_per_symbol:
     the metadata's ``samples_per_symbol``. symbol_rate: Hz or None. resample: ``(up, down)``,
-    ``(1, 1)`` when the samples were not resampled. min_confidence: the rejection threshold.
+    ``(1, 1)`` when the samples were not resampled. min_confidence: the rejection threshold
+    (decisions.MODEL_RULE: the model's own). labels_by_index: the label of each class index
+    (the noise class as ``noise``) and ``unknown`` last, so index -1 names it.
 
     Per frame, in start order, offsets IN INPUT SAMPLES of the recording:
     ``starts`` int64 (N,), ``lengths`` int64 (N,), ``class_index`` int64 (N,) (index into
     ``classes``; -1 for ``unknown``), ``confidence`` float32 (N,) (top probability in [0, 1];
-    0 for a frame holding NaN/Inf). ``segments``: list of ``annotations.Segment`` (input
+    0 for a frame holding NaN/Inf), ``snr_db`` float32 (N,) (the model's SNR estimate, dB; NaN
+    when it has none). ``segments``: list of ``annotations.Segment`` (input
     samples), as ``merge_decisions(self.decisions)``. elapsed_s: wall time of the run (s).
     chunk_samples: the read size used, which ``write_outputs`` reuses for the plot's pass.
     """
@@ -62,10 +64,12 @@ class RecordingClassification:
     symbol_rate: object
     resample: tuple
     min_confidence: float
+    labels_by_index: tuple
     starts: np.ndarray
     lengths: np.ndarray
     class_index: np.ndarray
     confidence: np.ndarray
+    snr_db: np.ndarray
     segments: list = field(default_factory=list)
     elapsed_s: float = 0.0
     chunk_samples: int = 1 << 20
@@ -88,17 +92,15 @@ class RecordingClassification:
     @property
     def labels(self):
         """Per-frame class names (list of str; ``unknown`` for rejected frames)."""
-        names = list(self.classes) + [UNKNOWN_CLASS]  # index -1 picks the last
-        return [names[i] for i in self.class_index.tolist()]
+        return [self.labels_by_index[i] for i in self.class_index.tolist()]
 
     @property
     def decisions(self):
         """Per-frame ``annotations.Decision`` list, built on demand (one object per frame)."""
-        return _decisions(self.classes, self.starts, self.lengths, self.class_index, self.confidence)
+        return _decisions(self.labels_by_index, self.starts, self.lengths, self.class_index, self.confidence)
 
 
-def _decisions(classes, starts, lengths, class_index, confidence):
-    names = list(classes) + [UNKNOWN_CLASS]
+def _decisions(names, starts, lengths, class_index, confidence):
     return [
         Decision(s, n, names[i], c)
         for s, n, i, c in zip(starts.tolist(), lengths.tolist(), class_index.tolist(), confidence.tolist())
@@ -111,16 +113,8 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-def _check_min_confidence(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"min_confidence: expected a number in [0, 1], got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"min_confidence: expected a number in [0, 1], got {value!r}")
-    return float(value)
-
-
 def classify_recording(path, model_path=None, datatype=None, sample_rate=None, symbol_rate=None, hop=None,
-                       min_confidence=0.0, threads=1, batch_frames=1024, chunk_samples=1 << 20, progress=True):
+                       min_confidence=MODEL_RULE, threads=1, batch_frames=1024, chunk_samples=1 << 20, progress=True):
     """Classify every frame of a recording and merge the frames into class segments.
 
     path: a SigMF recording (``.sigmf-meta``, ``.sigmf-data`` or their base) or a raw I/Q file;
@@ -153,7 +147,7 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
     """
     began = time.perf_counter()
     hop = None if hop is None else _check_int("hop", hop, 0)
-    min_confidence = _check_min_confidence(min_confidence)
+    min_confidence = check_min_confidence(min_confidence)
     threads = _check_int("threads", threads, 1)
     batch_frames = _check_int("batch_frames", batch_frames, 1)
     chunk_samples = _check_int("chunk_samples", chunk_samples, 1)
@@ -176,19 +170,20 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
 
     from tqdm import tqdm
 
-    arrays = {"starts": [], "lengths": [], "class_index": [], "confidence": []}
+    arrays = {"starts": [], "lengths": [], "class_index": [], "confidence": [], "snr_db": []}
+    labels = tuple(decision_labels(model))
     merger = _SegmentMerger()
 
     def classify(starts, frames):
         for s in range(0, len(starts), batch_frames):
-            index, confidence = _classify(model, frames[s : s + batch_frames], min_confidence)
+            index, confidence, snr = _classify(model, frames[s : s + batch_frames], min_confidence)
             in_start = starts[s : s + batch_frames]
             # a resampled frame's span may reach past the last sample (resample_poly pads with zeros)
             in_len = np.minimum(framer.frame_span, recording.n_samples - in_start).astype(np.int64)
             for key, value in (("starts", in_start), ("lengths", in_len), ("class_index", index),
-                               ("confidence", confidence)):
+                               ("confidence", confidence), ("snr_db", snr)):
                 arrays[key].append(value)
-            merger.add(_decisions(model.classes, in_start, in_len, index, confidence))
+            merger.add(_decisions(labels, in_start, in_len, index, confidence))
 
     with tqdm(total=recording.n_samples, unit="S", unit_scale=True, desc=f"classify {Path(recording.path).name}",
               file=sys.stderr, disable=not progress, leave=False) as bar:
@@ -208,19 +203,21 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
         architecture=str(model.metadata.get(contract.ARCHITECTURE, "")), classes=tuple(model.classes),
         frame_len=frame_len, hop=hop, model_samples_per_symbol=model.samples_per_symbol,
         symbol_rate=None if symbol_rate is None else float(symbol_rate), resample=(up, down),
-        min_confidence=min_confidence, starts=joined("starts", np.int64), lengths=joined("lengths", np.int64),
-        class_index=joined("class_index", np.int64), confidence=joined("confidence", np.float32),
+        min_confidence=min_confidence, labels_by_index=labels, starts=joined("starts", np.int64),
+        lengths=joined("lengths", np.int64), class_index=joined("class_index", np.int64),
+        confidence=joined("confidence", np.float32), snr_db=joined("snr_db", np.float32),
         segments=merger.finish(), elapsed_s=time.perf_counter() - began, chunk_samples=chunk_samples,
     )
 
 
 def _classify(model, frames, min_confidence):
-    """(class index int64 (K,), -1 = unknown; confidence float32 (K,)) as the classifier block says."""
-    _, _, index, confidence = classify_frames(model, frames, min_confidence)
+    """(class index int64 (K,), -1 = unknown; confidence float32 (K,); SNR estimate float32 (K,),
+    NaN where none) as the classifier block says."""
+    decided = classify_frames(model, frames, min_confidence)
     # Decision needs a finite confidence in [0, 1]: a broken model's NaN becomes 0 (its frame is
     # unknown already) and float32 rounding above 1 becomes 1.
-    confidence = np.where(np.isfinite(confidence), np.clip(confidence, 0.0, 1.0), 0.0)
-    return index, confidence.astype(np.float32)
+    confidence = np.where(np.isfinite(decided.confidence), np.clip(decided.confidence, 0.0, 1.0), 0.0)
+    return decided.index, confidence.astype(np.float32), decided.snr_db
 
 
 class _SegmentMerger:

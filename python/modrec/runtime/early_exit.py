@@ -16,8 +16,8 @@ import os
 import numpy as np
 
 from .. import contract
-from .onnx_model import (PROBE_BATCHES, OnnxModel, check_probabilities, open_session, ort_error, probe_frames,
-                         session_options)
+from .onnx_model import (PROBE_BATCHES, OnnxModel, Predictions, check_probabilities, open_session, ort_error,
+                         probe_frames, session_options)
 
 POLICIES = contract.EXIT_POLICIES  # the exit rules' names: the contract's tuple
 
@@ -134,6 +134,10 @@ class EarlyExitModel(OnnxModel):
         """Decode the early-exit metadata, open each stage file (and the all-exits file) once,
         probe them, and set the stream up to start with a probe window."""
         md, src = self.metadata, self.path
+        if self.open_set.score not in (None, contract.SCORE_MAXPROB):
+            raise contract.ContractError(f"{src}: an early-exit model's '{contract.UNKNOWN_SCORE}' must be "
+                                         f"'{contract.SCORE_MAXPROB}' (its stages give probabilities only), got "
+                                         f"{self.open_set.score!r}")
         exits = contract.decode_exit_metadata(md, source=src)
         names, flops = list(exits.stages), None if exits.flops is None else list(exits.flops)
         self.policy = exits.policy
@@ -207,6 +211,16 @@ class EarlyExitModel(OnnxModel):
 
     def predict(self, frames):
         return self.predict_with_exits(frames)[0]
+
+    @property
+    def has_snr(self):
+        return False  # the stages give probabilities only
+
+    def predict_details(self, frames):
+        """As OnnxModel's, from the cascade: the stages give probabilities only, so no SNR
+        estimate, and the open-set score (maxprob) of the exit each frame took."""
+        probs, exits = self.predict_with_exits(frames)
+        return Predictions(probs, exits, unknown_score=self._unknown_score(probs, None))
 
     def exit_probabilities(self, frames):
         """Every exit's class probabilities for every frame (no frame leaves): [(N, C)] per exit.

@@ -5,11 +5,13 @@ with a message naming the file and the problem instead of deep inside a work() c
 """
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import contract
+from .open_set import open_set_score
 
 # The first output holds class probabilities: rows >= 0 summing to 1. A float32 softmax is within
 # about 1e-6 of that; the tolerance leaves room for half-precision and quantised heads, and is far
@@ -139,12 +141,30 @@ def _dim(value):
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+@dataclass
+class Predictions:
+    """What a model says about a batch of N frames (``predict_details``).
+
+    ``probs`` float32 (N, C) class probabilities; ``exits`` int64 (N,) the exit each frame left
+    at; ``snr_db`` float32 (N,) the estimated per-sample SNR in dB, or None when the model does
+    not estimate it; ``unknown_score`` float32 (N,) the model's open-set score (larger = less like
+    a known class), or None when the model has no calibrated threshold (contract version 2).
+    """
+
+    probs: np.ndarray
+    exits: np.ndarray
+    snr_db: np.ndarray = None
+    unknown_score: np.ndarray = None
+
+
 class OnnxModel:
     """A contract-honouring ONNX classifier loaded into onnxruntime.
 
     ``predict(frames)`` takes float32 (N, 2, frame_len) I/Q frames and returns float32 (N, C)
     class probabilities in a single batched session run. ``n_exits`` and ``predict_with_exits``
     answer as EarlyExitModel's do (one exit, index 0), so a caller never asks which it holds.
+    ``predict_details`` adds what a version-2 model says besides (its SNR estimate, its open-set
+    score); ``open_set`` holds its noise class and calibrated unknown threshold.
     """
 
     def __init__(self, path, threads=1):
@@ -206,7 +226,34 @@ class OnnxModel:
             )
         self._input_name = inp.name
         self._output_name = out.name
+        self.open_set = contract.decode_open_set_metadata(self.metadata, source=src)
+        self._extra_outputs = self._optional_outputs()
+        if self.open_set.score == contract.SCORE_ENERGY and contract.LOGITS_OUTPUT_NAME not in self._extra_outputs:
+            raise contract.ContractError(f"{src}: metadata field '{contract.UNKNOWN_SCORE}' is "
+                                         f"'{contract.SCORE_ENERGY}', which needs an output named "
+                                         f"'{contract.LOGITS_OUTPUT_NAME}'; the model has none")
         self._probe()
+
+    def _optional_outputs(self):
+        """Names of the version-2 outputs the model has (SNR estimate, logits), checked."""
+        found = []
+        expected = {contract.SNR_OUTPUT_NAME: "(N,)", contract.LOGITS_OUTPUT_NAME: f"(N, {self.n_classes})"}
+        for out in self._session.get_outputs()[1:]:
+            if out.name not in expected:
+                continue
+            shape = list(out.shape)
+            ok = out.type == "tensor(float)" and (
+                len(shape) == 1 if out.name == contract.SNR_OUTPUT_NAME else len(shape) == 2 and _dim(shape[1]) == self.n_classes)
+            if not ok:
+                raise contract.ContractError(f"{self.path}: output '{out.name}' should be float32 {expected[out.name]}, "
+                                             f"got {out.type} {tuple(shape)}")
+            found.append(out.name)
+        return found
+
+    @property
+    def has_snr(self):
+        """Whether the model estimates each frame's SNR (``Predictions.snr_db``)."""
+        return contract.SNR_OUTPUT_NAME in self._extra_outputs
 
     def _probe(self):
         """Run the model once per PROBE_BATCHES size and check the answer: a model that fails or
@@ -221,6 +268,11 @@ class OnnxModel:
                     f"batch size (re-export it with a dynamic batch axis)"
                 ) from None
             check_probabilities(probs, n, self.n_classes, self.path, f"first output '{self._output_name}'")
+        if self._extra_outputs:
+            outputs = self._session.run(self._extra_outputs, {self._input_name: probe_frames(1, self.frame_len)})
+            for name, value in zip(self._extra_outputs, outputs):
+                if not np.all(np.isfinite(value)):
+                    raise contract.ContractError(f"{self.path}: output '{name}' holds NaN or Inf on probe frames")
 
     @property
     def n_classes(self):
@@ -231,17 +283,41 @@ class OnnxModel:
         """Exits the model has: 1, the final one (EarlyExitModel: one per stage)."""
         return 1
 
-    def predict(self, frames):
-        """float32 (N, 2, frame_len) -> float32 (N, n_classes) probabilities, one ORT call."""
+    def _checked(self, frames):
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         if frames.ndim != 3 or frames.shape[1] != contract.IQ_ROWS or frames.shape[2] != self.frame_len:
             raise ValueError(
                 f"frames should have shape (N, {contract.IQ_ROWS}, {self.frame_len}), got {frames.shape}"
             )
+        return frames
+
+    def predict(self, frames):
+        """float32 (N, 2, frame_len) -> float32 (N, n_classes) probabilities, one ORT call."""
+        frames = self._checked(frames)
         if frames.shape[0] == 0:
             return np.zeros((0, self.n_classes), dtype=np.float32)
         probs = self._session.run([self._output_name], {self._input_name: frames})[0]
         return np.asarray(probs, dtype=np.float32)
+
+    def predict_details(self, frames):
+        """float32 (N, 2, frame_len) -> Predictions, one ORT call (every output the model has)."""
+        frames = self._checked(frames)
+        n = frames.shape[0]
+        if n == 0 or not self._extra_outputs:
+            probs, exits = self.predict_with_exits(frames)
+            return Predictions(probs, exits, unknown_score=self._unknown_score(probs, None))
+        probs, *extra = self._session.run([self._output_name, *self._extra_outputs], {self._input_name: frames})
+        extra = dict(zip(self._extra_outputs, extra))
+        probs = np.asarray(probs, dtype=np.float32)
+        snr = extra.get(contract.SNR_OUTPUT_NAME)
+        return Predictions(probs, np.full(n, self.n_exits - 1, dtype=np.int64),
+                           snr_db=None if snr is None else np.asarray(snr, dtype=np.float32).reshape(n),
+                           unknown_score=self._unknown_score(probs, extra.get(contract.LOGITS_OUTPUT_NAME)))
+
+    def _unknown_score(self, probs, logits):
+        if self.open_set.score is None:
+            return None
+        return open_set_score(self.open_set.score, probs, logits)
 
     def predict_with_exits(self, frames):
         """float32 (N, 2, frame_len) -> (probs (N, C) float32, exit index (N,) int64), as

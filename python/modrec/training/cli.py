@@ -144,7 +144,9 @@ def _parser():
     cl.add_argument("--symbol-rate", type=_positive_float, help="symbol rate of the signal, Hz: resample to the model's "
                                                       "samples per symbol first (default: use the samples as they are)")
     cl.add_argument("--hop", type=_at_least(0), help="frame hop in samples at the model's rate (default or 0: the frame length)")
-    cl.add_argument("--min-confidence", type=float, default=0.0, help="frames below this top probability are 'unknown'")
+    cl.add_argument("--min-confidence", type=float, default=-1.0,
+                    help="frames below this top probability are 'unknown'; -1 (default): the model's own rule "
+                         "(its calibrated open-set threshold, none for a version-1 model)")
     cl.add_argument("--threads", type=_at_least(1), default=1, help="onnxruntime threads")
     cl.add_argument("--meta-out", help="annotations file (default <base>.modrec.sigmf-meta beside the recording)")
     cl.add_argument("--plot", help="timeline PNG (default <base>.modrec.png beside the recording)")
