@@ -49,6 +49,7 @@ def test_a_version_2_model_gives_its_snr_estimate_and_open_set_score(tmp_path):
     np.testing.assert_allclose(out.probs, probs, atol=1e-5)
     np.testing.assert_allclose(out.snr_db, snr, atol=1e-3)
     np.testing.assert_allclose(out.unknown_score, energy_score(logits), atol=1e-4)
+    np.testing.assert_allclose(out.logits, logits, atol=1e-4)
     assert out.exits.tolist() == [0] * len(frames)
 
 

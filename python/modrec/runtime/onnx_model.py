@@ -148,13 +148,16 @@ class Predictions:
     ``probs`` float32 (N, C) class probabilities; ``exits`` int64 (N,) the exit each frame left
     at; ``snr_db`` float32 (N,) the estimated per-sample SNR in dB, or None when the model does
     not estimate it; ``unknown_score`` float32 (N,) the model's open-set score (larger = less like
-    a known class), or None when the model has no calibrated threshold (contract version 2).
+    a known class), or None when the model has no calibrated threshold; ``logits`` float32
+    (N, C), the scores before the softmax, or None when the model does not output them
+    (contract version 2).
     """
 
     probs: np.ndarray
     exits: np.ndarray
     snr_db: np.ndarray = None
     unknown_score: np.ndarray = None
+    logits: np.ndarray = None
 
 
 class OnnxModel:
@@ -309,10 +312,11 @@ class OnnxModel:
         probs, *extra = self._session.run([self._output_name, *self._extra_outputs], {self._input_name: frames})
         extra = dict(zip(self._extra_outputs, extra))
         probs = np.asarray(probs, dtype=np.float32)
-        snr = extra.get(contract.SNR_OUTPUT_NAME)
+        snr, logits = extra.get(contract.SNR_OUTPUT_NAME), extra.get(contract.LOGITS_OUTPUT_NAME)
         return Predictions(probs, np.full(n, self.n_exits - 1, dtype=np.int64),
                            snr_db=None if snr is None else np.asarray(snr, dtype=np.float32).reshape(n),
-                           unknown_score=self._unknown_score(probs, extra.get(contract.LOGITS_OUTPUT_NAME)))
+                           unknown_score=self._unknown_score(probs, logits),
+                           logits=None if logits is None else np.asarray(logits, dtype=np.float32))
 
     def _unknown_score(self, probs, logits):
         if self.open_set.score is None:

@@ -133,6 +133,15 @@ def _parser():
     er.add_argument("--json")
     er.add_argument("--plot")
     er.add_argument("--previous", help="an earlier report's JSON: its models not in RESULTS keep their rows")
+    os_ = sub.add_parser("open-set-eval", help="what a model says about receiver noise, silence and modulations it "
+                                               "never learnt: noise/unknown shares, open-set AUROC per SNR band")
+    os_.add_argument("--onnx", required=True, help="a contract ONNX model")
+    os_.add_argument("--frames", type=_at_least(1), default=200, help="frames per (class or modulation, SNR) (default 200)")
+    os_.add_argument("--noise-frames", type=_at_least(1), default=4000, help="receiver-noise frames (default 4000)")
+    os_.add_argument("--seed", type=_at_least(0), default=2016, help="seed of the frames (default 2016)")
+    os_.add_argument("--json", help="write the result here")
+    os_.add_argument("--markdown", help="write the tables here (between the results markers, if the file has them)")
+    os_.add_argument("--no-progress", action="store_true")
     cl = sub.add_parser("classify", help="what is in this capture? classify a recording, write SigMF annotations "
                                          "and a timeline plot (no torch needed)")
     cl.add_argument("recording", metavar="RECORDING", help="a SigMF recording (.sigmf-meta, .sigmf-data or their "
@@ -249,6 +258,12 @@ def main(argv=None):
             from .exits.evaluate import write_exits_report
 
             print(write_exits_report(args.results, args.markdown, args.json, args.plot, previous=args.previous))
+        elif args.cmd == "open-set-eval":
+            from .open_set_eval import open_set_evaluation, write_open_set_report
+
+            result = open_set_evaluation(args.onnx, frames_per_point=args.frames, noise_frame_count=args.noise_frames,
+                                         seed=args.seed, progress=not args.no_progress)
+            print(write_open_set_report(result, args.json, args.markdown))
         elif args.cmd == "classify":
             # Runtime code only: this runs on a GNU Radio box without torch.
             from ..runtime.classify import classify_recording, format_segments, write_outputs
