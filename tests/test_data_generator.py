@@ -74,7 +74,7 @@ def test_synthesize_helpers():
     [
         ({"frame_len": 0}, "frame_len"),
         ({"samples_per_symbol": 1.5}, "samples_per_symbol"),
-        ({"classes": ("QPSK", "OOK")}, "classes"),
+        ({"classes": ("QPSK", "FOO")}, "classes"),
         ({"classes": ("QPSK", "QPSK")}, "classes"),
         ({"snrs_db": ()}, "snrs_db"),
         ({"rolloff_range": (0.5, 0.2)}, "rolloff_range"),
@@ -90,7 +90,7 @@ def test_config_validation_names_field(kwargs, field):
 
 def test_call_validation():
     with pytest.raises(ValueError, match="class_name"):
-        generate_frames("OOK", 2, 0.0, 0)
+        generate_frames("FOO", 2, 0.0, 0)
     with pytest.raises(ValueError, match="n_frames"):
         generate_frames("QPSK", -1, 0.0, 0)
     with pytest.raises(ValueError, match=r"snr_db: expected a scalar or shape \(3,\)"):
