@@ -61,3 +61,16 @@ def test_noise_frames_hold_no_signal_in_every_kind():
     assert level.max() - level.min() > 60
     with pytest.raises(ValueError, match="n_frames"):
         noise_frames(-1, rng, DEFAULT_CONFIG)
+
+
+def test_noise_is_a_class_a_model_can_be_trained_on(tmp_path):
+    from gnuradio.modrec.training.data.dataset import SyntheticSource, build_dataset
+    from gnuradio.modrec.training.data.generator import generate_labeled
+
+    cfg = GeneratorConfig(classes=("BPSK", "noise"), snrs_db=(0.0, 10.0))
+    x = generate_labeled(np.array([0, 1, 1, 0]), np.array([10.0, 10.0, 0.0, 0.0]), rng=0, config=cfg)
+    assert x.shape == (4, 2, 128) and np.isfinite(x).all()
+    build_dataset(tmp_path / "ds", config=cfg, splits={"train": 3, "val": 1, "test": 1}, seed=1,
+                  progress=False)
+    train = SyntheticSource(tmp_path / "ds").load("train")
+    assert list(train.meta["classes"]) == ["BPSK", "noise"] and np.bincount(train.y).tolist() == [6, 6]

@@ -21,8 +21,11 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ...classes import DEFAULT_FRAME_LEN, DEFAULT_SAMPLES_PER_SYMBOL, RADIOML2016_CLASSES, RADIOML2016_SNRS_DB
-from . import audio, channel, modulators as mod, open_set
+from ...classes import DEFAULT_FRAME_LEN, DEFAULT_SAMPLES_PER_SYMBOL, NOISE_LABEL, RADIOML2016_CLASSES, RADIOML2016_SNRS_DB
+from . import audio, channel, modulators as mod, open_set, receiver_noise
+
+# What a model can be trained to name: the modulations, and "noise" (no signal in the frame).
+TRAINING_CLASSES = mod.SUPPORTED_CLASSES + (NOISE_LABEL,)
 
 # Frames are synthesised in chunks of this many rows to bound temporary memory (the gathers
 # create several (chunk, frame_len + lead) arrays).
@@ -34,7 +37,9 @@ class GeneratorConfig:
     """Frame format and per-frame randomisation ranges. All (lo, hi) ranges are inclusive.
 
     Frame format
-      classes             names from SUPPORTED_CLASSES, index i = label i
+      classes             names from TRAINING_CLASSES, index i = label i: the modulations
+                          (SUPPORTED_CLASSES) and ``noise`` (frames with no signal,
+                          data/receiver_noise.py; their SNR label means nothing)
       frame_len           complex samples per frame, 16..65536
       samples_per_symbol  nominal oversampling of the digital classes, 2..64
       snrs_db             SNR grid (dB) used by dataset builds, each in [-50, 80]
@@ -107,14 +112,14 @@ class GeneratorConfig:
         classes = self.classes
         if isinstance(classes, str) or not isinstance(classes, tuple) or not classes:
             raise ValueError(f"GeneratorConfig.classes: expected a non-empty sequence of class names, got {classes!r}")
-        unknown = [c for c in classes if c not in mod.SUPPORTED_CLASSES]
+        unknown = [c for c in classes if c not in TRAINING_CLASSES]
         held_out = [c for c in unknown if c in open_set.OPEN_SET_MODULATIONS]
         if held_out:
             raise ValueError(f"GeneratorConfig.classes: {held_out} are open-set modulations, kept out of training "
-                             f"to test that a model calls them unknown; expected names from {list(mod.SUPPORTED_CLASSES)}")
+                             f"to test that a model calls them unknown; expected names from {list(TRAINING_CLASSES)}")
         if unknown:
             raise ValueError(
-                f"GeneratorConfig.classes: expected names from {list(mod.SUPPORTED_CLASSES)}, got unknown {unknown}"
+                f"GeneratorConfig.classes: expected names from {list(TRAINING_CLASSES)}, got unknown {unknown}"
             )
         if len(set(classes)) != len(classes):
             raise ValueError(f"GeneratorConfig.classes: expected unique names, got {list(classes)}")
@@ -362,8 +367,9 @@ def _chunk(name, n, snr_db, rng, cfg, random_gain):
 def generate_frames(class_name, n_frames, snr_db, rng=None, config=None, return_clean=False, random_gain=True):
     """Synthesise ``n_frames`` frames of one class through a random channel.
 
-    class_name  one of config.classes (or any name in SUPPORTED_CLASSES), or an open-set
-                modulation (open_set.OPEN_SET_MODULATIONS: for calibration and tests only)
+    class_name  one of config.classes (or any name in TRAINING_CLASSES), or an open-set
+                modulation (open_set.OPEN_SET_MODULATIONS: for calibration and tests only);
+                ``noise`` gives receiver-noise frames (snr_db is ignored, the clean frames are zeros)
     snr_db      scalar or (n_frames,) array, per-frame SNR in dB (see module docstring)
     rng         numpy Generator (or int seed / SeedSequence / None); fully determines output
     return_clean  also return the noise-free frames (same channel and gain, no AWGN)
@@ -373,8 +379,8 @@ def generate_frames(class_name, n_frames, snr_db, rng=None, config=None, return_
     cfg = DEFAULT_CONFIG if config is None else config
     if not isinstance(cfg, GeneratorConfig):
         raise TypeError(f"config: expected GeneratorConfig or None, got {type(cfg).__name__}")
-    if class_name not in mod.SUPPORTED_CLASSES + open_set.OPEN_SET_MODULATIONS:
-        raise ValueError(f"class_name: expected one of {list(mod.SUPPORTED_CLASSES + open_set.OPEN_SET_MODULATIONS)}, "
+    if class_name not in TRAINING_CLASSES + open_set.OPEN_SET_MODULATIONS:
+        raise ValueError(f"class_name: expected one of {list(TRAINING_CLASSES + open_set.OPEN_SET_MODULATIONS)}, "
                          f"got {class_name!r}")
     if not isinstance(n_frames, (int, np.integer)) or isinstance(n_frames, bool) or n_frames < 0:
         raise ValueError(f"n_frames: expected an integer >= 0, got {n_frames!r}")
@@ -387,6 +393,9 @@ def generate_frames(class_name, n_frames, snr_db, rng=None, config=None, return_
         raise ValueError("snr_db: expected finite values, got NaN or inf")
     rng = _as_rng(rng)
     L = cfg.frame_len
+    if class_name == NOISE_LABEL:
+        noise = receiver_noise.noise_frames(int(n_frames), rng, cfg)
+        return (noise, np.zeros_like(noise)) if return_clean else noise
     noisy = np.empty((n_frames, L), dtype=np.complex64)
     clean = np.empty((n_frames, L), dtype=np.complex64) if return_clean else None
     for lo in range(0, n_frames, CHUNK):
