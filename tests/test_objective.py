@@ -32,8 +32,14 @@ def test_plain_objective_is_label_smoothed_cross_entropy():
     assert objective.trainable is model and objective.step_module is model and objective.augment == cfg.augment
     x, y = _data()
     assert objective.start_epoch(0, x) is x and model.training
-    logits, loss = objective.batch_loss(model, x, y, torch.arange(len(y)))
+    model.eval()  # no dropout, fixed BN statistics: two forward passes agree
+    loss, correct = objective.batch_loss(model, x, y, torch.arange(len(y)))
+    logits = model(x)
     assert torch.equal(loss, F.cross_entropy(logits, y, label_smoothing=0.1))
+    assert int(correct) == int((logits.argmax(1) == y).sum())
+    val = objective.validate(x, y)
+    assert list(val) == ["val_loss", "val_acc"] and val["val_loss"] == pytest.approx(F.cross_entropy(logits, y).item())
+    assert val["val_acc"] == pytest.approx(float((logits.argmax(1) == y).float().mean()))
     assert objective.epoch_row(x, y) == {} and objective.checkpoint_entries() == {} and objective.training_info() == {}
     with pytest.raises(ValueError, match=r"last\.pt: run used distillation 'kd', config asks for 'none'"):
         objective.resume_from({"distill": {"method": "kd"}}, "last.pt")
@@ -47,9 +53,9 @@ def test_early_exit_objective_scores_every_exit():
     x, y = _data()
     assert objective.start_epoch(0, x) is x and model.training
     model.eval()  # no dropout, fixed BN statistics: two forward passes agree
-    logits, loss = objective.batch_loss(objective.step_module, x, y, torch.arange(len(y)))
+    loss, correct = objective.batch_loss(objective.step_module, x, y, torch.arange(len(y)))
     outs = model.forward_exits(x)
-    assert torch.allclose(logits, outs[-1])
+    assert int(correct) == int((outs[-1].argmax(1) == y).sum())  # the final exit's answers
     assert torch.allclose(loss, objective.exit_loss(outs, y)[0])
     row = objective.epoch_row(x, y)
     assert list(row) == ["val_acc_exit0", "val_acc_exit1", "val_score"]

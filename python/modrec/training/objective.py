@@ -7,9 +7,10 @@ distillation session (``distill/session.py``) and early-exit training (``exits/l
 * what is trained (``model``, the network that is evaluated and checkpointed, and ``trainable``,
   what the optimiser steps: the model, or the model with a distiller and an online teacher);
 * what the training step calls (``step_module``; DDP wraps it) and the loss of a batch
-  (``batch_loss``);
-* the frames and modes of an epoch (``start_epoch``), the extra columns of its history row and
-  the score that picks ``best.pt`` (``epoch_row``);
+  (``batch_loss``, with the batch's count of right answers);
+* the frames and modes of an epoch (``start_epoch``), the validation loss and accuracy
+  (``validate``), the extra columns of its history row and the score that picks ``best.pt``
+  (``epoch_row``);
 * its state in a checkpoint, for ``--resume`` (``checkpoint_entries`` / ``resume_from``) and its
   description for the checkpoint's training info (``training_info``).
 
@@ -18,6 +19,8 @@ To add a kind of training, subclass :class:`Objective` and choose it in ``train.
 
 import torch
 import torch.nn.functional as F
+
+from .predict import predict_logits
 
 
 def distill_method(ckpt):
@@ -30,13 +33,14 @@ class Objective:
 
     ``model``: the network (``nn.Module``, input (N, 2, L) float32 I/Q, output (N, C) logits);
     ``augment``: the ``AugmentConfig`` the loop applies to every batch; ``label_smoothing``: the
-    cross-entropy's (0 = none).
+    cross-entropy's (0 = none); ``eval_batch_size``: frames per batch when validating.
     """
 
-    def __init__(self, model, augment, label_smoothing=0.0):
+    def __init__(self, model, augment, label_smoothing=0.0, eval_batch_size=2048):
         self.model = model
         self.augment = augment
         self.label_smoothing = label_smoothing
+        self.eval_batch_size = eval_batch_size
 
     @property
     def trainable(self):
@@ -56,10 +60,10 @@ class Objective:
         return x_train
 
     def batch_loss(self, net, xb, yb, idx):
-        """(logits (B, C), scalar loss) of one batch; ``net`` is ``step_module`` (maybe DDP-wrapped),
-        ``idx`` the batch's rows of the train split (int64, (B,))."""
+        """(scalar loss, right answers: a 0-d tensor) of one batch; ``net`` is ``step_module``
+        (maybe DDP-wrapped), ``idx`` the batch's rows of the train split (int64, (B,))."""
         logits = net(xb)
-        return logits, F.cross_entropy(logits, yb, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(logits, yb, label_smoothing=self.label_smoothing), (logits.argmax(1) == yb).sum()
 
     def unsynced_parameters(self):
         """Parameters trained outside ``step_module``; their gradients are averaged over ranks."""
@@ -67,6 +71,12 @@ class Objective:
 
     def clip_grad_(self, max_norm):
         torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), max_norm)
+
+    def validate(self, x_val, y_val):
+        """``{"val_loss", "val_acc"}`` of the model on the validation split (eval mode)."""
+        logits = predict_logits(self.model, x_val, self.eval_batch_size)
+        return {"val_loss": F.cross_entropy(logits, y_val.cpu()).item(),
+                "val_acc": (logits.argmax(1) == y_val.cpu()).float().mean().item()}
 
     def epoch_row(self, x_val, y_val):
         """Extra columns of the epoch's history row (the loop adds loss, accuracy, lr, time).

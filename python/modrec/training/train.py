@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed
@@ -26,7 +25,6 @@ from .models import create_model, default_config
 from .models.early_exit import EarlyExitNet
 from .objective import Objective
 from .optim import build_optimizer, build_scheduler
-from .predict import predict_logits
 from .prune.sparsity import BnSparsity
 from .prune.surgery import fit_to_state_dict
 from .rng import rng_state, seed_everything, set_rng_state
@@ -57,7 +55,7 @@ def make_objective(cfg, model, x_tr, y_tr, meta, device, resume=False, log=_log,
         return DistillSession(cfg, model, x_tr, y_tr, meta, device, log=log, progress=progress)
     if early_exit:
         return ExitTraining.from_config(cfg, model, resume=resume, log=log)
-    return Objective(model, cfg.augment, cfg.train.label_smoothing)
+    return Objective(model, cfg.augment, cfg.train.label_smoothing, cfg.train.eval_batch_size)
 
 
 def _write_history(run_dir, history):
@@ -172,7 +170,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
             idx = distributed.shard(perm[s:e], ctx)
             xb = augment(x_epoch[idx], objective.augment, aug_gen)
             yb = y_tr[idx]
-            logits, loss = objective.batch_loss(net, xb, yb, idx)
+            loss, correct = objective.batch_loss(net, xb, yb, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if bn_sparsity is not None:
@@ -185,7 +183,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
             n = len(idx)
             # running sums stay on the device: a .item() per batch would stall a GPU every step
             tot_loss = tot_loss + loss.detach() * n
-            tot_correct = tot_correct + (logits.argmax(1) == yb).sum()
+            tot_correct = tot_correct + correct
             tot_n += n
             if progress and (bi % 20 == 0 or bi == len(batches) - 1):
                 bar.set_postfix(loss=f"{float(tot_loss) / tot_n:.4f}", acc=f"{float(tot_correct) / tot_n:.3f}")
@@ -195,18 +193,15 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         tot_loss, tot_correct, tot_n = (float(v) for v in totals)
         distributed.sync_buffers(objective.trainable, ctx)
 
-        val_logits = predict_logits(model, x_va, cfg.train.eval_batch_size, device)
-        val_loss = F.cross_entropy(val_logits, y_va.cpu()).item()
-        val_acc = (val_logits.argmax(1) == y_va.cpu()).float().mean().item()
         row = {
             "epoch": epoch + 1,
             "lr": opt.param_groups[0]["lr"],
             "train_loss": tot_loss / max(tot_n, 1),
             "train_acc": tot_correct / max(tot_n, 1),
-            "val_loss": val_loss,
-            "val_acc": val_acc,
+            **objective.validate(x_va, y_va),
             "time_s": round(time.time() - t0, 2),
         }
+        val_loss, val_acc = row["val_loss"], row["val_acc"]
         row.update(objective.epoch_row(x_va, y_va))
         history.append(row)
         score = row.get("val_score", val_acc)

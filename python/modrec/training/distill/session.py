@@ -79,13 +79,12 @@ class DistillSession(Objective):
     """
 
     def __init__(self, cfg, student, x_tr, y_tr, meta, device, log=print, progress=False):
-        super().__init__(student, cfg.augment, cfg.train.label_smoothing)
+        super().__init__(student, cfg.augment, cfg.train.label_smoothing, cfg.train.eval_batch_size)
         dc, source = cfg.distill, cfg.source
         self.method = dc.method
         cls = get_distiller(self.method)
         self.online, self.needs_features = cls.online, cls.needs_features
         self.student = student
-        self.eval_batch_size = cfg.train.eval_batch_size
         self.cached_logits = self.cached_features = None
         classes = list(meta["classes"])
 
@@ -189,7 +188,8 @@ class DistillSession(Objective):
                 "augmentation_disabled": self.augmentation_disabled}
 
     def batch_loss(self, student, xb, yb, idx):
-        """Student logits and the loss for one batch (``idx``: the batch's rows of the train split).
+        """The loss for one batch and the student's right answers (``idx``: the batch's rows of the
+        train split).
 
         For methods that need features, ``student`` (``step_module``, possibly DDP-wrapped) returns
         (features, logits).
@@ -213,7 +213,7 @@ class DistillSession(Objective):
         for k, v in parts.items():
             self._sums[k] = self._sums.get(k, 0.0) + v.detach() * n
         self._n += n
-        return logits, loss
+        return loss, (logits.argmax(1) == yb).sum()
 
     def clip_grad_(self, max_norm):
         # separately: a large teacher gradient must not shrink the student's step

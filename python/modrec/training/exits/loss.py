@@ -33,9 +33,8 @@ class ExitTraining(Objective):
     """
 
     def __init__(self, model, cfg, total_epochs, label_smoothing=0.0, augment=None, eval_batch_size=2048):
-        super().__init__(model, augment, label_smoothing)
+        super().__init__(model, augment, label_smoothing, eval_batch_size)
         self.cfg = cfg
-        self.eval_batch_size = eval_batch_size
         n = model.n_exits
         self.weights = list(cfg.weights) if cfg.weights else [1.0] * n
         if len(self.weights) != n:
@@ -96,7 +95,7 @@ class ExitTraining(Objective):
     def batch_loss(self, net, xb, yb, idx):
         outs = net(xb)
         loss, _ = self.exit_loss(outs, yb)
-        return outs[-1], loss
+        return loss, (outs[-1].argmax(1) == yb).sum()
 
     def exit_loss(self, outs, y):
         """outs: logits of every exit (early first). Returns (loss, parts)."""
