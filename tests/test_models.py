@@ -15,7 +15,7 @@ from gnuradio.modrec.training.models import registry
 from gnuradio.modrec.training.models import create_model, default_config, list_models, register_model
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(kind="classifier"))
 @pytest.mark.parametrize("n_classes", [11, 5])
 def test_every_model_builds_and_outputs_logits(name, n_classes):
     torch.manual_seed(0)
@@ -24,6 +24,18 @@ def test_every_model_builds_and_outputs_logits(name, n_classes):
     out = model(torch.randn(7, 2, 128))
     assert out.shape == (7, n_classes)
     assert isinstance(default_config(name), dict)
+
+
+def test_the_signal_detector_estimates_snr_and_noise_at_any_gain():
+    assert list_models(kind="detector") == ["signal_detector"]
+    assert set(list_models()) == set(list_models(kind="classifier")) | {"signal_detector"}
+    torch.manual_seed(0)
+    model = create_model("signal_detector").eval()
+    x = torch.randn(5, 2, 128)
+    out = model(x)
+    assert out.shape == (5, 2)  # (SNR dB, noise logit)
+    torch.testing.assert_close(model(x * 1e3), out, rtol=1e-4, atol=1e-4)  # normalised: gain does not matter
+    assert torch.isfinite(model(torch.zeros(2, 2, 128))).all()  # silence
 
 
 def test_registry_lists_and_rejects_unknowns():

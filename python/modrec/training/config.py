@@ -140,6 +140,15 @@ class ExitsConfig:
 
 
 @dataclass
+class DetectorConfig:
+    """How the signal detector (model signal_detector, training/detection.py) trains."""
+
+    snr_weight: float = 1.0  # weight of the SNR regression loss (SmoothL1, dB)
+    noise_weight: float = 1.0  # weight of the noise logit's binary cross-entropy
+    ignore_below_db: float = -6.0  # signal frames below this SNR do not teach the noise output
+
+
+@dataclass
 class ExperimentConfig:
     experiment: str = "experiment"
     seed: int = 0
@@ -153,6 +162,7 @@ class ExperimentConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     exits: ExitsConfig = field(default_factory=ExitsConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
     source: Optional[str] = None  # the YAML file it came from (set by the loader)
 
     @property
@@ -295,6 +305,9 @@ def _validate(cfg, source):
         bad("exits.self_distill / temperature / budget_pp", ">= 0 / > 0 / >= 0", (ec.self_distill, ec.temperature, ec.budget_pp))
     if any(not isinstance(w, (int, float)) or w < 0 for w in ec.weights):
         bad("exits.weights", "non-negative numbers", ec.weights)
+    dc = cfg.detector
+    if dc.snr_weight < 0 or dc.noise_weight < 0 or dc.snr_weight + dc.noise_weight == 0:
+        bad("detector.snr_weight / noise_weight", "numbers >= 0, not both 0", (dc.snr_weight, dc.noise_weight))
     pc = cfg.prune
     if pc.criterion not in PRUNE_CRITERIA:
         bad("prune.criterion", f"one of {', '.join(PRUNE_CRITERIA)}", pc.criterion)

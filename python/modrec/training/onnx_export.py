@@ -13,24 +13,46 @@ import torch
 from torch import nn
 
 from .. import contract
-from ..classes import DEFAULT_SAMPLES_PER_SYMBOL
+from ..classes import DEFAULT_SAMPLES_PER_SYMBOL, NOISE_LABEL
 from .flops import count_flops, count_params
+from .models.signal_detector import NOISE_COLUMN, SNR_COLUMN
 
 PARITY_TOL = 1e-4
+SNR_PARITY_TOL_DB = 1e-3
 
 
 class ParityError(RuntimeError):
     pass
 
 
-class _WithSoftmax(nn.Module):
-    # Students return logits (what the loss wants); the contract wants probabilities.
-    def __init__(self, model):
+class ContractOutputs(nn.Module):
+    """What the exported graph computes: (probs, logits) of a classifier (students return logits,
+    what the loss wants; the contract wants probabilities first), or, joined to a signal detector
+    (models/signal_detector.py), (probs, logits, snr_db) over the classifier's classes and
+    ``noise``.
+
+    The joined logits are [z, d + logsumexp(z)], z the classifier's logits and d the detector's
+    noise logit, so that softmax gives p(noise) = sigmoid(d) and p(class c) = (1 - sigmoid(d))
+    softmax(z)_c: the classifier's answer, scaled by the detector's belief that there is a signal.
+    """
+
+    def __init__(self, model, detector=None):
         super().__init__()
-        self.model = model
+        self.model, self.detector = model, detector
 
     def forward(self, iq):
-        return torch.softmax(self.model(iq), dim=-1)
+        logits = self.model(iq)
+        if self.detector is None:
+            return torch.softmax(logits, dim=-1), logits
+        d = self.detector(iq)
+        noise = d[:, NOISE_COLUMN : NOISE_COLUMN + 1] + torch.logsumexp(logits, dim=-1, keepdim=True)
+        logits = torch.cat([logits, noise], dim=-1)
+        return torch.softmax(logits, dim=-1), logits, d[:, SNR_COLUMN]
+
+    @property
+    def output_names(self):
+        names = [contract.PROBS_OUTPUT_NAME, contract.LOGITS_OUTPUT_NAME]
+        return names + ([contract.SNR_OUTPUT_NAME] if self.detector is not None else [])
 
 
 def _default_opset(proto):
@@ -42,7 +64,7 @@ def _default_opset(proto):
 def _torch_export(wrapped, dummy, path, opset, dynamo):
     kwargs = dict(
         input_names=[contract.INPUT_NAME],
-        output_names=[contract.PROBS_OUTPUT_NAME],
+        output_names=wrapped.output_names,
         opset_version=opset,
     )
     if dynamo:
@@ -61,8 +83,7 @@ def _torch_export(wrapped, dummy, path, opset, dynamo):
             warnings.simplefilter("ignore", DeprecationWarning)  # we chose the legacy exporter knowingly
             torch.onnx.export(
                 wrapped, (dummy,), str(path), dynamo=False,
-                dynamic_axes={contract.INPUT_NAME: {0: contract.BATCH_AXIS_NAME},
-                              contract.PROBS_OUTPUT_NAME: {0: contract.BATCH_AXIS_NAME}},
+                dynamic_axes={name: {0: contract.BATCH_AXIS_NAME} for name in [contract.INPUT_NAME, *wrapped.output_names]},
                 do_constant_folding=True, **kwargs,
             )
 
@@ -87,22 +108,28 @@ def parity_inputs(frame_len, seed=0, real_like=None):
     return sets
 
 
-def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None):
-    """Max |p_torch - p_ort| over the parity inputs; raises ParityError above ``tol``."""
+def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None, detector=None):
+    """Max |p_torch - p_ort| of the probabilities over the parity inputs; raises ParityError above
+    ``tol``. With a ``detector`` (joined to the model as ContractOutputs joins them), its SNR
+    estimate must also agree, within ``SNR_PARITY_TOL_DB``."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    model = copy.deepcopy(model).eval().cpu()
+    wrapped = ContractOutputs(copy.deepcopy(model).eval().cpu(),
+                              None if detector is None else copy.deepcopy(detector).eval().cpu()).eval()
     worst, report = 0.0, {}
     for name, x in parity_inputs(frame_len, real_like=real_like).items():
         with torch.no_grad():
-            p_t = torch.softmax(model(torch.from_numpy(x)), dim=-1).numpy()
-        (p_o,) = sess.run([contract.PROBS_OUTPUT_NAME], {contract.INPUT_NAME: x})
-        if not np.all(np.isfinite(p_o)):
-            raise ParityError(f"{onnx_path}: non-finite probabilities from ONNX Runtime on input '{name}'")
-        diff = float(np.max(np.abs(p_t - p_o)))
+            outs_t = [o.numpy() for o in wrapped(torch.from_numpy(x))]
+        outs_o = sess.run(wrapped.output_names, {contract.INPUT_NAME: x})
+        if not all(np.all(np.isfinite(o)) for o in outs_o):
+            raise ParityError(f"{onnx_path}: non-finite outputs from ONNX Runtime on input '{name}'")
+        diff = float(np.max(np.abs(outs_t[0] - outs_o[0])))
         report[name] = diff
         worst = max(worst, diff)
+        if detector is not None and float(np.max(np.abs(outs_t[2] - outs_o[2]))) >= SNR_PARITY_TOL_DB:
+            raise ParityError(f"{onnx_path}: torch vs ONNX Runtime SNR estimates differ by "
+                              f"{float(np.max(np.abs(outs_t[2] - outs_o[2]))):.3g} dB on input '{name}'")
     if worst >= tol:
         raise ParityError(f"{onnx_path}: torch vs ONNX Runtime probabilities differ by {worst:.3g} "
                           f"(tolerance {tol:g}); per input: {report}")
@@ -126,9 +153,12 @@ def clean_exported(proto):
 
 def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_SAMPLES_PER_SYMBOL,
                 architecture=None, training=None, distillation="none", pruning="none", exits=1,
-                opset=18, dynamo=True, parity=True, real_like=None, extra_metadata=None):
+                opset=18, dynamo=True, parity=True, real_like=None, extra_metadata=None, detector=None):
     """Export ``model`` (logits) as a contract-conforming single-file ONNX model; returns info.
 
+    Its outputs are ``probs`` and ``logits``; with a ``detector`` (a SignalDetector) joined to it
+    (ContractOutputs) also ``snr_db``, and ``classes`` gain ``noise`` (contract.NOISE_CLASS),
+    as they are also when ``classes`` already hold it (a classifier trained on a noise class).
     Returns {"path", "params", "flops", "parity_max_abs_diff", "parity", "bytes", "exporter"}.
     """
     path = Path(path)
@@ -138,7 +168,11 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     if n_classes != len(classes):
         raise ValueError(f"model has {n_classes} outputs but {len(classes)} class names were given")
     params, flops = count_params(model), count_flops(model, frame_len)
-    wrapped = _WithSoftmax(model).eval()
+    if detector is not None:
+        detector = copy.deepcopy(detector).eval().cpu()
+        params, flops = params + count_params(detector), flops + count_flops(detector, frame_len)
+        classes = [*classes, NOISE_LABEL]
+    wrapped = ContractOutputs(model, detector).eval()
     dummy = torch.randn(2, contract.IQ_ROWS, frame_len)
 
     # The dynamo exporter is still young, and writes its own opset (it only tries to convert to the
@@ -177,6 +211,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
         contract.PARAMS: int(params),
         contract.FLOPS: int(flops),
         contract.TRAINING: training if training is not None else {},
+        **({contract.NOISE_CLASS: NOISE_LABEL} if NOISE_LABEL in classes else {}),
         **(extra_metadata or {}),
     }
     del proto.metadata_props[:]
@@ -192,6 +227,6 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     info = {"path": str(path), "params": params, "flops": flops, "bytes": path.stat().st_size,
             "exporter": exporter, "opset": written}
     if parity:
-        worst, report = check_parity(model, path, frame_len, real_like=real_like)
+        worst, report = check_parity(model, path, frame_len, real_like=real_like, detector=detector)
         info.update(parity_max_abs_diff=worst, parity=report)
     return info

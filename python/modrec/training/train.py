@@ -17,12 +17,14 @@ from tqdm.auto import tqdm
 from . import distributed
 from .augment import augment
 from .checkpoint import load_checkpoint, save_checkpoint
+from .detection import DetectorObjective
 from .device import resolve_device
 from .distill.session import DistillSession
 from .exits import ExitTraining
 from .flops import count_flops, count_params
 from .models import create_model, default_config
 from .models.early_exit import EarlyExitNet
+from .models.signal_detector import SignalDetector
 from .objective import Objective
 from .optim import build_optimizer, build_scheduler
 from .prune.sparsity import BnSparsity
@@ -44,9 +46,15 @@ def _batches(n, batch_size):
     return [(s, min(s + batch_size, n)) for s in starts]
 
 
-def make_objective(cfg, model, x_tr, y_tr, meta, device, resume=False, log=_log, progress=False):
+def make_objective(cfg, model, x_tr, y_tr, meta, device, resume=False, log=_log, progress=False, snr=None):
     """The objective (objective.py) that trains ``model`` under ``cfg``: a distillation session
-    when ``distill.method`` is set, exit training for an early-exit model, else cross-entropy."""
+    when ``distill.method`` is set, exit training for an early-exit model, detection for the
+    signal detector (``snr``: the train and validation splits' per-frame SNR tensors), else
+    cross-entropy."""
+    if isinstance(model, SignalDetector):
+        if cfg.distill.method != "none":
+            raise ValueError(f"{cfg.source}: the signal detector is not distilled; set distill.method: none")
+        return DetectorObjective(model, cfg.detector, meta["classes"], *snr, cfg.augment, cfg.train.eval_batch_size)
     early_exit = isinstance(model, EarlyExitNet)
     if cfg.distill.method != "none":
         if early_exit:
@@ -107,7 +115,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
     if not resume and last_path.is_file():
         log(f"note: {run_dir} already holds a run; starting over (use --resume to continue it)")
 
-    source, meta, (x_tr, y_tr), (x_va, y_va) = _load_splits(cfg, ctx, device, log, progress)
+    source, meta, (x_tr, y_tr, snr_tr), (x_va, y_va, snr_va) = _load_splits(cfg, ctx, device, log, progress)
     classes = list(meta["classes"])
     frame_len = int(x_tr.shape[-1])
     model_cfg = _model_cfg(cfg, classes, frame_len)
@@ -120,7 +128,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
     log(f"{cfg.model.name}: {params:,} params, {flops / 1e6:.2f} MFLOPs/frame; "
         f"{len(x_tr):,} train / {len(x_va):,} val frames, {len(classes)} classes, device {device}")
 
-    objective = make_objective(cfg, model, x_tr, y_tr, meta, device, resume, log, progress)
+    objective = make_objective(cfg, model, x_tr, y_tr, meta, device, resume, log, progress, snr=(snr_tr, snr_va))
     net = distributed.wrap(objective.step_module, ctx, device)
     # every rank needs at least one frame of a global batch (BatchNorm, DDP's gradient all-reduce)
     batches = [(s, e) for s, e in _batches(len(x_tr), cfg.train.batch_size) if e - s >= ctx.world_size]
@@ -232,7 +240,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
 
 
 def _load_splits(cfg, ctx, device, log, progress):
-    """(source, dataset meta, (x, y) train, (x, y) val) with the frames on ``device``."""
+    """(source, dataset meta, (x, y, snr_db) train, (x, y, snr_db) val) with the frames on ``device``."""
     if ctx.is_main:  # rank 0 builds a missing dataset; the others wait, then find it complete
         source = data_source(cfg, log=log, progress=progress)
     distributed.barrier(ctx)
@@ -241,7 +249,8 @@ def _load_splits(cfg, ctx, device, log, progress):
     tr, va = source.load("train"), source.load("val")
     meta = dict(tr.meta)
     splits = [(torch.as_tensor(np.ascontiguousarray(split.x), device=device),
-               torch.as_tensor(np.asarray(split.y, np.int64), device=device)) for split in (tr, va)]
+               torch.as_tensor(np.asarray(split.y, np.int64), device=device),
+               torch.as_tensor(np.asarray(split.snr_db, np.float32), device=device)) for split in (tr, va)]
     y_tr, n_classes = splits[0][1], len(meta["classes"])
     if int(y_tr.max()) >= n_classes or int(y_tr.min()) < 0:
         raise ValueError(f"{source.path}: train labels out of range 0..{n_classes - 1}")

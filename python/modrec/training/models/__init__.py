@@ -4,6 +4,7 @@ from . import cnn3  # noqa: F401  (registers)
 from . import mini_inception_resnet, mobilenet1d  # noqa: F401  (registers the students)
 from . import clst, inception_resnet  # noqa: F401  (registers the teachers)
 from . import early_exit  # noqa: F401  (registers the early-exit students)
+from . import signal_detector  # noqa: F401  (registers the signal detector, contract version 2)
 from .registry import create_model, default_config, list_models, register_model
 
 __all__ = ["create_model", "default_config", "list_models", "register_model"]

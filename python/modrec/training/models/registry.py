@@ -9,23 +9,29 @@ import fnmatch
 import inspect
 
 _MODELS = {}
+_KINDS = {}
+KINDS = ("classifier", "detector")  # (N, 2, L) -> class logits | -> (SNR dB, noise logit), models/signal_detector.py
 
 
-def register_model(fn=None, *, name=None):
-    """Register a factory under ``name`` (default: the function name)."""
+def register_model(fn=None, *, name=None, kind="classifier"):
+    """Register a factory under ``name`` (default: the function name); ``kind``: one of KINDS."""
+    if kind not in KINDS:
+        raise ValueError(f"register_model: kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
     def wrap(factory):
         key = name or factory.__name__
         if key in _MODELS and _MODELS[key] is not factory:
             raise ValueError(f"model '{key}' is registered twice ({_MODELS[key].__module__} and {factory.__module__})")
         _MODELS[key] = factory
+        _KINDS[key] = kind
         return factory
 
     return wrap(fn) if fn is not None else wrap
 
 
-def list_models(pattern="*"):
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+def list_models(pattern="*", kind=None):
+    """Registered names matching ``pattern``, of one of KINDS or (None) all."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern) and kind in (None, _KINDS[n]))
 
 
 def _factory(name):

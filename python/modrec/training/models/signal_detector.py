@@ -1,0 +1,54 @@
+"""The signal detector: is there a signal in this frame, and how strong is it?
+
+A small CNN beside the classifier (contract version 2). Its two outputs per frame are the
+estimated per-sample SNR in dB (the generator's definition, training/data/generator.py) and a
+logit for "no signal" (receiver noise or silence, training/data/receiver_noise.py). Export joins
+it to a classifier (``modrec export --detector``): the classifier's classes gain ``noise``, and
+the file gains the ``snr_db`` output.
+
+Why a second model and not heads on the classifier's features: measured on the shipped
+``mobilenet1d-skd`` (frozen, RMS-normalised features; 19,500 generated frames), heads on its
+pooled features called 46 % of noise frames noise and 3-7 % of known frames at SNR >= 0 dB noise,
+and estimated SNR with a mean absolute error of 1.74 dB over -10..18 dB. A classifier's features
+are trained to ignore what SNR is; this detector, 37k parameters, learns it directly.
+"""
+
+from torch import nn
+
+from .layers import GlobalAvgMaxPool1d, RMSNormIQ
+from .registry import register_model
+
+SNR_COLUMN, NOISE_COLUMN = 0, 1  # the two outputs, in order
+
+
+def _conv(c_in, c_out, k, pool):
+    layers = [nn.Conv1d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm1d(c_out), nn.ReLU(inplace=True)]
+    return layers + ([nn.MaxPool1d(pool)] if pool > 1 else [])
+
+
+class SignalDetector(nn.Module):
+    """(N, 2, L) raw I/Q at any gain -> (N, 2) float32: column SNR_COLUMN the SNR estimate (dB),
+    column NOISE_COLUMN the logit of "this frame holds no signal"."""
+
+    def __init__(self, channels, hidden, eps):
+        super().__init__()
+        self.norm = RMSNormIQ(eps)  # SNR does not depend on gain; silence stays all-zero
+        c1, c2 = channels
+        self.features = nn.Sequential(*_conv(2, c1, 7, 1), *_conv(c1, c1, 5, 2), *_conv(c1, c2, 5, 2),
+                                      *_conv(c2, c2, 3, 1))
+        self.pool = GlobalAvgMaxPool1d()
+        self.head = nn.Sequential(nn.Linear(2 * c2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
+
+    def forward(self, x):
+        return self.head(self.pool(self.features(self.norm(x))))
+
+
+@register_model(kind="detector")
+def signal_detector(n_classes=2, frame_len=128, channels=(32, 64), hidden=64, eps=1e-12):
+    """The signal detector (module docstring). ``n_classes`` and ``frame_len`` are taken as every
+    model's are (from the data) and not used: the outputs are always SNR and the noise logit, and
+    global pooling makes the network length-agnostic."""
+    del n_classes, frame_len
+    if len(channels) != 2:
+        raise ValueError(f"signal_detector: channels needs 2 entries, got {channels}")
+    return SignalDetector(tuple(int(c) for c in channels), int(hidden), float(eps))
