@@ -92,6 +92,14 @@ def _parser():
     x.add_argument("--exit-policy", choices=contract.EXIT_POLICIES, help="early-exit models: the exit rule (default: the run's)")
     x.add_argument("--exit-budget-pp", type=_non_negative_float, help="early-exit models: validation accuracy the threshold may cost")
     x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
+    x.add_argument("--detector", help="a signal detector's checkpoint (model signal_detector) to join to the classifier: "
+                                      "the file gains the class 'noise' and the output snr_db (contract version 2)")
+    x.add_argument("--unknown-score", choices=contract.UNKNOWN_SCORES,
+                   help="calibrate an 'unknown' threshold on this open-set score (contract version 2)")
+    x.add_argument("--unknown-false-rate", type=float, default=0.05,
+                   help="with --unknown-score: the share of known frames (validation split, SNR >= 0 dB) the "
+                        "threshold may call unknown (default 0.05)")
+    x.add_argument("--data", help="frames for the parity check and the calibrations (default: the run's own data)")
     x.add_argument("--samples-per-symbol", type=_at_least(1), help="the model's samples per symbol, when its training data "
                                                            "did not state it (RadioML 2018, SigMF)")
 
@@ -216,10 +224,20 @@ def main(argv=None):
 
             overrides = {k: v for k, v in (("policy", args.exit_policy), ("budget_pp", args.exit_budget_pp),
                                             ("budget_snr_min", args.exit_budget_snr_min)) if v is not None}
+            unknown = None
+            if args.unknown_score:
+                if not 0.0 < args.unknown_false_rate < 1.0:
+                    raise ValueError(f"--unknown-false-rate must be in (0, 1), got {args.unknown_false_rate}")
+                unknown = (args.unknown_score, args.unknown_false_rate)
             info = export_checkpoint(args.checkpoint, args.out, dynamo=not args.legacy, opset=args.opset,
-                                     exit_calibration=overrides, samples_per_symbol=args.samples_per_symbol)
+                                     exit_calibration=overrides, samples_per_symbol=args.samples_per_symbol,
+                                     detector=args.detector, unknown=unknown, data=args.data)
             print(f"wrote {info['path']}: {info['bytes'] / 1024:.1f} KB, {info['params']:,} params, "
                   f"{info['flops'] / 1e6:.2f} MFLOPs/frame, parity max |dp| {info['parity_max_abs_diff']:.2e} ({info['exporter']})")
+            if "unknown_calibration" in info:
+                c = info["unknown_calibration"]
+                print(f"unknown: {c['score']} above {c['threshold']:.4g} ({c['false_rate']:.1%} of {c['frames']:,} known "
+                      f"validation frames at SNR >= 0 dB)")
         elif args.cmd == "from-onnx":
             from .from_onnx import checkpoint_from_onnx
 

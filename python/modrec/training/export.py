@@ -16,10 +16,10 @@ from .onnx_export import export_onnx
 
 
 
-def _real_frames(ckpt, n=64):
-    """A spread of validation frames from the checkpoint's dataset, if it is still on disk."""
+def _real_frames(source, n=64):
+    """A spread of validation frames from ``source``, if it is still on disk."""
     try:
-        val = read_split(run_source(ckpt["training"]["data"]), "val")
+        val = read_split(source, "val")
     except Exception as err:  # real frames only strengthen the check; random ones are always used
         warnings.warn(f"parity check without real frames: cannot read the run's validation split ({err})")
         return None
@@ -35,7 +35,7 @@ def _pruning_metadata(pruning):
 
 
 def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None, exit_calibration=None,
-                      samples_per_symbol=None):
+                      samples_per_symbol=None, detector=None, unknown=None, data=None):
     """Export a training checkpoint (best.pt / last.pt) to ``out``.
 
     Parity is also checked on real validation frames when the run's dataset is available. For an
@@ -43,13 +43,26 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     ``exits:`` config says unless ``exit_calibration`` overrides policy / budget_pp / budget_snr_min.
     ``samples_per_symbol`` is written to the metadata when the training data did not state it
     (RadioML 2018, SigMF recordings); ValueError when neither says.
+
+    Contract version 2: ``detector`` (a signal detector's checkpoint) is joined to the classifier
+    (onnx_export.ContractOutputs); ``unknown`` = (score, false rate) calibrates an unknown
+    threshold (calibrate_unknown). ``data`` (a source spec) replaces the run's own data for the
+    parity check and the calibrations.
     """
     from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .models.signal_detector import SignalDetector
 
     ckpt = load_checkpoint(checkpoint)
+    source = data or run_source(ckpt["training"]["data"])
     if real_like is None:
-        real_like = _real_frames(ckpt)
+        real_like = _real_frames(source)
     model = model_from_checkpoint(ckpt)
+    det = None
+    if detector is not None:
+        det = model_from_checkpoint(load_checkpoint(detector))
+        if not isinstance(det, SignalDetector):
+            raise ValueError(f"{detector}: --detector needs a signal detector's checkpoint, this holds a "
+                             f"{type(det).__name__}")
     meta = ckpt.get("meta", {})
     sps = meta.get("samples_per_symbol", DEFAULT_SAMPLES_PER_SYMBOL) if samples_per_symbol is None else samples_per_symbol
     if sps is None:
@@ -66,24 +79,70 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
         pruning=_pruning_metadata(ckpt.get("pruning")), opset=opset, real_like=real_like,
     )
     if hasattr(model, "forward_exits"):
+        if det is not None or unknown is not None:
+            raise ValueError(f"{checkpoint}: an early-exit model is exported without a detector or unknown threshold "
+                             f"(its stages give probabilities only); export the plain student with them")
         # the run's exits: section, with any of policy / budget_pp / budget_snr_min overridden
         exits_cfg = {**((ckpt.get("config") or {}).get("exits") or {}), **(exit_calibration or {})}
         calibration = calibrate_exits(model, ckpt, exits_cfg.get("policy", contract.POLICY_ENTROPY), exits_cfg.get("budget_pp", 0.5),
-                                      exits_cfg.get("budget_snr_min"))
+                                      exits_cfg.get("budget_snr_min"), source=source)
         gates = calibration.pop("gates", None)  # they travel as metadata exit_gates, not twice
         training["exit_calibration"] = calibration
         return export_early_exit(model, out, thresholds=[calibration["threshold"]] * (model.n_exits - 1),
                                  policy=calibration["policy"], gates=gates,
                                  training=json.loads(json.dumps(training, default=str)), **common)
-    return export_onnx(model, out, training=json.loads(json.dumps(training, default=str)), dynamo=dynamo, **common)
+    if det is not None:
+        training["detector"] = {"checkpoint": str(detector)}
+    info = export_onnx(model, out, training=json.loads(json.dumps(training, default=str)), dynamo=dynamo,
+                       detector=det, **common)
+    if unknown is not None:
+        info["unknown_calibration"] = calibrate_unknown(out, source, *unknown)
+    return info
 
 
-def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=2048, gate_frames=60000):
-    """The exit threshold, chosen on the run's validation split (see exits/calibrate.py); for policy
-    ``gate`` the gates are fitted first, on ``gate_frames`` frames of the training split."""
+def calibrate_unknown(onnx_path, source, score, false_rate, snr_min=0.0):
+    """Calibrate and write the unknown threshold of an exported model (contract version 2).
+
+    The threshold is the (1 - ``false_rate``) quantile of open-set score ``score`` (runtime/
+    open_set.py, as the block computes it, from the exported file itself) over the validation
+    frames of ``source`` that hold a known class at SNR >= ``snr_min`` dB (not noise): so that
+    share of them is called unknown. Writes UNKNOWN_SCORE, UNKNOWN_THRESHOLD and
+    UNKNOWN_FALSE_RATE into the file; returns {score, false_rate, threshold, frames}.
+    """
+    from ..classes import NOISE_LABEL
+    from ..runtime import load_model
+    from .onnx_export import add_metadata
+
+    model = load_model(onnx_path)
+    val = read_split(source, "val")
+    classes = list(val.meta["classes"])
+    keep = np.asarray(val.snr_db) >= snr_min
+    if NOISE_LABEL in classes:
+        keep &= np.asarray(val.y) != classes.index(NOISE_LABEL)
+    x = np.asarray(val.x)[keep]
+    if not len(x):
+        raise ValueError(f"{source}: no validation frames of a known class at SNR >= {snr_min} dB to calibrate on")
+    scores = np.concatenate([_score(model, x[s : s + 4096], score) for s in range(0, len(x), 4096)])
+    threshold = float(np.quantile(scores.astype(np.float64), 1.0 - false_rate))
+    add_metadata(onnx_path, {contract.UNKNOWN_SCORE: score, contract.UNKNOWN_THRESHOLD: repr(threshold),
+                             contract.UNKNOWN_FALSE_RATE: repr(float(false_rate))})
+    return {"score": score, "false_rate": float(false_rate), "threshold": threshold, "frames": int(len(x))}
+
+
+def _score(model, x, score):
+    from ..runtime.open_set import open_set_score
+
+    predictions = model.predict_details(x)
+    return open_set_score(score, predictions.probs, predictions.logits)
+
+
+def calibrate_exits(model, ckpt, policy, budget_pp, snr_min=None, batch_size=2048, gate_frames=60000, source=None):
+    """The exit threshold, chosen on the run's validation split (or ``source``'s; see
+    exits/calibrate.py); for policy ``gate`` the gates are fitted first, on ``gate_frames`` frames
+    of the training split."""
     from .exits import calibrate_threshold
 
-    source = run_source(ckpt["training"]["data"])
+    source = source or run_source(ckpt["training"]["data"])
     model = copy.deepcopy(model).eval().cpu()
 
     def exit_probs(x):

@@ -136,6 +136,20 @@ def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None, de
     return worst, report
 
 
+def add_metadata(path, values):
+    """Add ``values`` (contract keys -> python values) to the metadata of the ONNX file ``path``,
+    in place, and check the file against the contract again."""
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props.update({k: v if isinstance(v, str) else str(v) for k, v in values.items()})
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+    decoded = contract.decode_metadata(props, source=str(path))
+    contract.decode_open_set_metadata(decoded, source=str(path))
+
+
 def clean_exported(proto):
     """What every exported graph needs before it ships, in place; returns ``proto``."""
     # the dynamo exporter annotates every node with stack traces and local source paths: they

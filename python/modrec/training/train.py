@@ -142,7 +142,7 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
     if ctx.enabled:
         aug_gen = torch.Generator(device=device)
         aug_gen.manual_seed(cfg.seed * 1009 + ctx.rank + 1)
-    start_epoch, best_acc, history = 0, -1.0, []
+    start_epoch, best_acc, history = 0, float("-inf"), []  # a score may be negative (the detector: minus its loss)
     if resumed is not None:
         _check_resumable(cfg, resumed, model_cfg, last_path)
         objective.resume_from(resumed, last_path)
