@@ -80,4 +80,6 @@ def test_options_that_cannot_apply_are_refused(runs, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(runs / "tiny-ci" / "best.pt"), "--unknown-score", "maxprob",
                  "--unknown-false-rate", "1.5", "--out", str(tmp_path / "y.onnx")]) == 2
     assert "--unknown-false-rate must be in (0, 1), got 1.5" in capsys.readouterr().err
-    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
+    assert main(["export", "--checkpoint", str(runs / "tiny-ci-detector" / "best.pt"), "--out", str(tmp_path / "z.onnx")]) == 2
+    assert "a signal detector is exported joined to a classifier" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("x.onnx", "y.onnx", "z.onnx"))

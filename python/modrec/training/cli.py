@@ -202,7 +202,13 @@ def main(argv=None):
                 model, pruning = prune_from_config(cfg, progress=not args.no_progress)
             run = train(cfg, resume=args.resume, progress=not args.no_progress, command=command,
                         stop_after_epochs=args.stop_after, model=model, pruning=pruning)
-            print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out {run}/{cfg.experiment}.onnx")
+            from .models import list_models
+
+            if cfg.model.name in list_models(kind="detector"):
+                print(f"done: {run}/best.pt; next: join it to a classifier: modrec export --checkpoint "
+                      f"CLASSIFIER/best.pt --detector {run}/best.pt --unknown-score energy --out MODEL.onnx")
+            else:
+                print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out {run}/{cfg.experiment}.onnx")
         elif args.cmd == "evaluate":
             from .evaluate import evaluate
 

@@ -57,6 +57,9 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     if real_like is None:
         real_like = _real_frames(source)
     model = model_from_checkpoint(ckpt)
+    if isinstance(model, SignalDetector):
+        raise ValueError(f"{checkpoint}: a signal detector is exported joined to a classifier: modrec export "
+                         f"--checkpoint CLASSIFIER/best.pt --detector {checkpoint}")
     det = None
     if detector is not None:
         det = model_from_checkpoint(load_checkpoint(detector))
