@@ -37,16 +37,21 @@ def test_a_version_2_model_is_measured_on_known_unseen_and_noise_frames(tmp_path
         assert all(0 <= r["noise"] + r["unknown"] <= 1 for r in entry["per_snr"])
     assert sum(r["n"] for r in result["noise"]) == 60
     assert 0 < result["noise_all"]["noise"] + result["noise_all"]["unknown"] <= 1
+    # the fixture's snr_db output is 10 log10 of the frame's mean square I/Q value: a known answer
+    assert result["has_snr"] and all("snr_mae_db" in r for r in result["known"])
 
 
 def test_the_command_writes_json_and_tables(tmp_path):
     path = tmp_path / "v2.onnx"
     onnx.save(build_v2_model(frame_len=128), str(path))
     assert main(["open-set-eval", "--onnx", str(path), "--frames", "2", "--noise-frames", "30", "--json",
-                 str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "--no-progress"]) == 0
+                 str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "--plot", str(tmp_path / "r.png"),
+                 "--no-progress"]) == 0
+    assert (tmp_path / "r.png").stat().st_size > 1000
     result = json.loads((tmp_path / "r.json").read_text())
     assert len(result["known"]) == len(DEFAULT_CONFIG.snrs_db) and result["version"] == "2"
     table = (tmp_path / "r.md").read_text()
     assert "| white noise |" in table and "energy AUROC 0..10" in table and "| LFM |" in table
+    assert "SNR MAE (dB)" in table and "SNR estimate over -10..18 dB" in table
     with pytest.raises(SystemExit):
         main(["open-set-eval", "--onnx", str(path), "--frames", "0"])

@@ -149,6 +149,7 @@ def _parser():
     os_.add_argument("--seed", type=_at_least(0), default=2016, help="seed of the frames (default 2016)")
     os_.add_argument("--json", help="write the result here")
     os_.add_argument("--markdown", help="write the tables here (between the results markers, if the file has them)")
+    os_.add_argument("--plot", help="write the per-SNR figure here (PNG)")
     os_.add_argument("--no-progress", action="store_true")
     cl = sub.add_parser("classify", help="what is in this capture? classify a recording, write SigMF annotations "
                                          "and a timeline plot (no torch needed)")
@@ -287,7 +288,7 @@ def main(argv=None):
 
             result = open_set_evaluation(args.onnx, frames_per_point=args.frames, noise_frame_count=args.noise_frames,
                                          seed=args.seed, progress=not args.no_progress)
-            print(write_open_set_report(result, args.json, args.markdown))
+            print(write_open_set_report(result, args.json, args.markdown, args.plot))
         elif args.cmd == "classify":
             # Runtime code only: this runs on a GNU Radio box without torch.
             from ..runtime.classify import classify_recording, format_segments, write_outputs

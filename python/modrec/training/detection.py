@@ -1,8 +1,9 @@
 """Training the signal detector (models/signal_detector.py): the objective and its metrics.
 
-The loss of a frame is ``snr_weight`` x SmoothL1(estimated SNR, true SNR) for frames with a
+The loss of a batch is ``snr_weight`` x SmoothL1(estimated SNR, true SNR) over frames with a
 signal, plus ``noise_weight`` x the binary cross-entropy of the noise logit against "this frame
-is of the ``noise`` class". A signal far below the noise is no evidence either way (at -20 dB
+is of the ``noise`` class", balanced: the mean over noise frames and the mean over signal frames
+count alike, however few noise frames a batch holds (1 class in 12). A signal far below the noise is no evidence either way (at -20 dB
 per-sample SNR a 128-sample frame is noise to any detector), so signal frames below
 ``ignore_below_db`` do not teach the noise output: what the detector says there is left to it.
 Measured on 84,000 generated frames (8 epochs): with every signal frame teaching it, 63 % of
@@ -41,7 +42,9 @@ class DetectorObjective(Objective):
         if signal.any():
             loss = loss + self.cfg.snr_weight * F.smooth_l1_loss(out[signal, SNR_COLUMN], snr[signal])
         bce = F.binary_cross_entropy_with_logits(out[:, NOISE_COLUMN], (~signal).float(), reduction="none")
-        loss = loss + self.cfg.noise_weight * (bce * teach).sum() / teach.sum().clamp(min=1)
+        noise_part = (bce * ~signal).sum() / (~signal).sum().clamp(min=1)
+        signal_part = (bce * (signal & teach)).sum() / (signal & teach).sum().clamp(min=1)
+        loss = loss + self.cfg.noise_weight * (noise_part + signal_part) / 2
         right = ((out[:, NOISE_COLUMN] > 0) == ~signal) & teach
         return loss, right.sum(), teach.sum()
 

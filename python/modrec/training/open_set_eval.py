@@ -28,7 +28,8 @@ from ..runtime.open_set import energy_score, maxprob_score
 from .data.generator import DEFAULT_CONFIG, GeneratorConfig, generate_frames
 from .data.open_set import OPEN_SET_MODULATIONS
 from .data.receiver_noise import NOISE_KINDS, noise_frames
-from .tables_and_figures import cell, write_markdown
+from .detection import SNR_MAE_RANGE_DB
+from .tables_and_figures import cell, pyplot, write_markdown
 
 SNR_BANDS = ((-20, -10), (-10, 0), (0, 10), (10, 20))  # [lo, hi) dB
 
@@ -51,7 +52,8 @@ def _scores(predictions):
 
 
 def _run(model, frames, batch=2048):
-    """(decision index (N,), top class (N,), {score name: (N,)}) over complex frames (N, L), in batches."""
+    """(decision index (N,), top class (N,), {score name: (N,)}, SNR estimate (N,) dB, NaN when the
+    model has none) over complex frames (N, L), in batches."""
     decided, scores = [], collections.defaultdict(list)
     for s in range(0, len(frames), batch):
         part = frames[s : s + batch]
@@ -60,7 +62,8 @@ def _run(model, frames, batch=2048):
             scores[name].append(value)
     index = np.concatenate([d.index for d in decided])
     top = np.concatenate([d.probs.argmax(1) for d in decided])
-    return index, top, {k: np.concatenate(v) for k, v in scores.items()}
+    snr = np.concatenate([d.snr_db for d in decided])
+    return index, top, {k: np.concatenate(v) for k, v in scores.items()}, snr
 
 
 def open_set_evaluation(model_path, snrs_db=None, frames_per_point=200, noise_frame_count=4000, seed=2016,
@@ -93,12 +96,13 @@ def open_set_evaluation(model_path, snrs_db=None, frames_per_point=200, noise_fr
             bar.update()
         return out
 
-    known = {"snr_db": [], "label": [], "index": [], "top": [], "scores": collections.defaultdict(list)}
+    known = {"snr_db": [], "label": [], "index": [], "top": [], "estimate": [], "scores": collections.defaultdict(list)}
     for name in cfg.classes:
         if canonical_class_name(name) not in model_classes:
             continue
         for snr, frames in frames_of(name):
-            index, top, scores = _run(model, frames)
+            index, top, scores, estimate = _run(model, frames)
+            known["estimate"].append(estimate)
             known["snr_db"].append(np.full(len(frames), snr))
             known["label"].append(np.full(len(frames), model_classes[canonical_class_name(name)]))
             known["index"].append(index)
@@ -117,17 +121,26 @@ def open_set_evaluation(model_path, snrs_db=None, frames_per_point=200, noise_fr
               "open_set": {"noise_class": model.open_set.noise_class, "score": model.open_set.score,
                            "threshold": model.open_set.threshold, "false_rate": model.open_set.false_rate},
               "frames_per_point": frames_per_point, "seed": seed, "snrs_db": snrs, "known": [], "unseen": [], "noise": []}
+    result["has_snr"] = bool(model.has_snr)
     for snr in snrs:
         at = known["snr_db"] == snr
+        err = known["estimate"][at] - snr
         result["known"].append({"snr_db": snr, "n": int(at.sum()),
                                 "accuracy": float(np.mean(known["top"][at] == known["label"][at])),
-                                **shares(known["index"][at], int(at.sum()))})
+                                **shares(known["index"][at], int(at.sum())),
+                                **({"snr_bias_db": float(np.mean(err)), "snr_mae_db": float(np.mean(np.abs(err)))}
+                                   if model.has_snr else {})})
+    if model.has_snr:
+        lo, hi = SNR_MAE_RANGE_DB
+        band = (known["snr_db"] >= lo) & (known["snr_db"] <= hi)
+        err = known["estimate"][band] - known["snr_db"][band]
+        result["snr_mae_db"] = {"range_db": [lo, hi], "mae": float(np.mean(np.abs(err))), "bias": float(np.mean(err))}
 
     for name in OPEN_SET_MODULATIONS:
         rows = []
         scores_by_snr = []
         for snr, frames in frames_of(name):
-            index, top, scores = _run(model, frames)
+            index, top, scores, _ = _run(model, frames)
             called = collections.Counter(labels[i] for i in top.tolist()).most_common(1)[0][0]
             rows.append({"snr_db": snr, "n": len(frames), **shares(index, len(frames)), "most_called": called})
             scores_by_snr.append((snr, scores))
@@ -142,7 +155,7 @@ def open_set_evaluation(model_path, snrs_db=None, frames_per_point=200, noise_fr
         result["unseen"].append(entry)
 
     x, kinds = noise_frames(noise_frame_count, rng, cfg, return_kinds=True)
-    index, top, scores = _run(model, x)
+    index, top, scores, _ = _run(model, x)
     bar.update()
     bar.close()
     for kind in NOISE_KINDS:
@@ -166,6 +179,19 @@ def markdown(result):
         lines.append(f"| {row['kind']} noise | {row['n']:,} | {row['noise']:.1%} | {row['unknown']:.1%} | {called} |")
     k = result["known_snr_ge_0"]
     lines += ["", f"Known classes at SNR >= 0 dB: {k['noise']:.2%} tagged `noise`, {k['unknown']:.2%} tagged `unknown`.", ""]
+    lines += ["Known classes per SNR: accuracy of the top class, tagged `noise` and `unknown`"
+              + (", and the SNR estimate's bias and mean absolute error." if result.get("has_snr") else "."), "",
+              "| SNR (dB) | accuracy | tagged noise | tagged unknown |" + (" SNR bias (dB) | SNR MAE (dB) |"
+                                                                       if result.get("has_snr") else ""),
+              "|---:|---:|---:|---:|" + ("---:|---:|" if result.get("has_snr") else "")]
+    for row in result["known"]:
+        snr_cells = f" {row['snr_bias_db']:+.2f} | {row['snr_mae_db']:.2f} |" if result.get("has_snr") else ""
+        lines.append(f"| {row['snr_db']} | {row['accuracy']:.1%} | {row['noise']:.1%} | {row['unknown']:.1%} |{snr_cells}")
+    if result.get("snr_mae_db"):
+        m = result["snr_mae_db"]
+        lines += ["", f"SNR estimate over {m['range_db'][0]:g}..{m['range_db'][1]:g} dB: mean absolute error "
+                      f"{m['mae']:.2f} dB, bias {m['bias']:+.2f} dB."]
+    lines.append("")
     scores = result["scores"]
     bands = [f"{lo}..{hi}" for lo, hi in SNR_BANDS]
     lines += ["Unseen modulations: AUROC of each score (known vs unseen, per SNR band, dB) and the share tagged "
@@ -183,12 +209,44 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-def write_open_set_report(result, json_path=None, markdown_path=None):
-    """Write the result's JSON and tables; returns the markdown."""
+def plot(result, path):
+    """Per true SNR: the shares tagged noise and unknown and, for a model that estimates it, the SNR
+    estimate's bias and mean absolute error."""
+    plt = pyplot()
+    rows = result["known"]
+    snr = [r["snr_db"] for r in rows]
+    n_axes = 2 if result.get("has_snr") else 1
+    fig, axes = plt.subplots(1, n_axes, figsize=(5.5 * n_axes, 3.6), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(snr, [r["noise"] for r in rows], "o-", label="known tagged noise")
+    ax.plot(snr, [r["unknown"] for r in rows], "s-", label="known tagged unknown")
+    ax.set_xlabel("true SNR (dB)")
+    ax.set_ylabel("share of frames")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if result.get("has_snr"):
+        ax = axes[0][1]
+        ax.plot(snr, [r["snr_bias_db"] for r in rows], "o-", label="bias")
+        ax.plot(snr, [r["snr_mae_db"] for r in rows], "s-", label="mean absolute error")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xlabel("true SNR (dB)")
+        ax.set_ylabel("SNR estimate error (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(Path(result["model"]).stem, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_open_set_report(result, json_path=None, markdown_path=None, plot_path=None):
+    """Write the result's JSON, tables and (``plot_path``) figure; returns the markdown."""
     table = markdown(result)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
     if markdown_path:
         write_markdown(markdown_path, table)
+    if plot_path:
+        plot(result, plot_path)
     return table
