@@ -94,6 +94,9 @@ def _parser():
     x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
     x.add_argument("--detector", help="a signal detector's checkpoint (model signal_detector) to join to the classifier: "
                                       "the file gains the class 'noise' and the output snr_db (contract version 2)")
+    x.add_argument("--noise-false-rate", type=float, default=0.005,
+                   help="with --detector: the share of known frames (validation split, SNR >= 0 dB) it may call noise "
+                        "(default 0.005)")
     x.add_argument("--unknown-score", choices=contract.UNKNOWN_SCORES,
                    help="calibrate an 'unknown' threshold on this open-set score (contract version 2)")
     x.add_argument("--unknown-false-rate", type=float, default=0.05,
@@ -232,13 +235,16 @@ def main(argv=None):
             overrides = {k: v for k, v in (("policy", args.exit_policy), ("budget_pp", args.exit_budget_pp),
                                             ("budget_snr_min", args.exit_budget_snr_min)) if v is not None}
             unknown = None
+            if not 0.0 < args.noise_false_rate < 1.0:
+                raise ValueError(f"--noise-false-rate must be in (0, 1), got {args.noise_false_rate}")
             if args.unknown_score:
                 if not 0.0 < args.unknown_false_rate < 1.0:
                     raise ValueError(f"--unknown-false-rate must be in (0, 1), got {args.unknown_false_rate}")
                 unknown = (args.unknown_score, args.unknown_false_rate)
             info = export_checkpoint(args.checkpoint, args.out, dynamo=not args.legacy, opset=args.opset,
                                      exit_calibration=overrides, samples_per_symbol=args.samples_per_symbol,
-                                     detector=args.detector, unknown=unknown, data=args.data)
+                                     detector=args.detector, unknown=unknown, data=args.data,
+                                     noise_false_rate=args.noise_false_rate)
             print(f"wrote {info['path']}: {info['bytes'] / 1024:.1f} KB, {info['params']:,} params, "
                   f"{info['flops'] / 1e6:.2f} MFLOPs/frame, parity max |dp| {info['parity_max_abs_diff']:.2e} ({info['exporter']})")
             if "unknown_calibration" in info:

@@ -35,7 +35,7 @@ def _pruning_metadata(pruning):
 
 
 def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None, exit_calibration=None,
-                      samples_per_symbol=None, detector=None, unknown=None, data=None):
+                      samples_per_symbol=None, detector=None, unknown=None, data=None, noise_false_rate=0.005):
     """Export a training checkpoint (best.pt / last.pt) to ``out``.
 
     Parity is also checked on real validation frames when the run's dataset is available. For an
@@ -45,7 +45,8 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     (RadioML 2018, SigMF recordings); ValueError when neither says.
 
     Contract version 2: ``detector`` (a signal detector's checkpoint) is joined to the classifier
-    (onnx_export.ContractOutputs); ``unknown`` = (score, false rate) calibrates an unknown
+    (onnx_export.ContractOutputs), its noise decision calibrated so that ``noise_false_rate`` of the
+    known validation frames at SNR >= 0 dB are called noise (calibrate_noise_bias); ``unknown`` = (score, false rate) calibrates an unknown
     threshold (calibrate_unknown). ``data`` (a source spec) replaces the run's own data for the
     parity check and the calibrations.
     """
@@ -94,13 +95,50 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
         return export_early_exit(model, out, thresholds=[calibration["threshold"]] * (model.n_exits - 1),
                                  policy=calibration["policy"], gates=gates,
                                  training=json.loads(json.dumps(training, default=str)), **common)
+    noise_bias = 0.0
     if det is not None:
-        training["detector"] = {"checkpoint": str(detector)}
+        noise_bias, frames = calibrate_noise_bias(model, det, source, noise_false_rate)
+        training["detector"] = {"checkpoint": str(detector), "noise_false_rate": noise_false_rate,
+                                "noise_bias": noise_bias, "calibration_frames": frames}
     info = export_onnx(model, out, training=json.loads(json.dumps(training, default=str)), dynamo=dynamo,
-                       detector=det, **common)
+                       detector=det, noise_bias=noise_bias, **common)
     if unknown is not None:
         info["unknown_calibration"] = calibrate_unknown(out, source, *unknown)
     return info
+
+
+def _known_val_frames(source, snr_min):
+    """float32 (N, 2, L) validation frames of ``source`` holding a known class (not noise) at
+    SNR >= ``snr_min`` dB; ValueError when there are none."""
+    from ..classes import NOISE_LABEL
+
+    val = read_split(source, "val")
+    classes = list(val.meta["classes"])
+    keep = np.asarray(val.snr_db) >= snr_min
+    if NOISE_LABEL in classes:
+        keep &= np.asarray(val.y) != classes.index(NOISE_LABEL)
+    if not keep.any():
+        raise ValueError(f"{source}: no validation frames of a known class at SNR >= {snr_min} dB to calibrate on")
+    return np.asarray(val.x)[keep]
+
+
+@torch.no_grad()
+def calibrate_noise_bias(model, detector, source, false_rate, snr_min=0.0, batch_size=2048):
+    """(bias, frames): the amount the detector's noise logit d is lowered by so that ``noise`` wins
+    (d - bias > log max softmax of the classifier: onnx_export.ContractOutputs) on ``false_rate``
+    of the known validation frames at SNR >= ``snr_min`` dB; never below 0 (the detector's own
+    decision is the least it says)."""
+    from .models.signal_detector import NOISE_COLUMN
+
+    x = _known_val_frames(source, snr_min)
+    model, detector = copy.deepcopy(model).eval().cpu(), copy.deepcopy(detector).eval().cpu()
+    margins = []
+    for s in range(0, len(x), batch_size):
+        xb = torch.from_numpy(x[s : s + batch_size])
+        log_top = torch.log_softmax(model(xb), dim=-1).max(dim=-1).values
+        margins.append((detector(xb)[:, NOISE_COLUMN] - log_top).numpy())
+    bias = float(np.quantile(np.concatenate(margins).astype(np.float64), 1.0 - false_rate))
+    return max(bias, 0.0), int(len(x))
 
 
 def calibrate_unknown(onnx_path, source, score, false_rate, snr_min=0.0):
@@ -112,19 +150,11 @@ def calibrate_unknown(onnx_path, source, score, false_rate, snr_min=0.0):
     share of them is called unknown. Writes UNKNOWN_SCORE, UNKNOWN_THRESHOLD and
     UNKNOWN_FALSE_RATE into the file; returns {score, false_rate, threshold, frames}.
     """
-    from ..classes import NOISE_LABEL
     from ..runtime import load_model
     from .onnx_export import add_metadata
 
     model = load_model(onnx_path)
-    val = read_split(source, "val")
-    classes = list(val.meta["classes"])
-    keep = np.asarray(val.snr_db) >= snr_min
-    if NOISE_LABEL in classes:
-        keep &= np.asarray(val.y) != classes.index(NOISE_LABEL)
-    x = np.asarray(val.x)[keep]
-    if not len(x):
-        raise ValueError(f"{source}: no validation frames of a known class at SNR >= {snr_min} dB to calibrate on")
+    x = _known_val_frames(source, snr_min)
     scores = np.concatenate([_score(model, x[s : s + 4096], score) for s in range(0, len(x), 4096)])
     threshold = float(np.quantile(scores.astype(np.float64), 1.0 - false_rate))
     add_metadata(onnx_path, {contract.UNKNOWN_SCORE: score, contract.UNKNOWN_THRESHOLD: repr(threshold),

@@ -32,20 +32,22 @@ class ContractOutputs(nn.Module):
     ``noise``.
 
     The joined logits are [z, d + logsumexp(z)], z the classifier's logits and d the detector's
-    noise logit, so that softmax gives p(noise) = sigmoid(d) and p(class c) = (1 - sigmoid(d))
-    softmax(z)_c: the classifier's answer, scaled by the detector's belief that there is a signal.
+    noise logit less ``noise_bias``, so that softmax gives p(noise) = sigmoid(d) and p(class c) =
+    (1 - sigmoid(d)) softmax(z)_c: the classifier's answer, scaled by the detector's belief that
+    there is a signal. ``noise`` wins when d > log max softmax(z); ``noise_bias`` (export.py:
+    calibrate_noise_bias) sets how often that happens to frames that hold a signal.
     """
 
-    def __init__(self, model, detector=None):
+    def __init__(self, model, detector=None, noise_bias=0.0):
         super().__init__()
-        self.model, self.detector = model, detector
+        self.model, self.detector, self.noise_bias = model, detector, float(noise_bias)
 
     def forward(self, iq):
         logits = self.model(iq)
         if self.detector is None:
             return torch.softmax(logits, dim=-1), logits
         d = self.detector(iq)
-        noise = d[:, NOISE_COLUMN : NOISE_COLUMN + 1] + torch.logsumexp(logits, dim=-1, keepdim=True)
+        noise = d[:, NOISE_COLUMN : NOISE_COLUMN + 1] - self.noise_bias + torch.logsumexp(logits, dim=-1, keepdim=True)
         logits = torch.cat([logits, noise], dim=-1)
         return torch.softmax(logits, dim=-1), logits, d[:, SNR_COLUMN]
 
@@ -108,7 +110,7 @@ def parity_inputs(frame_len, seed=0, real_like=None):
     return sets
 
 
-def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None, detector=None):
+def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None, detector=None, noise_bias=0.0):
     """Max |p_torch - p_ort| of the probabilities over the parity inputs; raises ParityError above
     ``tol``. With a ``detector`` (joined to the model as ContractOutputs joins them), its SNR
     estimate must also agree, within ``SNR_PARITY_TOL_DB``."""
@@ -116,7 +118,7 @@ def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None, de
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     wrapped = ContractOutputs(copy.deepcopy(model).eval().cpu(),
-                              None if detector is None else copy.deepcopy(detector).eval().cpu()).eval()
+                              None if detector is None else copy.deepcopy(detector).eval().cpu(), noise_bias).eval()
     worst, report = 0.0, {}
     for name, x in parity_inputs(frame_len, real_like=real_like).items():
         with torch.no_grad():
@@ -167,11 +169,12 @@ def clean_exported(proto):
 
 def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_SAMPLES_PER_SYMBOL,
                 architecture=None, training=None, distillation="none", pruning="none", exits=1,
-                opset=18, dynamo=True, parity=True, real_like=None, extra_metadata=None, detector=None):
+                opset=18, dynamo=True, parity=True, real_like=None, extra_metadata=None, detector=None,
+                noise_bias=0.0):
     """Export ``model`` (logits) as a contract-conforming single-file ONNX model; returns info.
 
     Its outputs are ``probs`` and ``logits``; with a ``detector`` (a SignalDetector) joined to it
-    (ContractOutputs) also ``snr_db``, and ``classes`` gain ``noise`` (contract.NOISE_CLASS),
+    (ContractOutputs, its noise logit less ``noise_bias``) also ``snr_db``, and ``classes`` gain ``noise`` (contract.NOISE_CLASS),
     as they are also when ``classes`` already hold it (a classifier trained on a noise class).
     Returns {"path", "params", "flops", "parity_max_abs_diff", "parity", "bytes", "exporter"}.
     """
@@ -186,7 +189,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
         detector = copy.deepcopy(detector).eval().cpu()
         params, flops = params + count_params(detector), flops + count_flops(detector, frame_len)
         classes = [*classes, NOISE_LABEL]
-    wrapped = ContractOutputs(model, detector).eval()
+    wrapped = ContractOutputs(model, detector, noise_bias).eval()
     dummy = torch.randn(2, contract.IQ_ROWS, frame_len)
 
     # The dynamo exporter is still young, and writes its own opset (it only tries to convert to the
@@ -241,6 +244,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     info = {"path": str(path), "params": params, "flops": flops, "bytes": path.stat().st_size,
             "exporter": exporter, "opset": written}
     if parity:
-        worst, report = check_parity(model, path, frame_len, real_like=real_like, detector=detector)
+        worst, report = check_parity(model, path, frame_len, real_like=real_like, detector=detector,
+                                     noise_bias=noise_bias)
         info.update(parity_max_abs_diff=worst, parity=report)
     return info

@@ -1,0 +1,61 @@
+"""The shipped version-2 default in the classifier block: receiver noise is tagged noise, a
+modulation it never learnt is tagged unknown well above the rate its threshold promises for
+known ones, and the SNR in the tags follows the stream's."""
+
+from pathlib import Path
+
+import numpy as np
+import pmt
+import pytest
+from flowgraph_run import finish_or_stop
+from gnuradio import blocks, gr
+
+from gnuradio.modrec import classifier
+from gnuradio.modrec.runtime import DEFAULT_MODEL_NAME, load_model
+from gnuradio.modrec.training.data.generator import DEFAULT_CONFIG, synthesize_stream
+from gnuradio.modrec.training.data.receiver_noise import noise_frames
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / DEFAULT_MODEL_NAME
+
+
+def tags_of(x):
+    """(class, snr_db) of every tag the classifier (default model, default rule) puts on ``x``."""
+    tb = gr.top_block()
+    src, clf, snk = blocks.vector_source_c(np.asarray(x, np.complex64).tolist(), False), classifier(), blocks.vector_sink_c()
+    tb.connect(src, clf, snk)
+    assert finish_or_stop(tb, 120)
+    out = []
+    for tag in snk.tags():
+        if pmt.symbol_to_string(tag.key) == "modrec":
+            value = tag.value
+            out.append((pmt.symbol_to_string(pmt.dict_ref(value, pmt.intern("class"), pmt.PMT_NIL)),
+                        pmt.to_double(pmt.dict_ref(value, pmt.intern("snr_db"), pmt.PMT_NIL))))
+    return out
+
+
+def test_the_default_is_a_version_2_model():
+    model = load_model(MODEL)
+    assert model.metadata["version"] == "2" and model.has_snr
+    assert model.open_set.noise_class == "noise" and model.open_set.score is not None
+
+
+def test_receiver_noise_is_tagged_noise():
+    x = noise_frames(400, np.random.default_rng(5), DEFAULT_CONFIG).ravel()
+    classes = [c for c, _ in tags_of(x)]
+    assert len(classes) == 400
+    assert classes.count("noise") / len(classes) >= 0.9  # measured: models/OPEN_SET.md
+
+
+def test_an_unseen_modulation_is_tagged_unknown_above_the_promised_false_rate():
+    model = load_model(MODEL)
+    x = synthesize_stream("OQPSK", 300 * 128, 15.0, rng=6)
+    classes = [c for c, _ in tags_of(x)]
+    assert classes.count("unknown") / len(classes) > 3 * model.open_set.false_rate
+
+
+def test_the_snr_in_the_tags_follows_the_stream():
+    low = synthesize_stream("QPSK", 100 * 128, 0.0, rng=7)
+    high = synthesize_stream("QPSK", 100 * 128, 15.0, rng=8)
+    snr = np.array([s for _, s in tags_of(np.concatenate([low, high]))])
+    assert len(snr) == 200
+    assert np.median(snr[:100]) == pytest.approx(0.0, abs=1.5) and np.median(snr[100:]) == pytest.approx(15.0, abs=1.5)
