@@ -293,8 +293,9 @@ class classifier(flowgraph_owned, gr.hier_block2):
     tells Python blocks nothing about end of stream, a tiny sink on the same input watches for it,
     so the held-back tail of a finite stream is flushed, untagged, instead of being dropped.
 
-    Model: ``model_path`` empty loads the shipped default student, ``mobilenet1d-skd.onnx``
-    (see ``runtime.default_model_path``); ``threads`` is onnxruntime's intra-op thread count.
+    Model: ``model_path`` empty loads the shipped default, ``mobilenet1d-skd-v2.onnx``: the
+    distilled student ``mobilenet1d-skd`` joined to the signal detector (contract version 2: noise,
+    unknown, ``snr_db``; see ``runtime.default_model_path``); ``threads`` is onnxruntime's intra-op thread count.
 
     Oversampling: a model recognises signals at the samples per symbol it was trained at
     (``samples_per_symbol`` in its metadata, 8 for the shipped students). When ``symbol_rate``

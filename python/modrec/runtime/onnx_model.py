@@ -21,7 +21,9 @@ PROB_TOL = 1e-3
 # while declaring a dynamic batch fails only on larger batches, i.e. on how a stream is chunked).
 PROBE_BATCHES = (1, 3)
 
-DEFAULT_MODEL_NAME = "mobilenet1d-skd.onnx"  # the most accurate shipped student under 1 MB (models/README.md)
+# the most accurate shipped student under 1 MB (models/README.md) joined to the signal detector:
+# contract version 2, with noise, unknown and the SNR estimate (models/OPEN_SET.md)
+DEFAULT_MODEL_NAME = "mobilenet1d-skd-v2.onnx"
 MODEL_DIR_ENV = "MODREC_MODEL_DIR"
 
 

@@ -63,6 +63,7 @@ def render_model_card(summary, name, figures=None):
         f"- classes ({len(summary.get('classes', []))}): {', '.join(summary.get('classes', []))}",
         f"- frame length: {md.get('frame_len', 'n/a')} complex samples, samples/symbol: {md.get('samples_per_symbol', 'n/a')}",
         f"- distillation: {md.get('distillation', 'none')}, pruning: {md.get('pruning', 'none')}, exits: {md.get('exits', 1)}",
+        *_version2_lines(md, training),
         "",
         "## How it was produced",
         "",
@@ -151,6 +152,22 @@ def _train_command(training, cfg):
     if recorded and recorded.startswith("modrec train "):
         return _portable(" ".join(word for word in recorded.split(" ") if word != "--resume"))
     return f"modrec train --config {_portable(cfg['source'])}"
+
+
+def _version2_lines(md, training):
+    """What a contract version-2 model says besides its classes (noise, unknown, SNR)."""
+    lines = []
+    if md.get(contract.NOISE_CLASS):
+        detector = training.get("detector") or {}
+        lines.append(f"- no signal: class `{md[contract.NOISE_CLASS]}` (tagged `noise`)"
+                     + (f", from the signal detector `{detector['checkpoint']}`, calibrated to call "
+                        f"{detector['noise_false_rate']:.1%} of known validation frames at SNR >= 0 dB noise"
+                        if detector.get("checkpoint") else ""))
+    if md.get(contract.UNKNOWN_SCORE):
+        lines.append(f"- unknown: open-set score `{md[contract.UNKNOWN_SCORE]}` above {float(md[contract.UNKNOWN_THRESHOLD]):.4g} "
+                     f"(calibrated to call {float(md.get(contract.UNKNOWN_FALSE_RATE, 'nan')):.1%} of known validation "
+                     f"frames at SNR >= 0 dB unknown)")
+    return lines
 
 
 def _commands(training):
