@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tracemalloc
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,9 +28,19 @@ A, B = "BPSK", "WBFM"  # the default model recognises both at 30 dB (all 64 fram
 N_EACH = 64
 
 
+# Framing, chunking and resampling are checked with the student alone (contract version 1: every
+# frame gets one of its classes); the default (version 2: noise, unknown, SNR) is checked against
+# the block at the end.
+STUDENT = str(Path(default_model_path()).parent / "mobilenet1d-skd.onnx")
+
+
+def classify_with_student(path, **kwargs):
+    return classify_recording(path, model_path=STUDENT, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def model():
-    return load_model(default_model_path())
+    return load_model(STUDENT)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +70,18 @@ def recordings(tmp_path_factory, signal):
 
 
 def _direct(model, samples, starts, frame_len):
-    """(labels, confidences) of the model run on exactly these frames."""
-    probs = model.predict(complex_to_iq(samples[starts[:, None] + np.arange(frame_len)]))
-    return [model.classes[i] for i in probs.argmax(1)], probs.max(1)
+    """(labels, confidences) of the model run on exactly these frames, under its own rule
+    (contract version 2): its noise class is ``noise``; a frame whose energy score
+    (-logsumexp of the logits) is above its threshold is ``unknown``, unless noise won."""
+    out = model.predict_details(complex_to_iq(samples[starts[:, None] + np.arange(frame_len)]))
+    top = out.probs.argmax(1)
+    labels = ["noise" if model.classes[i] == model.open_set.noise_class else model.classes[i] for i in top]
+    if model.open_set.score == "energy":
+        z = out.logits.astype(np.float64)
+        energy = -(z.max(1) + np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)))
+        labels = ["unknown" if e > model.open_set.threshold and label != "noise" else label
+                  for e, label in zip(energy, labels)]
+    return labels, out.probs.max(1)
 
 
 def _same(r1, r2):
@@ -79,7 +99,7 @@ def _check_segments(result):
 
 
 def test_decisions_equal_scoring_the_same_frames_directly(model, signal, recordings):
-    r = classify_recording(recordings["sigmf"], progress=False)
+    r = classify_with_student(recordings["sigmf"], progress=False)
     starts = frame_starts(len(signal), model.frame_len, model.frame_len)
     assert r.n_frames == 2 * N_EACH  # the 50-sample tail is not a frame
     np.testing.assert_array_equal(r.starts, starts)
@@ -100,8 +120,8 @@ def test_decisions_equal_scoring_the_same_frames_directly(model, signal, recordi
 
 def test_raw_ci16_capture_equals_direct_scoring(model, recordings):
     with pytest.raises(ValueError, match="sample_rate not given"):
-        classify_recording(recordings["raw"], datatype="ci16_le", progress=False)
-    r = classify_recording(recordings["raw"], datatype="ci16_le", sample_rate=RATE, progress=False)
+        classify_with_student(recordings["raw"], datatype="ci16_le", progress=False)
+    r = classify_with_student(recordings["raw"], datatype="ci16_le", sample_rate=RATE, progress=False)
     samples = recordings["raw_samples"]
     labels, conf = _direct(model, samples, r.starts, model.frame_len)
     assert r.labels == labels and r.n_frames == 2 * N_EACH
@@ -110,8 +130,8 @@ def test_raw_ci16_capture_equals_direct_scoring(model, recordings):
 
 @pytest.mark.parametrize("hop", [None, 48, 300])
 def test_chunking_does_not_change_decisions_and_hops_work(model, signal, recordings, hop):
-    big = classify_recording(recordings["sigmf"], hop=hop, progress=False)
-    small = classify_recording(recordings["sigmf"], hop=hop, chunk_samples=1000, batch_frames=7, progress=False)
+    big = classify_with_student(recordings["sigmf"], hop=hop, progress=False)
+    small = classify_with_student(recordings["sigmf"], hop=hop, chunk_samples=1000, batch_frames=7, progress=False)
     _same(big, small)
     step = hop or model.frame_len
     np.testing.assert_array_equal(big.starts, frame_starts(len(signal), model.frame_len, step))
@@ -128,15 +148,15 @@ def test_rejection_and_non_finite_frames(tmp_path, model, signal):
     bad = signal.copy()
     bad[3 * 128 + 5] = np.nan
     bad[7 * 128] = np.inf
-    r = classify_recording(_sigmf(tmp_path, "bad", bad), progress=False)
+    r = classify_with_student(_sigmf(tmp_path, "bad", bad), progress=False)
     assert r.labels[3] == r.labels[7] == UNKNOWN_CLASS and r.confidence[3] == r.confidence[7] == 0
     assert UNKNOWN_CLASS not in r.labels[:3]
-    strict = classify_recording(tmp_path / "bad.sigmf-meta", min_confidence=0.97, progress=False)
+    strict = classify_with_student(tmp_path / "bad.sigmf-meta", min_confidence=0.97, progress=False)
     low = (r.confidence < 0.97) & (r.class_index >= 0)
     assert low.any() and all(strict.labels[i] == UNKNOWN_CLASS for i in np.flatnonzero(low))
     np.testing.assert_array_equal(strict.confidence, r.confidence)  # the confidence is kept
     with pytest.raises(ValueError, match="min_confidence"):
-        classify_recording(tmp_path / "bad.sigmf-meta", min_confidence=1.5, progress=False)
+        classify_with_student(tmp_path / "bad.sigmf-meta", min_confidence=1.5, progress=False)
 
 
 def _digest(path):
@@ -148,7 +168,7 @@ def test_write_outputs_sigmf_beside_the_recording_untouched(tmp_path, signal):
                   captures=[{"core:sample_start": 1000, "core:frequency": 433.92e6}])
     data = tmp_path / "cap.sigmf-data"
     before = (_digest(meta), _digest(data))
-    r = classify_recording(meta, progress=False)
+    r = classify_with_student(meta, progress=False)
     out = write_outputs(r)
     assert (_digest(meta), _digest(data)) == before
     assert out["meta"] == tmp_path / "cap.modrec.sigmf-meta" and out["plot"] == tmp_path / "cap.modrec.png"
@@ -182,7 +202,7 @@ def test_write_outputs_sigmf_beside_the_recording_untouched(tmp_path, signal):
 def test_write_outputs_raw_capture(tmp_path, recordings):
     raw = tmp_path / "mixed.ci16"
     raw.write_bytes(recordings["raw"].read_bytes())
-    r = classify_recording(raw, datatype="ci16_le", sample_rate=RATE, progress=False)
+    r = classify_with_student(raw, datatype="ci16_le", sample_rate=RATE, progress=False)
     out = write_outputs(r, plot=False)
     assert out == {"meta": tmp_path / "mixed.ci16.modrec.sigmf-meta", "plot": None}
     back = sigmffile.fromfile(str(out["meta"]))
@@ -201,8 +221,8 @@ def test_symbol_rate_resamples_and_maps_back_to_input_samples(tmp_path, model):
     cfg = dataclasses.replace(DEFAULT_CONFIG, samples_per_symbol=16, frame_len=256)
     x = generate_frames(A, 32, 30, rng=1, config=cfg).reshape(-1)
     meta = _sigmf(tmp_path, "sps16", x)
-    plain = classify_recording(meta, progress=False)
-    r = classify_recording(meta, symbol_rate=RATE / 16, progress=False)
+    plain = classify_with_student(meta, progress=False)
+    r = classify_with_student(meta, symbol_rate=RATE / 16, progress=False)
     assert r.resample == (1, 2) and r.n_frames == len(x) // 256
     np.testing.assert_array_equal(r.starts, np.arange(r.n_frames) * 256)
     np.testing.assert_array_equal(r.lengths, 256)  # frames cover the recording back to back
@@ -214,19 +234,19 @@ def test_symbol_rate_resamples_and_maps_back_to_input_samples(tmp_path, model):
 
     # A ratio that does not divide evenly (16/23) and an odd hop: offsets stay inside the
     # recording, frames stay in order, and the chunking still changes nothing.
-    odd = classify_recording(meta, symbol_rate=RATE / 11.5, hop=50, progress=False)
+    odd = classify_with_student(meta, symbol_rate=RATE / 11.5, hop=50, progress=False)
     assert odd.resample == (16, 23)
     out_starts = np.arange(odd.n_frames) * 50
     np.testing.assert_array_equal(odd.starts, out_starts * 23 // 16)  # the block's mapping: floor
     ends = odd.starts + odd.lengths
     assert odd.starts[0] == 0 and np.all(np.diff(odd.starts) > 0) and np.all(np.diff(ends) > 0)
     assert ends[-1] <= len(x) and np.all(np.abs(odd.lengths - 128 * 23 / 16) <= 1)
-    _same(odd, classify_recording(meta, symbol_rate=RATE / 11.5, hop=50, chunk_samples=999, progress=False))
+    _same(odd, classify_with_student(meta, symbol_rate=RATE / 11.5, hop=50, chunk_samples=999, progress=False))
     _check_segments(odd)
 
 
 def test_memory_stays_bounded_on_a_large_file(tmp_path, recordings):
-    write_outputs(classify_recording(recordings["sigmf"], progress=False), plot=tmp_path / "warm.png",
+    write_outputs(classify_with_student(recordings["sigmf"], progress=False), plot=tmp_path / "warm.png",
                   meta_out=tmp_path / "warm.sigmf-meta")  # imports (matplotlib, fonts) are not the file's cost
     path = tmp_path / "big.sigmf-data"
     rng = np.random.default_rng(0)
@@ -240,7 +260,7 @@ def test_memory_stays_bounded_on_a_large_file(tmp_path, recordings):
     tracemalloc.start()
     try:
         # a wide hop keeps the model's share of the time small; every sample is still read
-        r = classify_recording(tmp_path / "big.sigmf-meta", hop=32 * 128, chunk_samples=1 << 18, progress=False)
+        r = classify_with_student(tmp_path / "big.sigmf-meta", hop=32 * 128, chunk_samples=1 << 18, progress=False)
         write_outputs(r, plot=False)
         classify_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.reset_peak()
@@ -313,7 +333,7 @@ def test_flowgraph_and_command_line_give_the_same_decisions(tmp_path, signal, sy
     np.testing.assert_array_equal(np.array(snk.data(), np.complex64), signal)  # untouched
     values = [pmt.to_python(t.value) for t in seen]
     assert [t.offset for t in seen] == offline.starts.tolist()
-    assert [v["class"] for v in values] == [offline.classes[i] for i in offline.class_index]
+    assert [v["class"] for v in values] == offline.labels  # noise and unknown included
     np.testing.assert_allclose([v["confidence"] for v in values], offline.confidence, atol=1e-5)
     # the tag's frame_len is the frame's span in input samples, what the annotations use
     spans = np.minimum([v["frame_len"] for v in values], len(signal) - offline.starts)
