@@ -79,7 +79,7 @@ def _tx_oqpsk(n, m, rng, cfg, symbol_times):
     return out
 
 
-def _tx_ofdm(n, m, rng, cfg):
+def _tx_ofdm(n, m, rng, cfg, symbol_times=None):
     symbol = OFDM_FFT + OFDM_CP
     n_symbols = -(-m // symbol) + 1
     used = np.r_[-OFDM_USED // 2 : 0, 1 : OFDM_USED // 2 + 1] % OFDM_FFT  # no DC carrier
@@ -95,7 +95,7 @@ def _tx_ofdm(n, m, rng, cfg):
     return np.take_along_axis(frames, start[:, None] + np.arange(m)[None, :], axis=1).astype(np.complex64)
 
 
-def _tx_lfm(n, m, rng, cfg):
+def _tx_lfm(n, m, rng, cfg, symbol_times=None):
     span = rng.uniform(0.05, 0.4, size=(n, 1))  # swept bandwidth, cycles/sample
     period = rng.uniform(32, 4 * m, size=(n, 1))  # samples per sweep
     k = np.arange(m)[None, :] + rng.uniform(0, period)
@@ -106,13 +106,17 @@ def _tx_lfm(n, m, rng, cfg):
     return np.exp(1j * phase).astype(np.complex64)
 
 
-def _tx_dsss(n, m, rng, cfg):
+def _tx_dsss(n, m, rng, cfg, symbol_times=None):
     samples_per_chip = rng.integers(1, 3, size=n)
     chips_needed = m + len(BARKER_11)
     bits = 2 * rng.integers(0, 2, size=(n, chips_needed // len(BARKER_11) + 2)) - 1
     chips = (bits[:, :, None] * BARKER_11[None, None, :]).reshape(n, -1).astype(np.float32)
     k = np.arange(m)[None, :] // samples_per_chip[:, None] + rng.integers(0, len(BARKER_11), size=(n, 1))
     return np.take_along_axis(chips, k, axis=1).astype(np.complex64)
+
+
+# the waveforms without a constellation table; analog-like ones ignore the symbol instants
+_TRANSMITTERS = {"PI4-DQPSK": _tx_pi4_dqpsk, "OQPSK": _tx_oqpsk, "OFDM": _tx_ofdm, "LFM": _tx_lfm, "DSSS": _tx_dsss}
 
 
 def transmit(name, n, m, rng, cfg, symbol_times):
@@ -124,14 +128,6 @@ def transmit(name, n, m, rng, cfg, symbol_times):
     """
     if name in CONSTELLATIONS:
         return _tx_constellation(name, n, m, rng, cfg, symbol_times)
-    if name == "PI4-DQPSK":
-        return _tx_pi4_dqpsk(n, m, rng, cfg, symbol_times)
-    if name == "OQPSK":
-        return _tx_oqpsk(n, m, rng, cfg, symbol_times)
-    if name == "OFDM":
-        return _tx_ofdm(n, m, rng, cfg)
-    if name == "LFM":
-        return _tx_lfm(n, m, rng, cfg)
-    if name == "DSSS":
-        return _tx_dsss(n, m, rng, cfg)
+    if name in _TRANSMITTERS:
+        return _TRANSMITTERS[name](n, m, rng, cfg, symbol_times)
     raise ValueError(f"open-set modulation: expected one of {list(OPEN_SET_MODULATIONS)}, got {name!r}")
