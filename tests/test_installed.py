@@ -54,7 +54,7 @@ def test_default_model_comes_from_the_prefix(installed, tmp_path):
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert Path(found["path"]).resolve() == (PREFIX / "share" / "gr-modrec" / "models" / DEFAULT_MODEL_NAME).resolve()
-    assert len(found["classes"]) == 11
+    assert len(found["classes"]) == 12 and found["classes"][-1] == "noise"  # the version-2 default
 
 
 def test_modrec_command_is_installed(installed, tmp_path):
