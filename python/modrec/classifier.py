@@ -279,7 +279,8 @@ class classifier(flowgraph_owned, gr.hier_block2):
     default) applies the model's own rule: its calibrated open-set threshold (a frame whose score
     is above it is ``unknown``: a modulation the model never learnt), or none for a model without
     one, so a version-1 model gives every frame one of its classes as before. A value in [0, 1]
-    overrides it: a top probability below it gives ``unknown`` (probs and confidence kept). A
+    replaces that rule: a top probability below it (the noise class's included) gives
+    ``unknown`` (probs and confidence kept). A
     frame holding NaN/Inf samples is not run through the model: it is tagged ``unknown`` with
     confidence 0 and all-zero probs. All-zero frames are classified normally (the model
     normalises with an epsilon).

@@ -31,7 +31,9 @@ from .data.receiver_noise import NOISE_KINDS, noise_frames
 from .detection import SNR_MAE_RANGE_DB
 from .tables_and_figures import cell, pyplot, write_markdown
 
-SNR_BANDS = ((-20, -10), (-10, 0), (0, 10), (10, 20))  # [lo, hi) dB
+SNR_BANDS = ((-20, -10), (-10, 0), (0, 10), (10, 20), (20, 42))  # [lo, hi) dB
+# RadioML's grid (-20..18 dB) and on to 40 dB: real captures are often far cleaner than 18 dB
+DEFAULT_SNRS_DB = tuple(range(-20, 41, 2))
 
 
 def auroc(known_scores, unseen_scores):
@@ -70,7 +72,7 @@ def open_set_evaluation(model_path, snrs_db=None, frames_per_point=200, noise_fr
                         config=None, threads=1, progress=True):
     """Measure a model on known, unseen and no-signal frames; returns a JSON-able dict.
 
-    ``snrs_db``: the SNR grid (default: the generator's); ``frames_per_point``: frames per (class
+    ``snrs_db``: the SNR grid (default DEFAULT_SNRS_DB); ``frames_per_point``: frames per (class
     or modulation, SNR); ``noise_frame_count``: receiver-noise frames; ``seed``: the frames' seed.
     Raises ValueError when the model's frame length or samples per symbol differ from the
     generator config's (the frames would not be what the model expects).
@@ -81,7 +83,7 @@ def open_set_evaluation(model_path, snrs_db=None, frames_per_point=200, noise_fr
         raise ValueError(f"{model_path}: frame_len {model.frame_len} and samples_per_symbol {model.samples_per_symbol}; "
                          f"the generator makes {cfg.frame_len} and {cfg.samples_per_symbol}")
     cfg = GeneratorConfig(**{**cfg.to_dict(), "frame_len": model.frame_len})
-    snrs = list(snrs_db if snrs_db is not None else cfg.snrs_db)
+    snrs = list(snrs_db if snrs_db is not None else DEFAULT_SNRS_DB)
     labels = decision_labels(model)
     noise_index = labels.index(NOISE_LABEL) if NOISE_LABEL in labels[:-1] else None
     model_classes = {canonical_class_name(c): i for i, c in enumerate(model.classes)}
