@@ -45,10 +45,11 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     (RadioML 2018, SigMF recordings); ValueError when neither says.
 
     Contract version 2: ``detector`` (a signal detector's checkpoint) is joined to the classifier
-    (onnx_export.ContractOutputs), its noise decision calibrated so that ``noise_false_rate`` of the
-    known validation frames at SNR >= 0 dB are called noise (calibrate_noise_bias); ``unknown`` = (score, false rate) calibrates an unknown
-    threshold (calibrate_unknown). ``data`` (a source spec) replaces the run's own data for the
-    parity check and the calibrations.
+    (onnx_export.ContractOutputs), its noise decision calibrated so that ``noise_false_rate`` of
+    the known validation frames at SNR >= 0 dB are called noise (calibrate_noise_bias);
+    ``unknown`` = (score, false rate) calibrates an unknown threshold (calibrate_unknown).
+    ``data`` (a source spec) replaces the run's own data for the parity check and the
+    calibrations.
     """
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .models.signal_detector import SignalDetector
