@@ -65,6 +65,7 @@ def test_the_model_rule_calls_unknown_above_the_threshold_and_never_overrules_no
     assert 0 < unknown.sum() < len(frames) and (top == noise).any()  # the fixture exercises every branch
     np.testing.assert_array_equal(decided.index, np.where(unknown, -1, top))
     np.testing.assert_allclose(decided.snr_db, snr, atol=1e-3)
+    np.testing.assert_allclose(decided.logits, logits, atol=1e-4)  # what open-set-eval scores, one run
     assert decision_labels(model) == ["BPSK", "QPSK", "noise", "WBFM", "unknown"]
     # a user's min_confidence overrides the model's rule: only the top probability counts
     override = classify_frames(model, frames, min_confidence=0.0)
@@ -73,6 +74,7 @@ def test_the_model_rule_calls_unknown_above_the_threshold_and_never_overrules_no
     frames[3, 5] = np.nan
     decided = classify_frames(model, frames)
     assert decided.index[3] == -1 and np.isnan(decided.snr_db[3]) and decided.confidence[3] == 0
+    assert np.isnan(decided.logits[3]).all() and np.isfinite(np.delete(decided.logits, 3, 0)).all()
 
 
 def test_a_noise_class_of_another_name_is_labelled_noise(tmp_path):

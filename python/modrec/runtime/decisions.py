@@ -18,13 +18,16 @@ class FrameDecisions:
     """Decisions on K frames: ``probs`` float32 (K, C); ``exits`` int64 (K,), the exit each frame
     left at (-1: not run through the model); ``index`` int64 (K,), the class index or -1 for
     ``unknown`` (``decision_labels`` names them); ``confidence`` float32 (K,), the top
-    probability; ``snr_db`` float32 (K,), the model's SNR estimate in dB (NaN where it has none)."""
+    probability; ``snr_db`` float32 (K,), the model's SNR estimate in dB (NaN where it has none);
+    ``logits`` float32 (K, C), the scores before the softmax (NaN rows for frames not run), or
+    None when the model does not output them."""
 
     probs: np.ndarray
     exits: np.ndarray
     index: np.ndarray
     confidence: np.ndarray
     snr_db: np.ndarray
+    logits: np.ndarray = None
 
 
 def decision_labels(model):
@@ -62,7 +65,7 @@ def classify_frames(model, frames, min_confidence=MODEL_RULE):
     probs = np.zeros((k, len(model.classes)), dtype=np.float32)
     exits = np.full(k, -1, dtype=np.int64)
     snr = np.full(k, np.nan, dtype=np.float32)
-    score = None
+    score = logits = None
     if finite.any():
         # all frames good: the batch goes as it is (no copy)
         run = slice(None) if finite.all() else finite
@@ -70,6 +73,9 @@ def classify_frames(model, frames, min_confidence=MODEL_RULE):
         probs[run], exits[run] = predictions.probs, predictions.exits
         if predictions.snr_db is not None:
             snr[run] = predictions.snr_db
+        if predictions.logits is not None:
+            logits = np.full(probs.shape, np.nan, dtype=np.float32)
+            logits[run] = predictions.logits
         if predictions.unknown_score is not None:
             score = np.full(k, np.nan)
             score[run] = predictions.unknown_score
@@ -81,4 +87,4 @@ def classify_frames(model, frames, min_confidence=MODEL_RULE):
         noise = model.open_set.noise_class
         is_noise = index == model.classes.index(noise) if noise is not None else np.zeros(k, dtype=bool)
         known &= is_noise | (score <= model.open_set.threshold)
-    return FrameDecisions(probs, exits, np.where(known, index, -1).astype(np.int64), confidence, snr)
+    return FrameDecisions(probs, exits, np.where(known, index, -1).astype(np.int64), confidence, snr, logits)

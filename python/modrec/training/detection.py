@@ -10,12 +10,12 @@ Measured on 84,000 generated frames (8 epochs): with every signal frame teaching
 noise frames were called noise; see models/OPEN_SET.md for the shipped detector.
 """
 
-import torch
 import torch.nn.functional as F
 
 from ..classes import NOISE_LABEL
 from .models.signal_detector import NOISE_COLUMN, SNR_COLUMN
 from .objective import Objective
+from .predict import predict_logits
 
 SNR_MAE_RANGE_DB = (-10.0, 18.0)  # where the issue's 1.5 dB target on the SNR estimate holds
 
@@ -32,7 +32,7 @@ class DetectorObjective(Objective):
             raise ValueError(f"a signal detector learns from frames of a '{NOISE_LABEL}' class, but the data's classes are "
                              f"{list(classes)}; add it to data.generator.classes")
         self.cfg, self.noise = cfg, list(classes).index(NOISE_LABEL)
-        self.snr_train, self.snr_val = snr_train.float(), snr_val.float()
+        self.snr_train, self.snr_val = snr_train.float(), snr_val.float().cpu()  # validation runs on the CPU side
 
     def _loss(self, out, y, snr):
         """(mean loss, noise decisions right, frames that teach the noise output)."""
@@ -52,26 +52,20 @@ class DetectorObjective(Objective):
         loss, right, _ = self._loss(net(xb), yb, self.snr_train[idx])
         return loss, right
 
-    @torch.no_grad()
     def _outputs(self, x):
-        was = self.model.training
-        self.model.eval()
-        bs = self.eval_batch_size
-        out = torch.cat([self.model(x[s : s + bs]) for s in range(0, len(x), bs)]) if len(x) else x.new_zeros((0, 2))
-        self.model.train(was)
-        return out
+        return predict_logits(self.model, x, self.eval_batch_size)  # (N, 2) on the CPU, eval mode
 
     def validate(self, x_val, y_val):
         """``val_loss`` and ``val_acc``: the share of noise decisions right, over the frames that
         teach the noise output."""
-        loss, right, taught = self._loss(self._outputs(x_val), y_val, self.snr_val)
+        loss, right, taught = self._loss(self._outputs(x_val), y_val.cpu(), self.snr_val)
         return {"val_loss": float(loss), "val_acc": float(right) / max(int(taught), 1)}
 
     def epoch_row(self, x_val, y_val):
         """The detector's figures on the validation split: SNR bias and mean absolute error (dB)
         over SNR_MAE_RANGE_DB, noise frames called noise, signal frames at >= 0 dB called noise;
         ``val_score`` (what picks best.pt) is minus the validation loss."""
-        out = self._outputs(x_val)
+        out, y_val = self._outputs(x_val), y_val.cpu()
         signal = y_val != self.noise
         lo, hi = SNR_MAE_RANGE_DB
         band = signal & (self.snr_val >= lo) & (self.snr_val <= hi)

@@ -23,7 +23,6 @@ from .. import contract
 from ..classes import NOISE_LABEL, canonical_class_name
 from ..runtime import load_model
 from ..runtime.decisions import classify_frames, decision_labels
-from ..runtime.framing import complex_to_iq
 from ..runtime.open_set import energy_score, maxprob_score
 from .data.generator import DEFAULT_CONFIG, GeneratorConfig, generate_frames
 from .data.open_set import OPEN_SET_MODULATIONS
@@ -46,21 +45,21 @@ def auroc(known_scores, unseen_scores):
     return float(mannwhitneyu(unseen_scores, known_scores).statistic / (len(known_scores) * len(unseen_scores)))
 
 
-def _scores(predictions):
-    scores = {contract.SCORE_MAXPROB: maxprob_score(predictions.probs)}
-    if predictions.logits is not None:
-        scores[contract.SCORE_ENERGY] = energy_score(predictions.logits)
+def _scores(decided):
+    """Every open-set score a batch's decisions allow: maxprob always, energy with logits."""
+    scores = {contract.SCORE_MAXPROB: maxprob_score(decided.probs)}
+    if decided.logits is not None:
+        scores[contract.SCORE_ENERGY] = energy_score(decided.logits)
     return scores
 
 
 def _run(model, frames, batch=2048):
     """(decision index (N,), top class (N,), {score name: (N,)}, SNR estimate (N,) dB, NaN when the
-    model has none) over complex frames (N, L), in batches."""
+    model has none) over complex frames (N, L), in batches: one model run per batch."""
     decided, scores = [], collections.defaultdict(list)
     for s in range(0, len(frames), batch):
-        part = frames[s : s + batch]
-        decided.append(classify_frames(model, part))
-        for name, value in _scores(model.predict_details(complex_to_iq(part))).items():
+        decided.append(classify_frames(model, frames[s : s + batch]))
+        for name, value in _scores(decided[-1]).items():
             scores[name].append(value)
     index = np.concatenate([d.index for d in decided])
     top = np.concatenate([d.probs.argmax(1) for d in decided])
