@@ -13,6 +13,7 @@ from .keepalive import flowgraph_owned
 from .runtime import StreamFramer, default_model_path, load_model
 from .runtime.decisions import MODEL_RULE, check_min_confidence, classify_frames, decision_labels
 from .runtime.framing import ResampledFramer
+from .runtime.oversampling import OversamplingMonitor
 from .runtime.resample import resample_ratio_for
 
 CLASSIFICATION_PORT = "classification"
@@ -79,7 +80,7 @@ class _EndOfStreamProbe(flowgraph_owned, gr.sync_block):
 class _ClassifierCore(flowgraph_owned, gr.basic_block):
     """Pass-through that holds samples back until the frames starting in them are classified."""
 
-    def __init__(self, model, framer, min_confidence, tag_key, watch):
+    def __init__(self, model, framer, min_confidence, tag_key, watch, monitor):
         gr.basic_block.__init__(
             self, name="modrec_classifier_core", in_sig=[np.complex64], out_sig=[np.complex64]
         )
@@ -89,6 +90,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self._srcid = pmt.intern("modrec_classifier")
         self._watch = watch
         self._framer = framer  # StreamFramer, or ResampledFramer when the stream is resampled
+        self._monitor = monitor  # OversamplingMonitor on the framed (model-rate) stream, or None
         # The scheduler would shift propagated tags by our output lag; we re-emit them ourselves
         # at their original offsets when the samples they sit on are released.
         self.set_tag_propagation_policy(gr.TPP_DONT)
@@ -104,7 +106,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         # Interned once: work() builds one dict per frame, thousands per second.
         self._fields = {name: pmt.intern(name)
                         for name in ("class", "index", "confidence", "probs", "frame_len", "frame_start", "exit",
-                                     "snr_db")}
+                                     "snr_db", "sps_estimate", "sps_mismatch")}
         # plain and early-exit models answer alike (a plain model: one exit, index 0); the tags
         # name the exit a frame took only where there is a choice
         self._tag_exit = model.n_exits > 1
@@ -123,6 +125,8 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         # the old buffers are gone for every block. What this block held at the stop is not
         # lost: it leaves first (stop() kept it), and the new run's offsets follow it.
         self._framer.reset()
+        if self._monitor is not None:
+            self._monitor.reset()
         self._shift = 0  # output offset - input offset in this run: the carried samples sent so far
         return True
 
@@ -192,7 +196,9 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         if take:
             for tag in self.get_tags_in_window(0, 0, take):
                 self._pending_tags.append((tag.offset, tag.key, tag.value, tag.srcid))
-            framer.push(inp[:take])
+            framed = framer.push(inp[:take])
+            if self._monitor is not None and self._monitor.observe(framed):
+                self._log_oversampling()
             self.consume(0, take)
             self.items_in += take
 
@@ -221,10 +227,24 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
                     self.add_item_tag(0, offset + self._shift, key, value, srcid)
         return n
 
+    def _log_oversampling(self):
+        monitor, model_sps = self._monitor, self._model.samples_per_symbol
+        if monitor.mismatch:
+            self._log.warn(f"the stream looks like {monitor.estimate:.1f} samples per symbol (a symbol-rate line "
+                           f"{monitor.strength:.0f} times its floor), the model expects {model_sps}: frames are "
+                           f"tagged '{UNKNOWN_CLASS}' (sps_mismatch) until it matches. Give the block symbol_rate "
+                           f"and sample_rate to resample the stream to {model_sps} samples per symbol.")
+        else:
+            self._log.info(f"the stream's samples per symbol no longer looks far from the model's {model_sps}: "
+                           f"frames are classified again")
+
     def _classify(self, starts, frames):
         model = self._model
+        sps_estimate = mismatch = None
+        if self._monitor is not None:
+            sps_estimate, mismatch = self._monitor.judge(len(starts))
         try:
-            decided = classify_frames(model, frames, self.min_confidence)
+            decided = classify_frames(model, frames, self.min_confidence, mismatch)
             probs, exits, index, confidence, snr = (decided.probs, decided.exits, decided.index, decided.confidence,
                                                     decided.snr_db)
         except Exception as err:  # noqa: BLE001 -- whatever the model raises, samples keep flowing
@@ -254,6 +274,9 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
                 value = pmt.dict_add(value, f["exit"], pmt.from_long(int(exits[k])))
             if self._tag_snr:
                 value = pmt.dict_add(value, f["snr_db"], pmt.from_double(float(snr[k])))
+            if mismatch is not None:
+                value = pmt.dict_add(value, f["sps_estimate"], pmt.from_double(float(sps_estimate[k])))
+                value = pmt.dict_add(value, f["sps_mismatch"], pmt.from_bool(bool(mismatch[k])))
             self._pending_tags.append((int(start), self._key, value, self._srcid))
             self.message_port_pub(self._port, value)
 
@@ -311,10 +334,22 @@ class classifier(flowgraph_owned, gr.hier_block2):
     the command line and from a flowgraph (a GNU Radio rational resampler block would filter
     differently, and its tags would come from another block's thread). 0 (the default) for
     ``symbol_rate`` frames the stream as it is.
+
+    Wrong oversampling: with ``check_oversampling`` (the default) the block estimates the
+    framed stream's samples per symbol from its symbol-rate line over every 16,384 samples
+    (``runtime/oversampling.py``: squared envelope and frequency changes, Gardner 1991). Each
+    frame is judged by the last such window ending at or before its end, and its tag gains
+    ``sps_estimate`` (float, samples per symbol; NaN when no line was found: analog signals,
+    noise, the stream's first window) and ``sps_mismatch`` (bool: the estimate is more than 1.4
+    times off the model's). A mismatched frame is tagged ``unknown`` (unless the model calls it
+    noise), with its probs and confidence kept, and the block logs a warning when a mismatch
+    starts and a note when it ends. The check finds about half the windows of a digital signal
+    at the wrong rate, and rarely an analog one (docs/REAL_INPUTS.md has the figures); ``False``
+    turns it off.
     """
 
     def __init__(self, model_path="", hop=0, min_confidence=MODEL_RULE, tag_key="modrec", threads=1,
-                 sample_rate=0.0, symbol_rate=0.0):
+                 sample_rate=0.0, symbol_rate=0.0, check_oversampling=True):
         _check_int("hop", hop, minimum=0)
         sample_rate = _check_rate("sample_rate", sample_rate)
         symbol_rate = _check_rate("symbol_rate", symbol_rate)
@@ -325,6 +360,8 @@ class classifier(flowgraph_owned, gr.hier_block2):
         if not isinstance(tag_key, str) or not tag_key.strip():
             raise ValueError(f"tag_key must be a non-blank string, got {tag_key!r}")
         _check_int("threads", threads, minimum=1)
+        if not isinstance(check_oversampling, (bool, np.bool_)):
+            raise ValueError(f"check_oversampling must be True or False, got {check_oversampling!r}")
         if not isinstance(model_path, (str, bytes)) and not hasattr(model_path, "__fspath__"):
             raise ValueError(f"model_path must be a path or empty, got {model_path!r}")
 
@@ -355,7 +392,10 @@ class classifier(flowgraph_owned, gr.hier_block2):
 
         self.message_port_register_hier_out(CLASSIFICATION_PORT)
         self._watch = _StreamWatch()
-        self._core = _ClassifierCore(self.model, framer, min_confidence, tag_key, self._watch)
+        self.check_oversampling = bool(check_oversampling)
+        monitor = (OversamplingMonitor(self.samples_per_symbol, self.frame_len, self.hop)
+                   if self.check_oversampling else None)
+        self._core = _ClassifierCore(self.model, framer, min_confidence, tag_key, self._watch, monitor)
         self._probe = _EndOfStreamProbe(self._watch)
         self.connect(self, self._core, self)
         self.connect(self, self._probe)

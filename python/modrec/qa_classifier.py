@@ -137,6 +137,13 @@ def _tag_dict(value):
     return out
 
 
+def _pmt_items(value):
+    """(key str, value pmt) pairs of a PMT dict."""
+    items = pmt.dict_items(value)
+    return [(pmt.symbol_to_string(pmt.car(pmt.nth(i, items))), pmt.cdr(pmt.nth(i, items)))
+            for i in range(pmt.length(items))]
+
+
 def _same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64))
 
@@ -543,6 +550,53 @@ class qa_classifier(gr_unittest.TestCase):
         # at the model's own rate nothing is resampled
         self.assertIsNone(classifier(self.model_path, sample_rate=8e3, symbol_rate=1e3).resampling)
 
+    def test_a_stream_at_the_wrong_oversampling_is_tagged_unknown(self):
+        # QPSK from GNU Radio's own modulator (RRC, excess bandwidth 0.35) at 15 dB per-sample SNR;
+        # the fixture model, like the shipped ones, expects 8 samples per symbol
+        from gnuradio import digital
+
+        from gnuradio.modrec.runtime.oversampling import WINDOW_LEN
+
+        def qpsk(sps, n, seed):
+            rng = np.random.default_rng(seed)
+            tb = gr.top_block()
+            src = blocks.vector_source_b(rng.integers(0, 256, n // (4 * sps) + 64).tolist(), False)
+            mod = digital.generic_mod(digital.constellation_qpsk(), samples_per_symbol=sps, excess_bw=0.35)
+            snk = blocks.vector_sink_c()
+            tb.connect(src, mod, snk)
+            tb.run()
+            x = np.array(snk.data(), dtype=np.complex64)[:n]
+            noise = rng.standard_normal((n, 2)).astype(np.float32) @ np.array([1, 1j], np.complex64)
+            return x + noise * np.float32(np.sqrt(np.mean(np.abs(x) ** 2) / 2 * 10 ** -1.5))
+
+        n = 3 * WINDOW_LEN
+        for sps, mismatch in ((4, True), (2, True), (8, False)):
+            with self.subTest(sps=sps):
+                self.setUp()
+                x = qpsk(sps, n, seed=sps)
+                out, tags, msgs, _ = self.run_flowgraph(x, source="chunked", max_chunk=5000, seed=sps)
+                self.assertTrue(_same_bits(out, x), "output differs from input")
+                values = [_tag_dict(t.value) for t in tags]
+                fields = [{k: pmt.to_python(v) for k, v in _pmt_items(t.value)} for t in tags]
+                # frames ending in the first window are never judged
+                first = [f for v, f in zip(values, fields) if v["frame_start"] + L < WINDOW_LEN]
+                later = [(v, f) for v, f in zip(values, fields) if v["frame_start"] + L >= WINDOW_LEN]
+                self.assertTrue(all(np.isnan(f["sps_estimate"]) and not f["sps_mismatch"] for f in first))
+                estimates = np.array([f["sps_estimate"] for _, f in later])
+                np.testing.assert_allclose(estimates, sps, rtol=0.1)
+                self.assertTrue(all(f["sps_mismatch"] == mismatch for _, f in later))
+                if mismatch:
+                    self.assertTrue(all(v["class"] == UNKNOWN_CLASS and v["index"] == -1 for v, _ in later))
+                    self.assertAlmostEqual(later[0][0]["probs"].max(), later[0][0]["confidence"], places=6)
+                else:
+                    self.assertNotIn(UNKNOWN_CLASS, {v["class"] for v, _ in later})
+        # the check can be turned off: no fields, the model's classes
+        self.setUp()
+        _, tags, _, clf = self.run_flowgraph(qpsk(4, n, seed=4), check_oversampling=False)
+        self.assertFalse(clf.check_oversampling)
+        self.assertNotIn("sps_mismatch", dict(_pmt_items(tags[-1].value)))
+        self.assertNotIn(UNKNOWN_CLASS, {_tag_dict(t.value)["class"] for t in tags})
+
     def test_exposes_metadata(self):
         clf = classifier(self.model_path)
         self.assertEqual(clf.classes, fx.FIXTURE_CLASSES)
@@ -558,6 +612,7 @@ class qa_classifier(gr_unittest.TestCase):
             ({"min_confidence": -0.1}, "min_confidence"),
             ({"min_confidence": 1.5}, "min_confidence"),
             ({"min_confidence": "high"}, "min_confidence"),
+            ({"check_oversampling": "yes"}, "check_oversampling"),
             ({"tag_key": ""}, "tag_key"),
             ({"tag_key": "  "}, "tag_key"),
             ({"threads": 0}, "threads"),

@@ -26,6 +26,7 @@ from .decisions import MODEL_RULE, check_min_confidence, classify_frames, decisi
 from .framing import ResampledFramer, StreamFramer
 from .load import load_model
 from .onnx_model import default_model_path
+from .oversampling import OversamplingMonitor
 from .recording import open_recording
 from .resample import resample_ratio_for
 
@@ -48,7 +49,10 @@ class RecordingClassification:
     ``starts`` int64 (N,), ``lengths`` int64 (N,), ``class_index`` int64 (N,) (index into
     ``classes``; -1 for ``unknown``), ``confidence`` float32 (N,) (top probability in [0, 1];
     0 for a frame holding NaN/Inf), ``snr_db`` float32 (N,) (the model's SNR estimate, dB; NaN
-    when it has none). ``segments``: list of ``annotations.Segment`` (input
+    when it has none), ``sps_estimate`` float32 (N,) and ``sps_mismatch`` bool (N,) (the
+    stream's estimated samples per symbol where the frame ends, NaN when none, and whether it
+    is far from the model's: ``oversampling.OversamplingMonitor``; NaN and False throughout
+    when the check is off). ``segments``: list of ``annotations.Segment`` (input
     samples), as ``merge_decisions(self.decisions)``. elapsed_s: wall time of the run (s).
     chunk_samples: the read size used, which ``write_outputs`` reuses for the plot's pass.
     """
@@ -70,6 +74,8 @@ class RecordingClassification:
     class_index: np.ndarray
     confidence: np.ndarray
     snr_db: np.ndarray
+    sps_estimate: np.ndarray
+    sps_mismatch: np.ndarray
     segments: list = field(default_factory=list)
     elapsed_s: float = 0.0
     chunk_samples: int = 1 << 20
@@ -114,7 +120,8 @@ def _check_int(name, value, minimum):
 
 
 def classify_recording(path, model_path=None, datatype=None, sample_rate=None, symbol_rate=None, hop=None,
-                       min_confidence=MODEL_RULE, threads=1, batch_frames=1024, chunk_samples=1 << 20, progress=True):
+                       min_confidence=MODEL_RULE, threads=1, batch_frames=1024, chunk_samples=1 << 20, progress=True,
+                       check_oversampling=True):
     """Classify every frame of a recording and merge the frames into class segments.
 
     path: a SigMF recording (``.sigmf-meta``, ``.sigmf-data`` or their base) or a raw I/Q file;
@@ -135,7 +142,10 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
     model-rate sample s starts at input sample ``floor(s * down / up)`` and spans
     ``ceil(frame_len * down / up)`` input samples. As in the classifier block, a frame whose top probability is below
     ``min_confidence`` (in [0, 1]) is ``unknown`` (its confidence kept), and a frame holding
-    NaN/Inf samples is not run through the model: ``unknown`` with confidence 0.
+    NaN/Inf samples is not run through the model: ``unknown`` with confidence 0. With
+    ``check_oversampling`` the samples per symbol of the framed stream is estimated as the
+    classifier block does (``oversampling.OversamplingMonitor``), and a frame where it is far
+    from the model's is ``unknown`` unless the model calls it noise.
 
     Memory is bounded: ``chunk_samples`` input samples are read at a time (the peak is about
     2-3 times their complex64 size), at most ``batch_frames`` frames go to the model per call,
@@ -170,25 +180,34 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
 
     from tqdm import tqdm
 
-    arrays = {"starts": [], "lengths": [], "class_index": [], "confidence": [], "snr_db": []}
+    monitor = OversamplingMonitor(model.samples_per_symbol, frame_len, hop) if check_oversampling else None
+    arrays = {"starts": [], "lengths": [], "class_index": [], "confidence": [], "snr_db": [], "sps_estimate": [],
+              "sps_mismatch": []}
     labels = tuple(decision_labels(model))
     merger = _SegmentMerger()
 
     def classify(starts, frames):
         for s in range(0, len(starts), batch_frames):
-            index, confidence, snr = _classify(model, frames[s : s + batch_frames], min_confidence)
             in_start = starts[s : s + batch_frames]
+            if monitor is not None:
+                estimate, mismatch = monitor.judge(len(in_start))
+            else:
+                estimate, mismatch = np.full(len(in_start), np.nan, np.float32), np.zeros(len(in_start), bool)
+            index, confidence, snr = _classify(model, frames[s : s + batch_frames], min_confidence, mismatch)
             # a resampled frame's span may reach past the last sample (resample_poly pads with zeros)
             in_len = np.minimum(framer.frame_span, recording.n_samples - in_start).astype(np.int64)
             for key, value in (("starts", in_start), ("lengths", in_len), ("class_index", index),
-                               ("confidence", confidence), ("snr_db", snr)):
+                               ("confidence", confidence), ("snr_db", snr), ("sps_estimate", estimate),
+                               ("sps_mismatch", mismatch)):
                 arrays[key].append(value)
             merger.add(_decisions(labels, in_start, in_len, index, confidence))
 
     with tqdm(total=recording.n_samples, unit="S", unit_scale=True, desc=f"classify {Path(recording.path).name}",
               file=sys.stderr, disable=not progress, leave=False) as bar:
         for _, chunk in recording.iter_chunks(chunk_samples):
-            framer.push(chunk)
+            framed = framer.push(chunk)
+            if monitor is not None:
+                monitor.observe(framed)
             classify(*framer.take_complete())
             framer.pop(framer.releasable() - framer.start)  # what no later frame needs
             bar.update(chunk.shape[0])
@@ -206,14 +225,15 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
         min_confidence=min_confidence, labels_by_index=labels, starts=joined("starts", np.int64),
         lengths=joined("lengths", np.int64), class_index=joined("class_index", np.int64),
         confidence=joined("confidence", np.float32), snr_db=joined("snr_db", np.float32),
+        sps_estimate=joined("sps_estimate", np.float32), sps_mismatch=joined("sps_mismatch", bool),
         segments=merger.finish(), elapsed_s=time.perf_counter() - began, chunk_samples=chunk_samples,
     )
 
 
-def _classify(model, frames, min_confidence):
+def _classify(model, frames, min_confidence, wrong_oversampling):
     """(class index int64 (K,), -1 = unknown; confidence float32 (K,); SNR estimate float32 (K,),
     NaN where none) as the classifier block says."""
-    decided = classify_frames(model, frames, min_confidence)
+    decided = classify_frames(model, frames, min_confidence, wrong_oversampling)
     # Decision needs a finite confidence in [0, 1]: a broken model's NaN becomes 0 (its frame is
     # unknown already) and float32 rounding above 1 becomes 1.
     confidence = np.where(np.isfinite(decided.confidence), np.clip(decided.confidence, 0.0, 1.0), 0.0)

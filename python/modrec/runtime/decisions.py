@@ -49,14 +49,18 @@ def check_min_confidence(value):
     return value
 
 
-def classify_frames(model, frames, min_confidence=MODEL_RULE):
+def classify_frames(model, frames, min_confidence=MODEL_RULE, wrong_oversampling=None):
     """A model's decisions on complex frames (K, frame_len), in one batched run: FrameDecisions.
 
     A frame is ``unknown`` (index -1) when its top probability is NaN, or, with
     ``min_confidence`` in [0, 1], below it; with MODEL_RULE, when the model's open-set score is
     above its calibrated threshold (contract.UNKNOWN_THRESHOLD; a model without one gives every
     frame a class). A frame whose top class is the model's noise class stays that class (it holds
-    no signal, so it cannot be an unknown signal). A frame holding NaN/Inf samples is not run
+    no signal, so it cannot be an unknown signal). A frame flagged in ``wrong_oversampling`` (bool
+    (K,), or None: none) sits where the stream's samples per symbol is far from the model's
+    (oversampling.OversamplingMonitor): it is ``unknown`` unless the model calls it noise, as the
+    model's class would be a confident guess at a signal
+    it was not trained to see. A frame holding NaN/Inf samples is not run
     through the model: all-zero probs, confidence 0, ``unknown``. Whatever the model raises
     propagates (the block and the command line decide what an error means for them).
     """
@@ -83,8 +87,10 @@ def classify_frames(model, frames, min_confidence=MODEL_RULE):
     confidence = np.where(finite, probs[np.arange(k), index], 0.0).astype(np.float32)
     # compared in float64, as the threshold is given; a broken model's NaN fails it: unknown
     known = finite & (confidence.astype(np.float64) >= max(float(min_confidence), 0.0))
+    noise = model.open_set.noise_class
+    is_noise = index == model.classes.index(noise) if noise is not None else np.zeros(k, dtype=bool)
     if min_confidence == MODEL_RULE and score is not None:
-        noise = model.open_set.noise_class
-        is_noise = index == model.classes.index(noise) if noise is not None else np.zeros(k, dtype=bool)
         known &= is_noise | (score <= model.open_set.threshold)
+    if wrong_oversampling is not None:
+        known &= is_noise | ~np.asarray(wrong_oversampling, dtype=bool)
     return FrameDecisions(probs, exits, np.where(known, index, -1).astype(np.int64), confidence, snr, logits)

@@ -80,6 +80,7 @@ class StreamFramer:
         return self._next_frame
 
     def push(self, samples):
+        """Append stream samples; returns them as framed (the model-rate samples, here the same)."""
         samples = np.asarray(samples, dtype=self._dtype)
         n = samples.shape[0]
         if self._len + n > self._buf.shape[0]:
@@ -88,6 +89,7 @@ class StreamFramer:
             self._buf = grown
         self._buf[self._len : self._len + n] = samples
         self._len += n
+        return samples
 
     def take_complete(self):
         """Frames that became complete since the last call: (starts int64 (K,), frames (K, L))."""
@@ -197,8 +199,9 @@ class ResampledFramer:
         return (np.asarray(resampled_offsets, dtype=np.int64) * self.down) // self.up
 
     def push(self, samples):
+        """Append input samples; returns the resampled samples they gave (the model-rate stream)."""
         self._held.push(samples)
-        self._frames.push(self._resampler.process(samples))
+        return self._frames.push(self._resampler.process(samples))
 
     def _take(self):
         starts, frames = self._frames.take_complete()

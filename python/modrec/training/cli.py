@@ -168,6 +168,9 @@ def _parser():
     cl.add_argument("--min-confidence", type=float, default=-1.0,
                     help="frames below this top probability are 'unknown'; -1 (default): the model's own rule "
                          "(its calibrated open-set threshold, none for a version-1 model)")
+    cl.add_argument("--no-oversampling-check", action="store_true",
+                    help="do not estimate the stream's samples per symbol (by default, frames where it is far from "
+                         "the model's are 'unknown', as in the classifier block)")
     cl.add_argument("--threads", type=_at_least(1), default=1, help="onnxruntime threads")
     cl.add_argument("--meta-out", help="annotations file (default <base>.modrec.sigmf-meta beside the recording)")
     cl.add_argument("--plot", help="timeline PNG (default <base>.modrec.png beside the recording)")
@@ -304,9 +307,18 @@ def main(argv=None):
             result = classify_recording(args.recording, model_path=args.model, datatype=args.format,
                                         sample_rate=args.rate, symbol_rate=args.symbol_rate, hop=args.hop,
                                         min_confidence=args.min_confidence, threads=args.threads,
-                                        progress=not args.no_progress)
+                                        progress=not args.no_progress,
+                                        check_oversampling=not args.no_oversampling_check)
             written = write_outputs(result, meta_out=args.meta_out, plot=False if args.no_plot else args.plot)
             print(format_segments(result))
+            if result.sps_mismatch.any():
+                import numpy as np
+
+                estimates = result.sps_estimate[result.sps_mismatch]
+                print(f"warning: {int(result.sps_mismatch.sum())} of {result.n_frames} frames are 'unknown' because "
+                      f"the stream looks like {np.nanmedian(estimates):.1f} samples per symbol there (median "
+                      f"estimate), not the model's {result.model_samples_per_symbol}: give --symbol-rate to "
+                      f"resample it", file=sys.stderr)
             print(f"{result.n_frames} frames of {result.recording.data_path} classified by {result.model_path} "
                   f"in {result.elapsed_s:.1f} s")
             for path in written.values():

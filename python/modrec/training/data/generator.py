@@ -70,6 +70,10 @@ class GeneratorConfig:
       iq_phase_imbalance_deg  receiver IQ phase imbalance U(-x, x) degrees, 0..30
       gain_db_range       overall receiver gain applied to signal plus noise, within [-100, 100]
       analog_silence_floor_db  see the module docstring, within [-60, 0]
+      coloured_noise_prob  fraction of frames whose noise went through a receiver channel
+                          filter around the signal (receiver_noise.coloured_noise, centred,
+                          cutoff 0.25-0.95 of Nyquist), as after a narrow channel filter or
+                          resampling a stream up; the SNR is that of the coloured noise, 0..1
     """
 
     classes: tuple = RADIOML2016_CLASSES
@@ -99,6 +103,7 @@ class GeneratorConfig:
     iq_phase_imbalance_deg: float = 3.0
     gain_db_range: tuple = (-20.0, 20.0)
     analog_silence_floor_db: float = -20.0
+    coloured_noise_prob: float = 0.0
 
     def __post_init__(self):
         # Lists from JSON (meta.json) become tuples so configs compare and hash consistently.
@@ -153,10 +158,14 @@ class GeneratorConfig:
         _check_float("iq_phase_imbalance_deg", self.iq_phase_imbalance_deg, 0, 30)
         _check_range("gain_db_range", self.gain_db_range, -100, 100)
         _check_float("analog_silence_floor_db", self.analog_silence_floor_db, -60, 0)
+        _check_float("coloured_noise_prob", self.coloured_noise_prob, 0, 1)
 
     def to_dict(self):
-        """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """JSON-ready dict (tuples become lists). Fields added after a dataset format was in use
+        (_LATER_FIELDS) appear only when they differ from their default, so datasets built before
+        them still match their configuration."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
 
     @classmethod
     def from_dict(cls, values):
@@ -193,6 +202,10 @@ class GeneratorConfig:
             audio_ratio_range=self.audio_ratio_range,
             audio_compression_range=self.audio_compression_range,
         )
+
+
+# field -> default of the fields to_dict leaves out at their default
+_LATER_FIELDS = {"coloured_noise_prob": 0.0}
 
 
 def _is_number(v):
@@ -356,7 +369,12 @@ def _chunk(name, n, snr_db, rng, cfg, random_gain):
         p_sig = np.maximum(p_sig, chan_gain * 10 ** (cfg.analog_silence_floor_db / 10))
     p_sig = np.maximum(p_sig, 1e-30)
     noise_power = p_sig * 10 ** (-snr_db / 10)
-    noisy = y + channel.awgn(n, L, noise_power, rng)
+    noise = channel.awgn(n, L, noise_power, rng)
+    if cfg.coloured_noise_prob > 0:  # (no draw at 0: datasets built before the option stay as they were)
+        for i in np.flatnonzero(rng.uniform(size=n) < cfg.coloured_noise_prob):
+            shaped = receiver_noise.coloured_noise(rng, L, receiver_noise.SIGNAL_CHANNEL_CUTOFF, centred=True)
+            noise[i] = shaped * np.float32(np.sqrt(noise_power[i]))
+    noisy = y + noise
     if random_gain:
         g = (10 ** (rng.uniform(*cfg.gain_db_range, size=n) / 20)).astype(np.float32)[:, None]
         noisy *= g

@@ -32,11 +32,20 @@ def _complex_gaussian(rng, shape):
     return out / np.float32(np.sqrt(2.0))
 
 
-def _coloured(rng, m):
+# Receiver filters around a signal (GeneratorConfig.coloured_noise_prob): centred on it and at
+# least a quarter of the band wide, as after a channel filter or resampling up to 4 times.
+SIGNAL_CHANNEL_CUTOFF = (0.25, 0.95)
+
+
+def coloured_noise(rng, m, cutoff_range=(0.05, 0.95), centred=False):
+    """(m,) complex64 unit-power noise through a random receiver filter (the ``coloured`` kind of
+    the module docstring): cutoff drawn from ``cutoff_range`` (fractions of Nyquist), the passband
+    at a random centre frequency inside the band, or at 0 with ``centred``."""
     taps = int(rng.integers(7, 64)) * 2 + 1
-    cutoff = rng.uniform(0.05, 0.95)
+    cutoff = rng.uniform(*cutoff_range)
     h = firwin(taps, cutoff).astype(np.complex128)
-    centre = rng.uniform(-(1 - cutoff), 1 - cutoff) / 2  # cycles/sample, the passband stays inside the band
+    # cycles/sample, the passband stays inside the band
+    centre = 0.0 if centred else rng.uniform(-(1 - cutoff), 1 - cutoff) / 2
     h *= np.exp(2j * np.pi * centre * np.arange(taps))
     w = _complex_gaussian(rng, (m + taps,))
     y = np.convolve(w, h, mode="valid")[:m]
@@ -70,7 +79,7 @@ def noise_frames(n_frames, rng, config, gain_db_range=(-60.0, 40.0), return_kind
         if NOISE_KINDS[kind] == "silence":
             out[i] = _silence(rng, m)
             continue
-        y = _complex_gaussian(rng, (m,)) if NOISE_KINDS[kind] == "white" else _coloured(rng, m)
+        y = _complex_gaussian(rng, (m,)) if NOISE_KINDS[kind] == "white" else coloured_noise(rng, m)
         if rng.uniform() < 0.3:
             y += np.complex64(10 ** (rng.uniform(-20, 6) / 20) * np.exp(2j * np.pi * rng.uniform()))
         if rng.uniform() < 0.3:

@@ -1,0 +1,200 @@
+"""How many samples per symbol a stream has, estimated from the stream itself.
+
+A model recognises signals at the samples per symbol it was trained at (metadata
+``samples_per_symbol``, 8 for the shipped students); a stream at another oversampling gets
+confident nonsense (QPSK at 4 samples per symbol was called WBFM at confidence 0.95). This
+module finds the symbol-rate line of the stream's cyclostationarity and says when it is far from
+the model's.
+
+Method: a digitally modulated signal is cyclostationary at its symbol rate. Its squared envelope
+``|x|^2`` (linear modulations with excess bandwidth: PSK, PAM, QAM) and the magnitude of the
+changes of its instantaneous frequency (FSK, whose frequency steps at symbol boundaries) hold a
+spectral line at the cyclic frequency 1/sps (W. A. Gardner, "Exploitation of spectral redundancy
+in cyclostationary signals", IEEE Signal Processing Magazine, 1991; the squared-envelope
+symbol-rate detector). Each feature's spectrum is averaged over segments (Welch's method), and a
+line's strength is its height over the spectrum's running median around it, so the noise floor,
+its colour and the signal's level cancel. Analog signals and noise have no symbol-rate line: the
+estimate is then "none" (NaN), never a mismatch.
+
+What it cannot do, measured with ``apps/oversampling_study.py`` (docs/REAL_INPUTS.md): about half
+the windows of a digital signal at 0-20 dB show a line strong enough to call (more at 2 and 4
+samples per symbol than at 16, where the line sits among the fading's slow variations); FSK
+at 16 samples per symbol is rarely caught; a sustained audio tone or a receiver spur can show a
+line of its own (about 2 % of AM windows at the right oversampling).
+
+numpy only.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+SEGMENT_LEN = 1024  # samples per Welch segment: cyclic-frequency resolution 1/1024 cycles/sample
+WINDOW_LEN = 16384  # samples per estimate (16 segments; 128 frames of 128 samples)
+MIN_SPS, MAX_SPS = 1.6, 40.0  # oversampling searched: cyclic frequencies 1/40 .. 1/1.6 cycles/sample
+LINE_STRENGTH = 10.0  # a line is at least this many times the running median of its spectrum
+MISMATCH_RATIO = 1.4  # an estimate more than this factor (either way) off the model's is a mismatch
+_MEDIAN_HALF_WIDTH = 16  # bins either side in the running median (the floor a line stands on)
+_HARMONIC_SHARE = 0.3  # a line at 1/2 or 1/3 of the strongest one, this strong, is its fundamental
+
+
+@dataclass(frozen=True)
+class SymbolRateLine:
+    """The strongest symbol-rate line found: ``samples_per_symbol`` (float, 1 / its cyclic
+    frequency; NaN when no line reaches the required strength) and ``strength`` (float, its
+    height over the spectrum's running median; 0.0 when nothing could be measured)."""
+
+    samples_per_symbol: float
+    strength: float
+
+
+def _line_spectrum(feature, segment_len):
+    """Welch spectrum of a real feature over Hann-windowed segments, divided by its running median."""
+    n_seg = len(feature) // segment_len
+    segments = feature[: n_seg * segment_len].reshape(n_seg, segment_len)
+    segments = segments - segments.mean(axis=1, keepdims=True)
+    spectrum = (np.abs(np.fft.rfft(segments * np.hanning(segment_len), axis=1)) ** 2).mean(axis=0)
+    padded = np.pad(spectrum, _MEDIAN_HALF_WIDTH, mode="edge")
+    floor = np.median(sliding_window_view(padded, 2 * _MEDIAN_HALF_WIDTH + 1), axis=1)
+    # relative floor: a silent or constant-envelope feature has an all-zero spectrum, no line
+    floor = np.maximum(floor, 1e-12 * max(float(spectrum.max()), 1e-300))
+    return spectrum / floor
+
+
+def _interpolate_by_2(x):
+    """x (N,) complex at twice its rate, band-limited (zero-padded spectrum; N even)."""
+    n = len(x) - len(x) % 2
+    spectrum = np.fft.fft(x[:n])
+    padded = np.zeros(2 * n, dtype=complex)
+    padded[: n // 2] = spectrum[: n // 2]
+    padded[-(n // 2) :] = spectrum[n // 2 :]
+    return np.fft.ifft(padded) * 2
+
+
+def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SPS, max_sps=MAX_SPS,
+                                line_strength=LINE_STRENGTH):
+    """The samples per symbol of the digital signal in ``samples``, from its symbol-rate line.
+
+    samples: complex (N,), N >= 4 * segment_len (more segments, a steadier floor), contiguous
+    stream samples at one rate. Searches cyclic frequencies 1/max_sps .. 1/min_sps
+    (cycles/sample) in the spectra of the squared envelope and of the magnitude of the
+    instantaneous frequency's changes; when the strongest line has a line at half or a third of
+    its frequency (a harmonic of the symbol rate), that one is the symbol rate.
+
+    Returns SymbolRateLine: NaN samples per symbol when no line is ``line_strength`` times its
+    floor (analog signals, noise) or when ``samples`` holds NaN/Inf. Raises ValueError for a
+    non-1-D input, too few samples, or bad limits.
+    """
+    x = np.asarray(samples)
+    if x.ndim != 1:
+        raise ValueError(f"samples: expected a 1-D complex array, got shape {x.shape}")
+    if not (isinstance(segment_len, (int, np.integer)) and segment_len >= 64):
+        raise ValueError(f"segment_len: expected an integer >= 64, got {segment_len!r}")
+    if len(x) < 4 * segment_len:
+        raise ValueError(f"samples: expected at least {4 * segment_len} (4 segments of {segment_len}), got {len(x)}")
+    if not (1.0 < min_sps < max_sps <= segment_len / 4):
+        raise ValueError(f"min_sps, max_sps: expected 1 < min_sps < max_sps <= {segment_len / 4:g}, "
+                         f"got {min_sps!r}, {max_sps!r}")
+    if not np.all(np.isfinite(x)):
+        return SymbolRateLine(math.nan, 0.0)
+    # Both features are nonlinear: |x|^2 of a signal spanning most of the band spans twice it, so
+    # at 2 samples per symbol its symbol-rate line would sit at the feature's Nyquist frequency,
+    # seen or not by the sampling phase. Interpolating the window by 2 first (FFT) keeps it clear;
+    # a bin k of the 2 * segment_len spectra is then a cyclic frequency of k / segment_len.
+    x = _interpolate_by_2(x.astype(np.complex128, copy=False))
+    envelope = x.real**2 + x.imag**2
+    frequency_changes = np.abs(np.diff(np.angle(x[1:] * np.conj(x[:-1]))))
+    bins = np.arange(segment_len + 1) / segment_len
+    searched = (bins >= 1.0 / max_sps) & (bins <= 1.0 / min_sps)
+    best = SymbolRateLine(math.nan, 0.0)
+    for feature in (envelope, frequency_changes):
+        ratio = np.where(searched, _line_spectrum(feature, 2 * segment_len), 0.0)
+        k = int(np.argmax(ratio))
+        strength = float(ratio[k])
+        for divisor in (3, 2):  # the lowest harmonic first
+            j = int(round(k / divisor))
+            lo, hi = max(j - 1, 0), j + 2
+            if searched[j] and ratio[lo:hi].max() >= _HARMONIC_SHARE * strength:
+                k = lo + int(np.argmax(ratio[lo:hi]))
+                break
+        if strength > best.strength and k > 0:
+            best = SymbolRateLine(segment_len / k, strength)
+    if best.strength < line_strength:
+        return SymbolRateLine(math.nan, best.strength)
+    return best
+
+
+def is_mismatch(samples_per_symbol, model_samples_per_symbol, ratio=MISMATCH_RATIO):
+    """Whether an estimate (NaN: none, never a mismatch) is more than ``ratio`` times off the
+    model's samples per symbol, either way."""
+    if not math.isfinite(samples_per_symbol):
+        return False
+    return not (model_samples_per_symbol / ratio <= samples_per_symbol <= model_samples_per_symbol * ratio)
+
+
+class OversamplingMonitor:
+    """The samples per symbol of a stream, estimated over each ``window_len`` samples, and the
+    verdict on each frame cut from it.
+
+    ``observe(samples)`` takes the stream at the model's rate (after any resampling), in order;
+    every ``window_len`` samples it estimates over those samples (``estimate_samples_per_symbol``).
+    ``judge(n)`` gives the next ``n`` frames, in order (frame i of the run starts at model-rate
+    sample ``i * hop`` and ends at ``i * hop + frame_len``), the verdict of the last window that
+    ended at or before the frame's end: its estimate (float, NaN: no line, or no window yet) and
+    whether that is a mismatch (more than MISMATCH_RATIO off ``model_samples_per_symbol``). So the
+    verdicts depend on the stream alone, not on how it is cut into calls: the classifier block and
+    ``modrec classify`` agree frame for frame. Frames ending within the first ``window_len``
+    samples are never called a mismatch.
+    """
+
+    def __init__(self, model_samples_per_symbol, frame_len, hop, window_len=WINDOW_LEN):
+        if not (isinstance(window_len, (int, np.integer)) and window_len >= 4 * SEGMENT_LEN):
+            raise ValueError(f"window_len: expected an integer >= {4 * SEGMENT_LEN}, got {window_len!r}")
+        self.model_samples_per_symbol = float(model_samples_per_symbol)
+        self.frame_len, self.hop = int(frame_len), int(hop)
+        self.window_len = int(window_len)
+        self.reset()
+
+    def reset(self):
+        """Forget the stream (a new run starts at sample 0): no windows, no frames judged."""
+        self._chunks, self._n = [], 0
+        self._seen = 0  # model-rate samples observed
+        self._frames = 0  # frames judged
+        self._verdicts = []  # (window end, estimate, mismatch), ends ascending
+        # the latest window's verdict, for logs and properties
+        self.estimate, self.strength, self.mismatch = math.nan, 0.0, False
+
+    def observe(self, samples):
+        """Take the next complex samples (1-D) of the stream; returns True when the newest
+        window's verdict (``mismatch``) changed."""
+        samples = np.asarray(samples).ravel()
+        before = self.mismatch
+        while len(samples):
+            take = min(len(samples), self.window_len - self._n)
+            self._chunks.append(samples[:take].copy())
+            self._n += take
+            self._seen += take
+            samples = samples[take:]
+            if self._n == self.window_len:
+                line = estimate_samples_per_symbol(np.concatenate(self._chunks))
+                self._chunks, self._n = [], 0
+                self.estimate, self.strength = line.samples_per_symbol, line.strength
+                self.mismatch = is_mismatch(self.estimate, self.model_samples_per_symbol)
+                self._verdicts.append((self._seen, self.estimate, self.mismatch))
+        return self.mismatch != before
+
+    def judge(self, n_frames):
+        """Verdicts on the next ``n_frames`` frames: (estimate float32 (n,), mismatch bool (n,)).
+        A frame reaching past the samples observed (a resampler's flush at the end of a stream)
+        gets the newest window's verdict."""
+        ends = (self._frames + np.arange(n_frames, dtype=np.int64)) * self.hop + self.frame_len
+        self._frames += n_frames
+        window_ends = np.array([end for end, _, _ in self._verdicts], dtype=np.int64)
+        which = np.searchsorted(window_ends, ends, side="right") - 1  # -1: no window yet
+        estimates = np.array([math.nan] + [e for _, e, _ in self._verdicts], dtype=np.float32)[which + 1]
+        mismatch = np.array([False] + [m for _, _, m in self._verdicts], dtype=bool)[which + 1]
+        if n_frames:  # windows before the one judging the newest frame are no longer needed
+            self._verdicts = self._verdicts[max(int(which[-1]), 0):]
+        return estimates, mismatch
