@@ -339,3 +339,25 @@ def test_flowgraph_and_command_line_give_the_same_decisions(tmp_path, signal, sy
     spans = np.minimum([v["frame_len"] for v in values], len(signal) - offline.starts)
     np.testing.assert_array_equal(spans, offline.lengths)
     del tb, src, clf, snk
+
+
+def test_a_recording_at_the_wrong_oversampling_is_unknown_and_the_command_line_says_why(tmp_path, capsys):
+    from gnuradio.modrec.runtime.oversampling import WINDOW_LEN
+
+    cfg = dataclasses.replace(DEFAULT_CONFIG, frame_len=3 * WINDOW_LEN, samples_per_symbol=4, sps_jitter=0.0,
+                              fading_prob=0.0, rolloff_range=(0.35, 0.35))
+    x = generate_frames("QPSK", 1, 20, rng=4, config=cfg, random_gain=False)[0]
+    meta = _sigmf(tmp_path, "qpsk4", x)
+    r = classify_recording(meta, progress=False)  # the default model
+    judged = r.starts + r.lengths >= WINDOW_LEN
+    assert np.isnan(r.sps_estimate[~judged]).all() and not r.sps_mismatch[~judged].any()
+    np.testing.assert_allclose(r.sps_estimate[judged], 4, rtol=0.05)
+    assert r.sps_mismatch[judged].all()
+    labels = np.array(r.labels)
+    assert set(labels[judged]) <= {UNKNOWN_CLASS, "noise"} and (labels[judged] == UNKNOWN_CLASS).mean() > 0.9
+    off = classify_recording(meta, progress=False, check_oversampling=False)
+    assert not off.sps_mismatch.any() and np.isnan(off.sps_estimate).all()
+    assert (np.array(off.labels)[judged] != UNKNOWN_CLASS).mean() > 0.5  # confident nonsense without the check
+    assert main(["classify", str(meta), "--no-plot", "--no-progress"]) in (0, None)
+    err = capsys.readouterr().err
+    assert f"{int(judged.sum())} of {r.n_frames} frames are 'unknown'" in err and "4.0 samples per symbol" in err

@@ -211,7 +211,7 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
             classify(*framer.take_complete())
             framer.pop(framer.releasable() - framer.start)  # what no later frame needs
             bar.update(chunk.shape[0])
-            del chunk  # not alive during the next read
+            del chunk, framed  # not alive during the next read
         classify(*framer.finish())
 
     def joined(key, dtype):

@@ -63,14 +63,20 @@ def _line_spectrum(feature, segment_len):
     return spectrum / floor
 
 
+# Half-sample interpolator: a Hann-windowed sinc at offsets k - 1/2, k = -7..8 (16 taps).
+_HALF_TAPS = np.arange(-7, 9) - 0.5
+_HALF_SAMPLE = np.sinc(_HALF_TAPS) * np.hanning(len(_HALF_TAPS) + 2)[1:-1]
+_HALF_SAMPLE /= _HALF_SAMPLE.sum()
+
+
 def _interpolate_by_2(x):
-    """x (N,) complex at twice its rate, band-limited (zero-padded spectrum; N even)."""
-    n = len(x) - len(x) % 2
-    spectrum = np.fft.fft(x[:n])
-    padded = np.zeros(2 * n, dtype=complex)
-    padded[: n // 2] = spectrum[: n // 2]
-    padded[-(n // 2) :] = spectrum[n // 2 :]
-    return np.fft.ifft(padded) * 2
+    """x (N,) complex at twice its rate: its samples, and between them the windowed-sinc
+    interpolation (_HALF_SAMPLE); the ends are cut so every value is a full interpolation."""
+    mid = np.convolve(x, _HALF_SAMPLE[::-1], mode="valid")  # mid[i] lies between x[i + 7] and x[i + 8]
+    out = np.empty(2 * len(mid), dtype=np.result_type(x, np.complex64))
+    out[0::2] = x[7 : 7 + len(mid)]
+    out[1::2] = mid
+    return out
 
 
 def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SPS, max_sps=MAX_SPS,
@@ -103,7 +109,7 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
     # at 2 samples per symbol its symbol-rate line would sit at the feature's Nyquist frequency,
     # seen or not by the sampling phase. Interpolating the window by 2 first (FFT) keeps it clear;
     # a bin k of the 2 * segment_len spectra is then a cyclic frequency of k / segment_len.
-    x = _interpolate_by_2(x.astype(np.complex128, copy=False))
+    x = _interpolate_by_2(x.astype(np.complex64, copy=False))
     envelope = x.real**2 + x.imag**2
     frequency_changes = np.abs(np.diff(np.angle(x[1:] * np.conj(x[:-1]))))
     bins = np.arange(segment_len + 1) / segment_len
@@ -173,16 +179,19 @@ class OversamplingMonitor:
         before = self.mismatch
         while len(samples):
             take = min(len(samples), self.window_len - self._n)
-            self._chunks.append(samples[:take].copy())
+            self._chunks.append(samples[:take])
             self._n += take
             self._seen += take
             samples = samples[take:]
             if self._n == self.window_len:
-                line = estimate_samples_per_symbol(np.concatenate(self._chunks))
+                window = self._chunks[0] if len(self._chunks) == 1 else np.concatenate(self._chunks)
                 self._chunks, self._n = [], 0
+                line = estimate_samples_per_symbol(window)
                 self.estimate, self.strength = line.samples_per_symbol, line.strength
                 self.mismatch = is_mismatch(self.estimate, self.model_samples_per_symbol)
                 self._verdicts.append((self._seen, self.estimate, self.mismatch))
+        # a partial window is kept as a copy: the caller may reuse its buffer (GNU Radio does)
+        self._chunks = [np.array(c, copy=True) for c in self._chunks]
         return self.mismatch != before
 
     def judge(self, n_frames):

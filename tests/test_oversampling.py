@@ -1,0 +1,134 @@
+"""The stream's samples per symbol (runtime/oversampling.py), and what a mismatch does to decisions."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+import onnx_fixtures as fx
+from gnuradio.modrec.classes import UNKNOWN_CLASS
+from gnuradio.modrec.runtime import OnnxModel
+from gnuradio.modrec.runtime.decisions import MODEL_RULE, classify_frames, decision_labels
+from gnuradio.modrec.runtime.oversampling import (
+    MISMATCH_RATIO,
+    WINDOW_LEN,
+    OversamplingMonitor,
+    estimate_samples_per_symbol,
+    is_mismatch,
+)
+from gnuradio.modrec.training.data import generator as g
+from gnuradio.modrec.training.data.receiver_noise import noise_frames
+
+
+def _stream(name, sps, snr_db=20, n=WINDOW_LEN, seed=0, **changes):
+    """One continuous generator frame: no joins, a steady channel (no fading)."""
+    cfg = dataclasses.replace(g.DEFAULT_CONFIG, frame_len=n, samples_per_symbol=sps, sps_jitter=0.0,
+                              fading_prob=0.0, **changes)
+    return g.generate_frames(name, 1, snr_db, np.random.default_rng(seed), cfg, random_gain=False)[0]
+
+
+@pytest.mark.parametrize("name", ["BPSK", "QPSK", "QAM16", "8PSK"])
+@pytest.mark.parametrize("sps", [2, 3, 4, 8, 12])
+def test_a_linear_modulation_shows_its_samples_per_symbol(name, sps):
+    line = estimate_samples_per_symbol(_stream(name, sps, seed=sps, rolloff_range=(0.35, 0.5)))
+    assert line.samples_per_symbol == pytest.approx(sps, rel=0.05)
+    assert line.strength >= 10
+
+
+def test_fsk_shows_its_samples_per_symbol_through_its_frequency_steps():
+    line = estimate_samples_per_symbol(_stream("CPFSK", 4, cpfsk_index_range=(0.8, 1.0)))
+    assert line.samples_per_symbol == pytest.approx(4, rel=0.05)
+
+
+def test_noise_and_silence_show_no_line():
+    rng = np.random.default_rng(1)
+    white = (rng.standard_normal(WINDOW_LEN) + 1j * rng.standard_normal(WINDOW_LEN)).astype(np.complex64)
+    for x in (white, np.zeros(WINDOW_LEN, np.complex64), np.full(WINDOW_LEN, 0.5 + 0.5j, np.complex64)):
+        line = estimate_samples_per_symbol(x)
+        assert math.isnan(line.samples_per_symbol)
+        assert line.strength < 10
+
+
+def test_receiver_noise_is_never_a_mismatch():
+    # DC, spurs, colour, silence: no symbol-rate line far from 8 in any of 40 windows
+    cfg = dataclasses.replace(g.DEFAULT_CONFIG, frame_len=WINDOW_LEN)
+    frames = noise_frames(40, np.random.default_rng(2), cfg)
+    estimates = [estimate_samples_per_symbol(f).samples_per_symbol for f in frames]
+    assert not any(is_mismatch(e, 8) for e in estimates)
+
+
+def test_is_mismatch_is_a_ratio_either_way():
+    assert not is_mismatch(math.nan, 8)
+    assert not is_mismatch(8 * MISMATCH_RATIO * 0.99, 8) and not is_mismatch(8 / MISMATCH_RATIO * 1.01, 8)
+    assert is_mismatch(8 * MISMATCH_RATIO * 1.01, 8) and is_mismatch(8 / MISMATCH_RATIO / 1.01, 8)
+
+
+def test_bad_samples_give_no_estimate_and_bad_calls_say_what_is_wrong():
+    x = _stream("QPSK", 4)
+    x[100] = np.nan
+    assert math.isnan(estimate_samples_per_symbol(x).samples_per_symbol)
+    with pytest.raises(ValueError, match="1-D"):
+        estimate_samples_per_symbol(np.zeros((2, WINDOW_LEN), np.complex64))
+    with pytest.raises(ValueError, match="at least 4096"):
+        estimate_samples_per_symbol(np.zeros(1000, np.complex64))
+    with pytest.raises(ValueError, match="min_sps"):
+        estimate_samples_per_symbol(x, min_sps=4, max_sps=2)
+    with pytest.raises(ValueError, match="window_len"):
+        OversamplingMonitor(8, 128, 128, window_len=100)
+
+
+def test_the_monitor_judges_each_frame_by_the_last_window_before_its_end_however_the_stream_is_cut():
+    frame_len, hop = 128, 96
+    x = np.concatenate([_stream("QPSK", 8, seed=3), _stream("QPSK", 4, seed=4), _stream("QPSK", 8, seed=5)])
+    n_frames = (len(x) - frame_len) // hop + 1
+    ends = np.arange(n_frames) * hop + frame_len
+
+    def verdicts(cuts, batches):
+        monitor = OversamplingMonitor(8, frame_len, hop)
+        estimates, mismatch, judged = [], [], 0
+        for part in np.split(x, cuts):
+            monitor.observe(part)
+            seen = monitor._seen
+            ready = int(np.searchsorted(ends, seen, side="right")) - judged
+            for k in np.array_split(np.arange(ready), batches):
+                e, m = monitor.judge(len(k))
+                estimates.append(e)
+                mismatch.append(m)
+            judged += ready
+        return np.concatenate(estimates), np.concatenate(mismatch)
+
+    est_a, mis_a = verdicts([WINDOW_LEN * 3], 1)
+    est_b, mis_b = verdicts(np.sort(np.random.default_rng(0).integers(0, len(x), 40)), 3)
+    np.testing.assert_array_equal(est_a, est_b)
+    np.testing.assert_array_equal(mis_a, mis_b)
+    window = ends // WINDOW_LEN  # the window whose verdict a frame gets (0: none yet)
+    assert np.isnan(est_a[window == 0]).all() and not mis_a[window == 0].any()
+    np.testing.assert_allclose(est_a[window == 1], 8, rtol=0.05)
+    assert not mis_a[window == 1].any()
+    np.testing.assert_allclose(est_a[window == 2], 4, rtol=0.05)
+    assert mis_a[window == 2].all()
+    assert not mis_a[window == 3].any()
+
+
+def test_a_mismatch_makes_frames_unknown_except_noise(tmp_path):
+    import onnx
+
+    # the version-2 fixture: its noise class is "noise"; no frame is unknown by its score
+    onnx.save(fx.build_v2_model(frame_len=32, threshold=1e9), tmp_path / "v2.onnx")
+    model = OnnxModel(str(tmp_path / "v2.onnx"))
+    rng = np.random.default_rng(3)
+    frames = ((rng.standard_normal((64, 32)) + 1j * rng.standard_normal((64, 32)))
+              * np.logspace(-2, 1, 64)[:, None]).astype(np.complex64)
+    plain = classify_frames(model, frames, MODEL_RULE)
+    flagged = np.arange(64) % 2 == 0
+    checked = classify_frames(model, frames, MODEL_RULE, flagged)
+    noise = decision_labels(model).index("noise")
+    is_noise = plain.index == noise
+    assert is_noise.any() and (~is_noise & flagged).any()
+    np.testing.assert_array_equal(checked.index[~flagged], plain.index[~flagged])
+    np.testing.assert_array_equal(checked.index[flagged & is_noise], noise)
+    assert (checked.index[flagged & ~is_noise] == -1).all()
+    assert decision_labels(model)[-1] == UNKNOWN_CLASS
+    np.testing.assert_array_equal(checked.probs, plain.probs)
+    np.testing.assert_array_equal(checked.confidence, plain.confidence)
