@@ -12,16 +12,17 @@ from gnuradio import blocks, gr
 
 from gnuradio.modrec import classifier
 from gnuradio.modrec.runtime import DEFAULT_MODEL_NAME, load_model
-from gnuradio.modrec.training.data.generator import DEFAULT_CONFIG, synthesize_stream
+from gnuradio.modrec.training.data.generator import DEFAULT_CONFIG, generate_frames, synthesize_stream
 from gnuradio.modrec.training.data.receiver_noise import noise_frames
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / DEFAULT_MODEL_NAME
 
 
-def tags_of(x):
-    """(class, snr_db) of every tag the classifier (default model, default rule) puts on ``x``."""
+def tags_of(x, **kwargs):
+    """(class, snr_db) of every tag the classifier (default model, default rule, ``kwargs``) puts on ``x``."""
     tb = gr.top_block()
-    src, clf, snk = blocks.vector_source_c(np.asarray(x, np.complex64).tolist(), False), classifier(), blocks.vector_sink_c()
+    src = blocks.vector_source_c(np.asarray(x, np.complex64).tolist(), False)
+    clf, snk = classifier(**kwargs), blocks.vector_sink_c()
     tb.connect(src, clf, snk)
     assert finish_or_stop(tb, 120)
     out = []
@@ -70,3 +71,17 @@ def test_a_strong_clean_signal_is_its_class_and_its_snr_is_read():
     # the classifier (trained to 18 dB) calls a few QPSK frames QAM16 there: 88 % QPSK, measured
     assert classes.count("noise") / len(classes) <= 0.02 and classes.count("QPSK") / len(classes) >= 0.8
     assert np.median([s for _, s in tags]) == pytest.approx(35.0, abs=2.5)
+
+
+@pytest.mark.parametrize("sps", [2, 4])
+def test_a_stream_resampled_up_to_the_model_rate_is_a_signal_not_noise(sps):
+    # resampling up leaves the noise in part of the band: coloured noise with a signal in it, which
+    # a detector trained on signals in white noise only called noise (configs/signal_detector.yaml)
+    import dataclasses
+
+    cfg = dataclasses.replace(DEFAULT_CONFIG, frame_len=32768, samples_per_symbol=sps)
+    x = np.concatenate([generate_frames("QPSK", 1, 15, rng=seed, config=cfg, random_gain=False)[0]
+                        for seed in range(2)])
+    classes = [c for c, _ in tags_of(x, sample_rate=sps * 1e3, symbol_rate=1e3)]
+    assert classes.count("noise") / len(classes) <= 0.05, classes
+    assert classes.count("QPSK") / len(classes) >= 0.5
