@@ -132,3 +132,19 @@ def test_a_mismatch_makes_frames_unknown_except_noise(tmp_path):
     assert decision_labels(model)[-1] == UNKNOWN_CLASS
     np.testing.assert_array_equal(checked.probs, plain.probs)
     np.testing.assert_array_equal(checked.confidence, plain.confidence)
+
+
+def test_the_monitor_keeps_its_own_copy_of_a_partial_window():
+    # GNU Radio hands a block views of its buffers, and reuses them after work() returns
+    x = _stream("QPSK", 4, n=2 * WINDOW_LEN)
+    reference, reused = OversamplingMonitor(8, 128, 128), OversamplingMonitor(8, 128, 128)
+    reference.observe(x)
+    buffer = np.empty(3000, np.complex64)
+    for start in range(0, len(x), len(buffer)):
+        part = x[start : start + len(buffer)]
+        buffer[: len(part)] = part
+        reused.observe(buffer[: len(part)])
+        buffer[:] = np.nan  # the scheduler writes other samples over it
+    n = (2 * WINDOW_LEN) // 128
+    np.testing.assert_array_equal(reference.judge(n)[0], reused.judge(n)[0])
+    assert reused.mismatch and reused.estimate == pytest.approx(4, rel=0.05)

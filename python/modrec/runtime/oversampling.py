@@ -177,21 +177,25 @@ class OversamplingMonitor:
         window's verdict (``mismatch``) changed."""
         samples = np.asarray(samples).ravel()
         before = self.mismatch
+        fresh = False  # whether the last kept chunk is a view of this call's samples
         while len(samples):
             take = min(len(samples), self.window_len - self._n)
             self._chunks.append(samples[:take])
+            fresh = True
             self._n += take
             self._seen += take
             samples = samples[take:]
             if self._n == self.window_len:
                 window = self._chunks[0] if len(self._chunks) == 1 else np.concatenate(self._chunks)
-                self._chunks, self._n = [], 0
+                self._chunks, self._n, fresh = [], 0, False
                 line = estimate_samples_per_symbol(window)
                 self.estimate, self.strength = line.samples_per_symbol, line.strength
                 self.mismatch = is_mismatch(self.estimate, self.model_samples_per_symbol)
                 self._verdicts.append((self._seen, self.estimate, self.mismatch))
-        # a partial window is kept as a copy: the caller may reuse its buffer (GNU Radio does)
-        self._chunks = [np.array(c, copy=True) for c in self._chunks]
+        if fresh:
+            # the rest of this call's samples, kept as a copy: the caller may reuse its buffer
+            # (GNU Radio does); chunks kept from earlier calls are copies already
+            self._chunks[-1] = self._chunks[-1].copy()
         return self.mismatch != before
 
     def judge(self, n_frames):
