@@ -5,6 +5,7 @@ Three flowgraphs push the same complex noise through `head` into a null sink:
   plain        source -> head -> sink                     (GNU Radio's own ceiling)
   passthrough  source -> head -> Python copy block -> sink (the Python block ceiling)
   classifier   source -> head -> modrec.classifier -> sink (hop = frame_len)
+  unchecked    the same with check_oversampling=False: what the oversampling check costs
   resampled    the same with sample_rate = 2 x the model's samples per symbol x symbol_rate: the
                block resamples by 1/2 before framing (a capture at 16 samples per symbol)
 Figures are samples/s (best of --repeats) and the classifier's ratio to each baseline.
@@ -68,6 +69,7 @@ def main(argv=None):
         "plain": lambda: None,
         "passthrough": python_passthrough,
         "classifier": lambda: modrec.classifier(model_path),
+        "unchecked": lambda: modrec.classifier(model_path, check_oversampling=False),
         "resampled": lambda: modrec.classifier(model_path, sample_rate=2.0 * sps, symbol_rate=1.0),
     }
     best = {}
@@ -77,11 +79,13 @@ def main(argv=None):
     print(f"block throughput ({args.samples} samples, best of {args.repeats}, frame_len {frame_len}, hop {frame_len})")
     for name, rate in best.items():
         extra = {"classifier": f"  ({rate / frame_len:,.0f} frames/s)",
+                 "unchecked": f"  ({rate / frame_len:,.0f} frames/s)",
                  "resampled": f"  ({rate / (2 * frame_len):,.0f} frames/s)"}.get(name, "")
         print(f"  {name:<12} {rate / 1e6:8.2f} MS/s{extra}")
     print(f"  classifier / passthrough = {best['classifier'] / best['passthrough']:.3f}")
     print(f"  classifier / plain       = {best['classifier'] / best['plain']:.3f}")
     print(f"  resampled / classifier   = {best['resampled'] / best['classifier']:.3f} (samples/s)")
+    print(f"  classifier / unchecked   = {best['classifier'] / best['unchecked']:.3f} (the oversampling check's cost)")
 
 
 if __name__ == "__main__":

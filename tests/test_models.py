@@ -38,6 +38,20 @@ def test_the_signal_detector_estimates_snr_and_noise_at_any_gain():
     assert torch.isfinite(model(torch.zeros(2, 2, 128))).all()  # silence
 
 
+def test_the_detector_s_spectral_branch_reads_the_log_periodogram():
+    from gnuradio.modrec.training.models.signal_detector import LogPowerSpectrum
+
+    x = torch.randn(3, 2, 128)
+    z = (x[:, 0] + 1j * x[:, 1]).numpy() * np.hanning(128)
+    expected = np.log10(np.maximum(np.abs(np.fft.fft(z, axis=1)) ** 2 / 128, 1e-6))
+    np.testing.assert_allclose(LogPowerSpectrum(128)(x)[:, 0].numpy(), expected, atol=1e-4)
+    torch.manual_seed(0)
+    model = create_model("signal_detector", spectral_channels=8).eval()
+    assert not any("spectrum.0" in k for k in model.state_dict())  # the DFT is rebuilt, not saved
+    torch.testing.assert_close(model(x * 1e-3), model(x), rtol=1e-4, atol=1e-4)
+    assert torch.isfinite(model(torch.zeros(2, 2, 128))).all()
+
+
 def test_registry_lists_and_rejects_unknowns():
     assert "cnn3" in list_models() and list_models("cnn*") == ["cnn3", "cnn3_ee"]
     with pytest.raises(KeyError, match="did you mean 'cnn3'"):

@@ -16,6 +16,9 @@ noise and 0.26 % of known frames at 0-40 dB noise, with an SNR error of 1.03 dB,
 student (models/OPEN_SET.md).
 """
 
+import math
+
+import torch
 from torch import nn
 
 from .layers import GlobalAvgMaxPool1d, RMSNormIQ
@@ -29,29 +32,66 @@ def _conv(c_in, c_out, k, pool):
     return layers + ([nn.MaxPool1d(pool)] if pool > 1 else [])
 
 
+class LogPowerSpectrum(nn.Module):
+    """(N, 2, L) I/Q -> (N, 1, L) float32 log10 of the Hann-windowed periodogram, floored at
+    ``floor``. The DFT is two fixed (L, L) matrix products (not trained, not saved in checkpoints),
+    so the graph exports to any ONNX opset without a DFT operator."""
+
+    def __init__(self, frame_len, floor=1e-6):
+        super().__init__()
+        n = torch.arange(frame_len, dtype=torch.float64)
+        angle = 2 * math.pi * n[:, None] * n[None, :] / frame_len
+        window = torch.hann_window(frame_len, periodic=False, dtype=torch.float64)[:, None]
+        self.register_buffer("cos", (torch.cos(angle) * window).float(), persistent=False)
+        self.register_buffer("sin", (torch.sin(angle) * window).float(), persistent=False)
+        self.floor = floor
+
+    def forward(self, x):
+        i, q = x[:, 0], x[:, 1]
+        # X[k] = sum_n (i + jq)(cos - j sin)
+        re = i @ self.cos + q @ self.sin
+        im = q @ self.cos - i @ self.sin
+        power = (re * re + im * im) / self.cos.shape[0]
+        return torch.log10(torch.clamp(power, min=self.floor)).unsqueeze(1)
+
+
 class SignalDetector(nn.Module):
     """(N, 2, L) raw I/Q at any gain -> (N, 2) float32: column SNR_COLUMN the SNR estimate (dB),
-    column NOISE_COLUMN the logit of "this frame holds no signal"."""
+    column NOISE_COLUMN the logit of "this frame holds no signal". With ``spectral_channels`` > 0
+    a second branch reads the frame's log power spectrum (LogPowerSpectrum, frame_len samples)."""
 
-    def __init__(self, channels, hidden, eps):
+    def __init__(self, channels, hidden, eps, spectral_channels=0, frame_len=128):
         super().__init__()
         self.norm = RMSNormIQ(eps)  # SNR does not depend on gain; silence stays all-zero
         c1, c2 = channels
         self.features = nn.Sequential(*_conv(2, c1, 7, 1), *_conv(c1, c1, 5, 2), *_conv(c1, c2, 5, 2),
                                       *_conv(c2, c2, 3, 1))
         self.pool = GlobalAvgMaxPool1d()
-        self.head = nn.Sequential(nn.Linear(2 * c2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
+        width = 2 * c2
+        self.spectrum = None
+        if spectral_channels:
+            cs = spectral_channels
+            self.spectrum = nn.Sequential(LogPowerSpectrum(frame_len), *_conv(1, cs, 5, 1), *_conv(cs, cs, 5, 2),
+                                          GlobalAvgMaxPool1d())
+            width += 2 * cs
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
 
     def forward(self, x):
-        return self.head(self.pool(self.features(self.norm(x))))
+        x = self.norm(x)
+        features = self.pool(self.features(x))
+        if self.spectrum is not None:
+            features = torch.cat([features, self.spectrum(x)], dim=1)
+        return self.head(features)
 
 
 @register_model(kind="detector")
-def signal_detector(n_classes=2, frame_len=128, channels=(32, 64), hidden=64, eps=1e-12):
-    """The signal detector (module docstring). ``n_classes`` and ``frame_len`` are taken as every
-    model's are (from the data) and not used: the outputs are always SNR and the noise logit, and
-    global pooling makes the network length-agnostic."""
-    del n_classes, frame_len
+def signal_detector(n_classes=2, frame_len=128, channels=(32, 64), hidden=64, eps=1e-12, spectral_channels=0):
+    """The signal detector (module docstring). ``n_classes`` is taken as every model's is (from
+    the data) and not used: the outputs are always SNR and the noise logit. Without the spectral
+    branch (``spectral_channels`` 0) global pooling makes the network length-agnostic; with it,
+    frames must be ``frame_len`` samples long."""
+    del n_classes
     if len(channels) != 2:
         raise ValueError(f"signal_detector: channels needs 2 entries, got {channels}")
-    return SignalDetector(tuple(int(c) for c in channels), int(hidden), float(eps))
+    return SignalDetector(tuple(int(c) for c in channels), int(hidden), float(eps), int(spectral_channels),
+                          int(frame_len))
