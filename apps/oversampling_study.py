@@ -20,6 +20,7 @@ Per (samples per symbol, SNR), over every class:
   (a class, not noise or unknown, and not the true one), and the share the check flags. Frames
   ending in a stream's first window are never judged by the check, so these shares count the
   frames after it.
+Per (samples per symbol, class), over the SNRs: the share of frames the check flags.
 
 Prints markdown tables and writes them with --out.
 """
@@ -99,6 +100,7 @@ def main(argv=None):
     sps_list = [int(s) for s in args.sps.split(",")]
     snrs = [float(s) for s in args.snrs.split(",")]
     rows = []
+    flagged_by_class = {}  # (sps, class) -> [flagged, judged]
     t0 = time.time()
     for sps in sps_list:
         cfg = config_at(sps, args.stream_len)
@@ -123,6 +125,9 @@ def main(argv=None):
                     plain.wrong_before += int((confident_wrong(model, before.index, label) & judged).sum())
                     plain.wrong_after += int((confident_wrong(model, after.index, label) & judged).sum())
                     plain.flagged += int((mismatch & judged).sum())
+                    tally = flagged_by_class.setdefault((sps, name), [0, 0])
+                    tally[0] += int((mismatch & judged).sum())
+                    tally[1] += int(judged.sum())
                     if (up, down) != (1, 1):
                         frames, _ = framed(model, stream, ResampledFramer(L, L, up, down))
                     resampled.n += len(frames)
@@ -141,6 +146,11 @@ def main(argv=None):
     lines += [f"| {sps} | {snr:g} | {p.share('correct'):.1%} | {r.share('correct'):.1%} | "
               f"{p.share('wrong_before'):.1%} | {p.share('wrong_after'):.1%} | {p.share('flagged'):.1%} |"
               for sps, snr, p, r in rows]
+    names = [c for c in model.classes if c != model.open_set.noise_class]
+    lines += ["", "Frames flagged by the check, per class (all SNRs above):", "",
+              "| samples per symbol | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {sps} | " + " | ".join(f"{flagged_by_class[sps, c][0] / max(flagged_by_class[sps, c][1], 1):.0%}"
+                                         for c in names) + " |" for sps in sps_list]
     table = "\n".join(lines)
     print(table)
     if args.out:
