@@ -148,3 +148,21 @@ def test_the_monitor_keeps_its_own_copy_of_a_partial_window():
     n = (2 * WINDOW_LEN) // 128
     np.testing.assert_array_equal(reference.judge(n)[0], reused.judge(n)[0])
     assert reused.mismatch and reused.estimate == pytest.approx(4, rel=0.05)
+
+
+@pytest.mark.parametrize("sps, up", [(4, 2), (2, 4)])
+def test_a_resampler_s_own_lines_are_not_symbol_rates(sps, up):
+    # the classifier's symbol_rate option resamples up to 8 samples per symbol; an interpolator's
+    # output is periodic at its factor, and that line read as 8 / up samples per symbol
+    from scipy.signal import resample_poly
+
+    cfg = dataclasses.replace(g.DEFAULT_CONFIG, frame_len=4 * WINDOW_LEN // up, samples_per_symbol=sps)
+    x = resample_poly(g.generate_frames("QPSK", 1, 15, np.random.default_rng(0), cfg, random_gain=False)[0], up, 1)
+    windows = x[: 4 * WINDOW_LEN].reshape(4, WINDOW_LEN)
+    if up == 2:  # (by 4, the symbol-rate line stood above the interpolator's here anyway)
+        assert any(is_mismatch(estimate_samples_per_symbol(w).samples_per_symbol, 8) for w in windows)
+    lines = [estimate_samples_per_symbol(w, interpolated_by=up) for w in windows]
+    assert not any(is_mismatch(line.samples_per_symbol, 8) for line in lines)
+    assert any(line.samples_per_symbol == pytest.approx(8, rel=0.05) for line in lines)
+    with pytest.raises(ValueError, match="interpolated_by"):
+        estimate_samples_per_symbol(windows[0], interpolated_by=0)

@@ -393,7 +393,8 @@ class classifier(flowgraph_owned, gr.hier_block2):
         self.message_port_register_hier_out(CLASSIFICATION_PORT)
         self._watch = _StreamWatch()
         self.check_oversampling = bool(check_oversampling)
-        monitor = (OversamplingMonitor(self.samples_per_symbol, self.frame_len, self.hop)
+        monitor = (OversamplingMonitor(self.samples_per_symbol, self.frame_len, self.hop,
+                                       interpolated_by=self.resampling[0] if self.resampling else 1)
                    if self.check_oversampling else None)
         self._core = _ClassifierCore(self.model, framer, min_confidence, tag_key, self._watch, monitor)
         self._probe = _EndOfStreamProbe(self._watch)

@@ -180,7 +180,8 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
 
     from tqdm import tqdm
 
-    monitor = OversamplingMonitor(model.samples_per_symbol, frame_len, hop) if check_oversampling else None
+    monitor = (OversamplingMonitor(model.samples_per_symbol, frame_len, hop, interpolated_by=up)
+               if check_oversampling else None)
     arrays = {"starts": [], "lengths": [], "class_index": [], "confidence": [], "snr_db": [], "sps_estimate": [],
               "sps_mismatch": []}
     labels = tuple(decision_labels(model))

@@ -80,7 +80,7 @@ def _interpolate_by_2(x):
 
 
 def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SPS, max_sps=MAX_SPS,
-                                line_strength=LINE_STRENGTH):
+                                line_strength=LINE_STRENGTH, interpolated_by=1):
     """The samples per symbol of the digital signal in ``samples``, from its symbol-rate line.
 
     samples: complex (N,), N >= 4 * segment_len (more segments, a steadier floor), contiguous
@@ -90,7 +90,10 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
     its frequency (a harmonic of the symbol rate), that one is the symbol rate.
 
     Returns SymbolRateLine: NaN samples per symbol when no line is ``line_strength`` times its
-    floor (analog signals, noise) or when ``samples`` holds NaN/Inf. Raises ValueError for a
+    floor (analog signals, noise) or when ``samples`` holds NaN/Inf. ``interpolated_by``: the
+    factor the stream was interpolated by before (an integer >= 1, the ``up`` of a resampler):
+    an interpolator's output is periodic at that factor, so lines at multiples of 1/interpolated_by
+    cycles/sample are its own and are not searched. Raises ValueError for a
     non-1-D input, too few samples, or bad limits.
     """
     x = np.asarray(samples)
@@ -103,6 +106,8 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
     if not (1.0 < min_sps < max_sps <= segment_len / 4):
         raise ValueError(f"min_sps, max_sps: expected 1 < min_sps < max_sps <= {segment_len / 4:g}, "
                          f"got {min_sps!r}, {max_sps!r}")
+    if not (isinstance(interpolated_by, (int, np.integer)) and interpolated_by >= 1):
+        raise ValueError(f"interpolated_by: expected an integer >= 1, got {interpolated_by!r}")
     if not np.all(np.isfinite(x)):
         return SymbolRateLine(math.nan, 0.0)
     # Both features are nonlinear: |x|^2 of a signal spanning most of the band spans twice it, so
@@ -114,6 +119,9 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
     frequency_changes = np.abs(np.diff(np.angle(x[1:] * np.conj(x[:-1]))))
     bins = np.arange(segment_len + 1) / segment_len
     searched = (bins >= 1.0 / max_sps) & (bins <= 1.0 / min_sps)
+    for k in range(1, interpolated_by):  # the interpolator's lines, with their leakage
+        centre = round(k * segment_len / interpolated_by)
+        searched[max(centre - 2, 0) : centre + 3] = False
     best = SymbolRateLine(math.nan, 0.0)
     for feature in (envelope, frequency_changes):
         ratio = np.where(searched, _line_spectrum(feature, 2 * segment_len), 0.0)
@@ -152,15 +160,17 @@ class OversamplingMonitor:
     whether that is a mismatch (more than MISMATCH_RATIO off ``model_samples_per_symbol``). So the
     verdicts depend on the stream alone, not on how it is cut into calls: the classifier block and
     ``modrec classify`` agree frame for frame. Frames ending within the first ``window_len``
-    samples are never called a mismatch.
+    samples are never called a mismatch. ``interpolated_by``: the ``up`` factor of the resampler
+    in front (framing.ResampledFramer), whose own lines are not symbol rates.
     """
 
-    def __init__(self, model_samples_per_symbol, frame_len, hop, window_len=WINDOW_LEN):
+    def __init__(self, model_samples_per_symbol, frame_len, hop, window_len=WINDOW_LEN, interpolated_by=1):
         if not (isinstance(window_len, (int, np.integer)) and window_len >= 4 * SEGMENT_LEN):
             raise ValueError(f"window_len: expected an integer >= {4 * SEGMENT_LEN}, got {window_len!r}")
         self.model_samples_per_symbol = float(model_samples_per_symbol)
         self.frame_len, self.hop = int(frame_len), int(hop)
         self.window_len = int(window_len)
+        self.interpolated_by = int(interpolated_by)
         self.reset()
 
     def reset(self):
@@ -188,7 +198,7 @@ class OversamplingMonitor:
             if self._n == self.window_len:
                 window = self._chunks[0] if len(self._chunks) == 1 else np.concatenate(self._chunks)
                 self._chunks, self._n, fresh = [], 0, False
-                line = estimate_samples_per_symbol(window)
+                line = estimate_samples_per_symbol(window, interpolated_by=self.interpolated_by)
                 self.estimate, self.strength = line.samples_per_symbol, line.strength
                 self.mismatch = is_mismatch(self.estimate, self.model_samples_per_symbol)
                 self._verdicts.append((self._seen, self.estimate, self.mismatch))
