@@ -59,10 +59,10 @@ def classify_frames(model, frames, min_confidence=MODEL_RULE, wrong_oversampling
     no signal, so it cannot be an unknown signal). A frame flagged in ``wrong_oversampling`` (bool
     (K,), or None: none) sits where the stream's samples per symbol is far from the model's
     (oversampling.OversamplingMonitor): it is ``unknown`` unless the model calls it noise, as the
-    model's class would be a confident guess at a signal
-    it was not trained to see. A frame holding NaN/Inf samples is not run
-    through the model: all-zero probs, confidence 0, ``unknown``. Whatever the model raises
-    propagates (the block and the command line decide what an error means for them).
+    model's class would be a confident guess at a signal it was not trained to see. A frame
+    holding NaN/Inf samples is not run through the model: all-zero probs, confidence 0,
+    ``unknown``. Whatever the model raises propagates (the block and the command line decide what
+    an error means for them).
     """
     finite = np.isfinite(frames.real).all(axis=1) & np.isfinite(frames.imag).all(axis=1)
     k = frames.shape[0]
