@@ -17,10 +17,10 @@ its colour and the signal's level cancel. Analog signals and noise have no symbo
 estimate is then "none" (NaN), never a mismatch.
 
 Measured with ``apps/oversampling_study.py`` (docs/REAL_INPUTS.md): at 10-18 dB it flags
-38-64 % of the frames of streams at 2 and 4 samples per symbol (most of the linear
-modulations', few of GFSK's, none of the analog signals', which have no symbol rate), 12-25 % at
-16, where the line stands lower over a fading channel's slow variations, and 0-0.8 % at the
-model's own 8. Receiver noise with DC offsets and spurs gave no mismatch (tests).
+38-64 % of the frames of streams at 2 and 4 samples per symbol (PSK, PAM and QAM the most, FSK
+and analog signals, which have no symbol rate, much less), 12-25 % at 16, where the line stands
+lower over a fading channel's slow variations, and 0-0.8 % at the model's own 8 (an AM-SSB
+voice's harmonics). Receiver noise with DC offsets and spurs gave no mismatch (tests).
 
 numpy only.
 """
