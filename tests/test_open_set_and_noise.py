@@ -74,3 +74,23 @@ def test_noise_is_a_class_a_model_can_be_trained_on(tmp_path):
                   progress=False)
     train = SyntheticSource(tmp_path / "ds").load("train")
     assert list(train.meta["classes"]) == ["BPSK", "noise"] and np.bincount(train.y).tolist() == [6, 6]
+
+
+def test_coloured_noise_around_a_signal_keeps_the_snr_and_leaves_old_datasets_alone():
+    import dataclasses
+
+    # off by default, and then absent from the saved configuration: datasets built before match
+    assert "coloured_noise_prob" not in DEFAULT_CONFIG.to_dict()
+    assert GeneratorConfig.from_dict(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
+    cfg = dataclasses.replace(DEFAULT_CONFIG, coloured_noise_prob=1.0, frame_len=1024, gain_db_range=(0.0, 0.0))
+    assert cfg.to_dict()["coloured_noise_prob"] == 1.0
+    noisy, clean = generate_frames("QPSK", 200, 0.0, np.random.default_rng(0), cfg, return_clean=True)
+    noise = noisy - clean
+    snr = 10 * np.log10(np.mean(np.abs(clean) ** 2, axis=1) / np.mean(np.abs(noise) ** 2, axis=1))
+    assert abs(np.mean(snr)) < 0.3  # the SNR is that of the coloured noise
+    # coloured: the noise's outer band holds far less than its share of the power
+    spectrum = np.mean(np.abs(np.fft.fftshift(np.fft.fft(noise, axis=1), axes=1)) ** 2, axis=0)
+    outer = np.r_[spectrum[:64], spectrum[-64:]].sum() / spectrum.sum()
+    assert outer < 0.5 * 128 / 1024
+    with pytest.raises(ValueError, match="coloured_noise_prob"):
+        dataclasses.replace(DEFAULT_CONFIG, coloured_noise_prob=1.5)
