@@ -112,8 +112,8 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
         return SymbolRateLine(math.nan, 0.0)
     # Both features are nonlinear: |x|^2 of a signal spanning most of the band spans twice it, so
     # at 2 samples per symbol its symbol-rate line would sit at the feature's Nyquist frequency,
-    # seen or not by the sampling phase. Interpolating the window by 2 first (FFT) keeps it clear;
-    # a bin k of the 2 * segment_len spectra is then a cyclic frequency of k / segment_len.
+    # seen or not by the sampling phase. Interpolating the window by 2 first (windowed sinc) keeps
+    # it clear; a bin k of the 2 * segment_len spectra is then a cyclic frequency of k / segment_len.
     x = _interpolate_by_2(x.astype(np.complex64, copy=False))
     envelope = x.real**2 + x.imag**2
     frequency_changes = np.abs(np.diff(np.angle(x[1:] * np.conj(x[:-1]))))
