@@ -50,6 +50,22 @@ def test_noise_and_silence_show_no_line():
         assert line.strength < 10
 
 
+def test_clean_tones_and_fm_show_no_line_and_the_gain_does_not_matter():
+    # a clean tone's envelope is flat but for float32 rounding, whose patterns are not lines
+    n = np.arange(WINDOW_LEN)
+    for f in (0.01, 0.05, 0.123):
+        assert math.isnan(estimate_samples_per_symbol(np.exp(2j * np.pi * f * n).astype(np.complex64)).samples_per_symbol)
+    message = np.sin(2 * np.pi * 0.001 * n) + 0.5 * np.sin(2 * np.pi * 0.0037 * n)
+    fm = np.exp(2j * np.pi * 0.05 * np.cumsum(message)).astype(np.complex64)
+    assert math.isnan(estimate_samples_per_symbol(fm).samples_per_symbol)
+    x = _stream("QPSK", 4)
+    for gain in (1e-6, 1e15):  # float32 squares of 1e15 would overflow
+        with np.errstate(all="raise"):
+            scaled, plain = estimate_samples_per_symbol(x * np.float32(gain)), estimate_samples_per_symbol(x)
+        assert scaled.samples_per_symbol == plain.samples_per_symbol
+        assert scaled.strength == pytest.approx(plain.strength, rel=1e-5)
+
+
 def test_receiver_noise_is_never_a_mismatch():
     # DC, spurs, colour, silence: no symbol-rate line far from 8 in any of 40 windows
     cfg = dataclasses.replace(g.DEFAULT_CONFIG, frame_len=WINDOW_LEN)
@@ -66,7 +82,9 @@ def test_is_mismatch_is_a_ratio_either_way():
 
 def test_bad_samples_give_no_estimate_and_bad_calls_say_what_is_wrong():
     x = _stream("QPSK", 4)
-    x[100] = np.nan
+    x[100] = np.nan  # one bad sample (a dropped buffer) does not cost the window
+    assert estimate_samples_per_symbol(x).samples_per_symbol == pytest.approx(4, rel=0.05)
+    x[: len(x) // 50] = np.inf  # 2 % of them do
     assert math.isnan(estimate_samples_per_symbol(x).samples_per_symbol)
     with pytest.raises(ValueError, match="1-D"):
         estimate_samples_per_symbol(np.zeros((2, WINDOW_LEN), np.complex64))
@@ -111,7 +129,7 @@ def test_the_monitor_judges_each_frame_by_the_last_window_before_its_end_however
     assert not mis_a[window == 3].any()
 
 
-def test_a_mismatch_makes_frames_unknown_except_noise(tmp_path):
+def test_a_mismatch_makes_frames_unknown_noise_included(tmp_path):
     import onnx
 
     # the version-2 fixture: its noise class is "noise"; no frame is unknown by its score
@@ -127,8 +145,8 @@ def test_a_mismatch_makes_frames_unknown_except_noise(tmp_path):
     is_noise = plain.index == noise
     assert is_noise.any() and (~is_noise & flagged).any()
     np.testing.assert_array_equal(checked.index[~flagged], plain.index[~flagged])
-    np.testing.assert_array_equal(checked.index[flagged & is_noise], noise)
-    assert (checked.index[flagged & ~is_noise] == -1).all()
+    # a symbol-rate line shows a signal is there: a flagged frame is not noise either
+    assert (checked.index[flagged] == -1).all()
     assert decision_labels(model)[-1] == UNKNOWN_CLASS
     np.testing.assert_array_equal(checked.probs, plain.probs)
     np.testing.assert_array_equal(checked.confidence, plain.confidence)

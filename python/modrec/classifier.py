@@ -80,7 +80,7 @@ class _EndOfStreamProbe(flowgraph_owned, gr.sync_block):
 class _ClassifierCore(flowgraph_owned, gr.basic_block):
     """Pass-through that holds samples back until the frames starting in them are classified."""
 
-    def __init__(self, model, framer, min_confidence, tag_key, watch, monitor):
+    def __init__(self, model, framer, min_confidence, tag_key, watch, monitor, rates):
         gr.basic_block.__init__(
             self, name="modrec_classifier_core", in_sig=[np.complex64], out_sig=[np.complex64]
         )
@@ -91,6 +91,8 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self._watch = watch
         self._framer = framer  # StreamFramer, or ResampledFramer when the stream is resampled
         self._monitor = monitor  # OversamplingMonitor on the framed (model-rate) stream, or None
+        self._rates = rates  # (sample_rate, symbol_rate) in Hz as given (0: not given), for the log
+        self._warned = False  # a wrong-oversampling warning stands (logged once, until a match)
         # The scheduler would shift propagated tags by our output lag; we re-emit them ourselves
         # at their original offsets when the samples they sit on are released.
         self.set_tag_propagation_policy(gr.TPP_DONT)
@@ -127,6 +129,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self._framer.reset()
         if self._monitor is not None:
             self._monitor.reset()
+            self._warned = False
         self._shift = 0  # output offset - input offset in this run: the carried samples sent so far
         return True
 
@@ -228,15 +231,27 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         return n
 
     def _log_oversampling(self):
+        """A warning when a mismatch starts, a note when an estimate matches again; windows with no
+        line (NaN) change nothing, so the log does not flap with a line at the edge of detection."""
         monitor, model_sps = self._monitor, self._model.samples_per_symbol
-        if monitor.mismatch:
+        if monitor.mismatch and not self._warned:
+            self._warned = True
+            sample_rate, symbol_rate = self._rates
+            if symbol_rate:
+                advice = (f"with the symbol_rate given ({symbol_rate:g} Hz) it should be {model_sps}: the symbol "
+                          f"rate looks like {symbol_rate * model_sps / monitor.estimate:g} Hz")
+            elif sample_rate:
+                advice = (f"give the block symbol_rate (it looks like {sample_rate / monitor.estimate:g} Hz at "
+                          f"{sample_rate:g} samples/s) to resample the stream to {model_sps} samples per symbol")
+            else:
+                advice = f"give the block sample_rate and symbol_rate to resample it to {model_sps} samples per symbol"
             self._log.warn(f"the stream looks like {monitor.estimate:.1f} samples per symbol (a symbol-rate line "
                            f"{monitor.strength:.0f} times its floor), the model expects {model_sps}: frames are "
-                           f"tagged '{UNKNOWN_CLASS}' (sps_mismatch) until it matches. Give the block symbol_rate "
-                           f"and sample_rate to resample the stream to {model_sps} samples per symbol.")
-        else:
-            self._log.info(f"the stream's samples per symbol no longer looks far from the model's {model_sps}: "
-                           f"frames are classified again")
+                           f"tagged '{UNKNOWN_CLASS}' (sps_mismatch) until it matches; {advice}")
+        elif self._warned and not monitor.mismatch and np.isfinite(monitor.estimate):
+            self._warned = False
+            self._log.info(f"the stream now looks like {monitor.estimate:.1f} samples per symbol, close to the "
+                           f"model's {model_sps}: frames are classified again")
 
     def _classify(self, starts, frames):
         model = self._model
@@ -340,10 +355,11 @@ class classifier(flowgraph_owned, gr.hier_block2):
     (``runtime/oversampling.py``: squared envelope and frequency changes, Gardner 1991). Each
     frame is judged by the last such window ending at or before its end, and its tag gains
     ``sps_estimate`` (float, samples per symbol; NaN when no line was found: analog signals,
-    noise, the stream's first window) and ``sps_mismatch`` (bool: the estimate is more than 1.4
-    times off the model's). A mismatched frame is tagged ``unknown`` (unless the model calls it
-    noise), with its probs and confidence kept, and the block logs a warning when a mismatch
-    starts and a note when it ends. Lines a resampler in front makes itself (``symbol_rate``
+    noise, frames ending before the first window's end) and ``sps_mismatch`` (bool: the estimate
+    is more than 1.4 times off the model's). A mismatched frame is tagged ``unknown`` (not
+    ``noise`` either: its symbol-rate line shows a signal), with its probs and confidence kept,
+    and the block logs a warning when a mismatch starts and a note when an estimate matches
+    again. Lines a resampler in front makes itself (``symbol_rate``
     given) are not counted. At 10-18 dB it flags most PSK, PAM and QAM frames at 2 and 4 samples
     per symbol, fewer at 16, and fewer FSK and analog ones (analog signals have no symbol rate);
     docs/REAL_INPUTS.md has the figures. ``False`` turns it off.
@@ -397,7 +413,8 @@ class classifier(flowgraph_owned, gr.hier_block2):
         monitor = (OversamplingMonitor(self.samples_per_symbol, self.frame_len, self.hop,
                                        interpolated_by=self.resampling[0] if self.resampling else 1)
                    if self.check_oversampling else None)
-        self._core = _ClassifierCore(self.model, framer, min_confidence, tag_key, self._watch, monitor)
+        self._core = _ClassifierCore(self.model, framer, min_confidence, tag_key, self._watch, monitor,
+                                     (sample_rate, symbol_rate))
         self._probe = _EndOfStreamProbe(self._watch)
         self.connect(self, self._core, self)
         self.connect(self, self._probe)

@@ -597,6 +597,29 @@ class qa_classifier(gr_unittest.TestCase):
         self.assertNotIn("sps_mismatch", dict(_pmt_items(tags[-1].value)))
         self.assertNotIn(UNKNOWN_CLASS, {_tag_dict(t.value)["class"] for t in tags})
 
+    def test_the_oversampling_log_warns_once_and_does_not_flap(self):
+        class Log:
+            def __init__(self):
+                self.lines = []
+
+            def warn(self, text):
+                self.lines.append(("warn", text))
+
+            def info(self, text):
+                self.lines.append(("info", text))
+
+        clf = classifier(self.model_path, sample_rate=32e3, symbol_rate=2e3)  # 16 -> 8 samples per symbol
+        core = clf._core
+        core._log = Log()
+        # windows: a mismatch, no line, the mismatch again, a match, no line
+        for estimate, mismatch in ((4.0, True), (float("nan"), False), (4.1, True), (8.0, False), (float("nan"), False)):
+            core._monitor.estimate, core._monitor.mismatch = estimate, mismatch
+            core._log_oversampling()
+        kinds = [kind for kind, _ in core._log.lines]
+        self.assertEqual(kinds, ["warn", "info"])
+        # the symbol rate given makes 8 samples per symbol; the stream shows 4: 4 kHz, not 2
+        self.assertIn("the symbol rate looks like 4000 Hz", core._log.lines[0][1])
+
     def test_exposes_metadata(self):
         clf = classifier(self.model_path)
         self.assertEqual(clf.classes, fx.FIXTURE_CLASSES)

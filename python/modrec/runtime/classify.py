@@ -145,7 +145,7 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
     NaN/Inf samples is not run through the model: ``unknown`` with confidence 0. With
     ``check_oversampling`` the samples per symbol of the framed stream is estimated as the
     classifier block does (``oversampling.OversamplingMonitor``), and a frame where it is far
-    from the model's is ``unknown`` unless the model calls it noise.
+    from the model's is ``unknown``.
 
     Memory is bounded: ``chunk_samples`` input samples are read at a time (the peak is about
     2-3 times their complex64 size), at most ``batch_frames`` frames go to the model per call,

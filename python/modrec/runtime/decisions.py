@@ -58,8 +58,10 @@ def classify_frames(model, frames, min_confidence=MODEL_RULE, wrong_oversampling
     frame a class). A frame whose top class is the model's noise class stays that class (it holds
     no signal, so it cannot be an unknown signal). A frame flagged in ``wrong_oversampling`` (bool
     (K,), or None: none) sits where the stream's samples per symbol is far from the model's
-    (oversampling.OversamplingMonitor): it is ``unknown`` unless the model calls it noise, as the
-    model's class would be a confident guess at a signal it was not trained to see. A frame
+    (oversampling.OversamplingMonitor): it is ``unknown``, noise class included: its symbol-rate
+    line shows a signal is there, and the model's class (a signal spanning the band at 2 samples
+    per symbol looks like noise to it) would be a confident guess at what it was not trained to
+    see. A frame
     holding NaN/Inf samples is not run through the model: all-zero probs, confidence 0,
     ``unknown``. Whatever the model raises propagates (the block and the command line decide what
     an error means for them).
@@ -92,5 +94,5 @@ def classify_frames(model, frames, min_confidence=MODEL_RULE, wrong_oversampling
     if min_confidence == MODEL_RULE and score is not None:
         known &= is_noise | (score <= model.open_set.threshold)
     if wrong_oversampling is not None:
-        known &= is_noise | ~np.asarray(wrong_oversampling, dtype=bool)
+        known &= ~np.asarray(wrong_oversampling, dtype=bool)
     return FrameDecisions(probs, exits, np.where(known, index, -1).astype(np.int64), confidence, snr, logits)

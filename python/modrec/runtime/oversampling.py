@@ -38,6 +38,11 @@ LINE_STRENGTH = 10.0  # a line is at least this many times the running median of
 MISMATCH_RATIO = 1.4  # an estimate more than this factor (either way) off the model's is a mismatch
 _MEDIAN_HALF_WIDTH = 16  # bins either side in the running median (the floor a line stands on)
 _HARMONIC_SHARE = 0.3  # a line at 1/2 or 1/3 of the strongest one, this strong, is its fundamental
+# A line must also stand this high in the feature's own units (the envelope relative to its mean,
+# the frequency steps in radians): a clean tone's float32 rounding leaves patterned "lines" 1e-7
+# high over an almost empty spectrum, which the running median alone would call strong.
+_MIN_LINE_AMPLITUDE = 1e-3
+_MAX_NON_FINITE = 0.01  # a window with more NaN/Inf samples than this share gives no estimate
 
 
 @dataclass(frozen=True)
@@ -50,16 +55,18 @@ class SymbolRateLine:
     strength: float
 
 
-def _line_spectrum(feature, segment_len):
-    """Welch spectrum of a real feature over Hann-windowed segments, divided by its running median."""
+def _line_spectrum(feature, segment_len, line_strength):
+    """Welch spectrum of a real feature over Hann-windowed segments, divided by its running median
+    (or, where that is lower, by the floor a line of _MIN_LINE_AMPLITUDE needs to reach
+    ``line_strength``: a sinusoid of amplitude a peaks at (a * sum(window) / 2)^2)."""
     n_seg = len(feature) // segment_len
     segments = feature[: n_seg * segment_len].reshape(n_seg, segment_len)
     segments = segments - segments.mean(axis=1, keepdims=True)
-    spectrum = (np.abs(np.fft.rfft(segments * np.hanning(segment_len), axis=1)) ** 2).mean(axis=0)
+    window = np.hanning(segment_len)
+    spectrum = (np.abs(np.fft.rfft(segments * window, axis=1)) ** 2).mean(axis=0)
     padded = np.pad(spectrum, _MEDIAN_HALF_WIDTH, mode="edge")
     floor = np.median(sliding_window_view(padded, 2 * _MEDIAN_HALF_WIDTH + 1), axis=1)
-    # relative floor: a silent or constant-envelope feature has an all-zero spectrum, no line
-    floor = np.maximum(floor, 1e-12 * max(float(spectrum.max()), 1e-300))
+    floor = np.maximum(floor, (_MIN_LINE_AMPLITUDE * window.sum() / 2) ** 2 / line_strength)
     return spectrum / floor
 
 
@@ -90,7 +97,8 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
     its frequency (a harmonic of the symbol rate), that one is the symbol rate.
 
     Returns SymbolRateLine: NaN samples per symbol when no line is ``line_strength`` times its
-    floor (analog signals, noise) or when ``samples`` holds NaN/Inf. ``interpolated_by``: the
+    floor (analog signals, noise, silence) or when more than 1 % of ``samples`` are NaN/Inf (fewer
+    are taken as zeros). ``interpolated_by``: the
     factor the stream was interpolated by before (an integer >= 1, the ``up`` of a resampler):
     an interpolator's output is periodic at that factor, so lines at multiples of 1/interpolated_by
     cycles/sample are its own and are not searched. Raises ValueError for a
@@ -108,14 +116,22 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
                          f"got {min_sps!r}, {max_sps!r}")
     if not (isinstance(interpolated_by, (int, np.integer)) and interpolated_by >= 1):
         raise ValueError(f"interpolated_by: expected an integer >= 1, got {interpolated_by!r}")
-    if not np.all(np.isfinite(x)):
-        return SymbolRateLine(math.nan, 0.0)
+    finite = np.isfinite(x)
+    if not finite.all():
+        # a few bad samples (a dropped buffer) are zeroed rather than costing the window
+        if 1.0 - finite.mean() > _MAX_NON_FINITE:
+            return SymbolRateLine(math.nan, 0.0)
+        x = np.where(finite, x, 0)
     # Both features are nonlinear: |x|^2 of a signal spanning most of the band spans twice it, so
     # at 2 samples per symbol its symbol-rate line would sit at the feature's Nyquist frequency,
     # seen or not by the sampling phase. Interpolating the window by 2 first (windowed sinc) keeps
     # it clear; a bin k of the 2 * segment_len spectra is then a cyclic frequency of k / segment_len.
-    x = _interpolate_by_2(x.astype(np.complex64, copy=False))
+    x = _interpolate_by_2(x.astype(np.complex128, copy=False))  # float64: no overflow at any level
     envelope = x.real**2 + x.imag**2
+    level = envelope.mean()
+    if not level > 0:  # silence
+        return SymbolRateLine(math.nan, 0.0)
+    envelope /= level  # relative to its mean: the line's height does not depend on the gain
     frequency_changes = np.abs(np.diff(np.angle(x[1:] * np.conj(x[:-1]))))
     bins = np.arange(segment_len + 1) / segment_len
     searched = (bins >= 1.0 / max_sps) & (bins <= 1.0 / min_sps)
@@ -124,7 +140,7 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
         searched[max(centre - 2, 0) : centre + 3] = False
     best = SymbolRateLine(math.nan, 0.0)
     for feature in (envelope, frequency_changes):
-        ratio = np.where(searched, _line_spectrum(feature, 2 * segment_len), 0.0)
+        ratio = np.where(searched, _line_spectrum(feature, 2 * segment_len, line_strength), 0.0)
         k = int(np.argmax(ratio))
         strength = float(ratio[k])
         for divisor in (3, 2):  # the lowest harmonic first
@@ -181,12 +197,13 @@ class OversamplingMonitor:
         self._verdicts = []  # (window end, estimate, mismatch), ends ascending
         # the latest window's verdict, for logs and properties
         self.estimate, self.strength, self.mismatch = math.nan, 0.0, False
+        self.windows = 0  # windows estimated in this run
 
     def observe(self, samples):
-        """Take the next complex samples (1-D) of the stream; returns True when the newest
-        window's verdict (``mismatch``) changed."""
+        """Take the next complex samples (1-D) of the stream; returns True when a window was
+        estimated (``estimate``, ``strength`` and ``mismatch`` then hold the newest one's)."""
         samples = np.asarray(samples).ravel()
-        before = self.mismatch
+        windows_before = self.windows
         fresh = False  # whether the last kept chunk is a view of this call's samples
         while len(samples):
             take = min(len(samples), self.window_len - self._n)
@@ -202,11 +219,12 @@ class OversamplingMonitor:
                 self.estimate, self.strength = line.samples_per_symbol, line.strength
                 self.mismatch = is_mismatch(self.estimate, self.model_samples_per_symbol)
                 self._verdicts.append((self._seen, self.estimate, self.mismatch))
+                self.windows += 1
         if fresh:
             # the rest of this call's samples, kept as a copy: the caller may reuse its buffer
             # (GNU Radio does); chunks kept from earlier calls are copies already
             self._chunks[-1] = self._chunks[-1].copy()
-        return self.mismatch != before
+        return self.windows > windows_before
 
     def judge(self, n_frames):
         """Verdicts on the next ``n_frames`` frames: (estimate float32 (n,), mismatch bool (n,)).

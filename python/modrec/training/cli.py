@@ -179,6 +179,31 @@ def _parser():
     return p
 
 
+def _oversampling_notes(result, check):
+    """What ``modrec classify`` says on stderr about the oversampling check's verdicts."""
+    import numpy as np
+
+    from ..runtime.oversampling import WINDOW_LEN
+
+    model_sps = result.model_samples_per_symbol
+    flagged = result.sps_mismatch & (result.class_index == -1)
+    if flagged.any():
+        estimate = float(np.nanmedian(result.sps_estimate[result.sps_mismatch]))
+        if result.symbol_rate is not None:
+            advice = (f"with --symbol-rate {result.symbol_rate:g} it should be {model_sps}: the symbol rate looks "
+                      f"like {result.symbol_rate * model_sps / estimate:g} Hz")
+        else:
+            advice = (f"give --symbol-rate (it looks like {result.sample_rate / estimate:g} Hz) to resample it to "
+                      f"{model_sps} samples per symbol")
+        print(f"warning: {int(flagged.sum())} of {result.n_frames} frames are 'unknown' because the stream looks like "
+              f"{estimate:.1f} samples per symbol there (median estimate), not the model's {model_sps}; {advice}",
+              file=sys.stderr)
+    up, down = result.resample
+    if check and result.recording.n_samples * up / down < WINDOW_LEN:
+        print(f"note: the oversampling was not checked: the recording holds fewer than {WINDOW_LEN} samples at the "
+              f"model's rate (one estimate's window)", file=sys.stderr)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "data":
@@ -311,14 +336,7 @@ def main(argv=None):
                                         check_oversampling=not args.no_oversampling_check)
             written = write_outputs(result, meta_out=args.meta_out, plot=False if args.no_plot else args.plot)
             print(format_segments(result))
-            if result.sps_mismatch.any():
-                import numpy as np
-
-                estimates = result.sps_estimate[result.sps_mismatch]
-                print(f"warning: {int(result.sps_mismatch.sum())} of {result.n_frames} frames are 'unknown' because "
-                      f"the stream looks like {np.nanmedian(estimates):.1f} samples per symbol there (median "
-                      f"estimate), not the model's {result.model_samples_per_symbol}: give --symbol-rate to "
-                      f"resample it", file=sys.stderr)
+            _oversampling_notes(result, check=not args.no_oversampling_check)
             print(f"{result.n_frames} frames of {result.recording.data_path} classified by {result.model_path} "
                   f"in {result.elapsed_s:.1f} s")
             for path in written.values():
