@@ -4,7 +4,7 @@ The recording is read in bounded chunks (``Recording.iter_chunks``) and framed b
 block's own framer, which resamples to the model's samples per symbol when the symbol rate is
 given (``framing.ResampledFramer``); frames start at 0, hop, 2*hop, ... at the model's rate and
 are classified in batches. Per-frame
-results are kept as compact arrays (28 bytes a frame, not one Python object each) and
+results are kept as compact arrays (37 bytes a frame, not one Python object each) and
 merged into segments batch by batch, so memory stays bounded by the chunk size, not the file.
 
 numpy, onnxruntime, sigmf and tqdm only (matplotlib lazily, for the timeline plot); no torch.
@@ -149,7 +149,7 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
 
     Memory is bounded: ``chunk_samples`` input samples are read at a time (the peak is about
     2-3 times their complex64 size), at most ``batch_frames`` frames go to the model per call,
-    and each frame's result takes 28 bytes. progress: a tqdm bar on stderr.
+    and each frame's result takes 37 bytes. progress: a tqdm bar on stderr.
 
     Returns a RecordingClassification. Raises RecordingError (a ValueError) for a recording that
     cannot be read, ContractError (a ValueError) for a model that breaks the contract,
