@@ -94,3 +94,28 @@ def test_coloured_noise_around_a_signal_keeps_the_snr_and_leaves_old_datasets_al
     assert outer < 0.5 * 128 / 1024
     with pytest.raises(ValueError, match="coloured_noise_prob"):
         dataclasses.replace(DEFAULT_CONFIG, coloured_noise_prob=1.5)
+
+
+def test_the_carrier_offset_augmentation_moves_a_carrier_but_not_a_receivers_dc_offset():
+    import torch
+
+    from gnuradio.modrec.training.augment import augment, receiver_frames
+    from gnuradio.modrec.training.config import AugmentConfig
+
+    aug = AugmentConfig(phase_rotation=True, time_shift=False, freq_offset=0.01, conjugate=False)
+    x = torch.zeros(64, 2, 128)
+    x[:, 0] = 1.0  # a constant: a DC offset, or an unmodulated carrier at 0 Hz
+
+    def rotation(out):  # cycles the constant turned through over the frame
+        z = torch.complex(out[:, 0], out[:, 1])
+        return (torch.angle(z[:, 1:] * z[:, :-1].conj()).sum(1) / (2 * torch.pi)).abs()
+
+    moved = augment(x, aug, torch.Generator().manual_seed(1))
+    hold = torch.arange(64) % 2 == 0
+    held = augment(x, aug, torch.Generator().manual_seed(1), hold_frequency=hold)
+    assert rotation(moved).max() > 0.5 and torch.all(rotation(held[hold]) < 1e-4)
+    # the draws do not depend on the mask: frames not held come out as without it
+    torch.testing.assert_close(held[~hold], moved[~hold])
+    labels = torch.tensor([0, 1, 1, 0])
+    assert receiver_frames(labels, ["BPSK", "noise"]).tolist() == [False, True, True, False]
+    assert receiver_frames(labels, ["BPSK", "QPSK"]) is None

@@ -26,11 +26,22 @@ def runs(tmp_path_factory):
 
     old = os.environ.get("MODREC_CACHE")
     os.environ["MODREC_CACHE"] = str(cache)
+    from gnuradio.modrec.training import train
+
+    real_augment, held = train.augment, {}
+
+    def augment(x, aug, gen, hold_frequency=None):  # records which frames the loop holds
+        held.setdefault(config, []).append(None if hold_frequency is None else int(hold_frequency.sum()))
+        return real_augment(x, aug, gen, hold_frequency)
+
     try:
+        train.augment = augment
         for config in ("tiny-ci", "tiny-ci-detector"):
             assert main(["train", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--out", str(out / config),
                          "--threads", "1", "--no-progress", "--device", "cpu"]) == 0
+        (out / "held.json").write_text(json.dumps(held))
     finally:
+        train.augment = real_augment
         if old is None:
             os.environ.pop("MODREC_CACHE")
         else:
@@ -42,6 +53,19 @@ def test_the_detector_trains_on_noise_and_reports_its_figures(runs):
     history = json.loads((runs / "tiny-ci-detector" / "history.json").read_text())
     for key in ("val_snr_mae_db", "val_snr_bias_db", "val_noise_recall", "val_false_noise", "val_score"):
         assert key in history[-1], key
+
+
+def test_the_carrier_offset_augmentation_holds_the_noise_class_at_its_frequency(runs):
+    # every noise frame of the train split, and only those, keeps its DC offset at 0 Hz
+    held = json.loads((runs / "held.json").read_text())
+    assert set(held["tiny-ci"]) == {None}
+    from gnuradio.modrec.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(runs / "tiny-ci-detector" / "last.pt")
+    epochs = ckpt["epoch"]
+    split = read_split(ckpt["training"]["data"]["source"], "train")
+    noise = int(np.sum(split.y == list(split.meta["classes"]).index("noise")))
+    assert noise > 0 and sum(held["tiny-ci-detector"]) == epochs * noise
 
 
 def test_a_joined_export_is_a_version_2_model_with_noise_snr_and_a_calibrated_threshold(runs, tmp_path):

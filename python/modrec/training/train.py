@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .augment import augment
+from .augment import augment, receiver_frames
 from .checkpoint import load_checkpoint, save_checkpoint
 from .detection import DetectorObjective
 from .device import resolve_device
@@ -176,8 +176,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
                    leave=False, dynamic_ncols=True, file=sys.stderr)
         for bi, (s, e) in enumerate(bar):
             idx = distributed.shard(perm[s:e], ctx)
-            xb = augment(x_epoch[idx], objective.augment, aug_gen)
             yb = y_tr[idx]
+            xb = augment(x_epoch[idx], objective.augment, aug_gen, hold_frequency=receiver_frames(yb, classes))
             loss, correct = objective.batch_loss(net, xb, yb, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()

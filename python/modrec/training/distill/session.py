@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..augment import augment
+from ..augment import augment, receiver_frames
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..distributed import MethodAsForward
 from ..models import create_model
@@ -60,12 +60,15 @@ def _teacher_batch(eval_batch_size, device):
 VIEW_CHUNK = 16384  # frames augmented at once: bounds the temporaries
 
 
-def augmented_view(x, aug, seed, view):
+def augmented_view(x, aug, seed, view, hold_frequency=None):
     """Copy ``view`` of the split under augmentation ``aug``: the same frames for the same
-    (seed, view) on every run, rank and resume, so its cached teacher outputs stay valid."""
+    (seed, view) on every run, rank and resume, so its cached teacher outputs stay valid.
+    ``hold_frequency``: None or (N,) bool, as augment's."""
     gen = torch.Generator(device=x.device)
     gen.manual_seed(1_000_003 * (seed + 1) + view)
-    return torch.cat([augment(x[s : s + VIEW_CHUNK], aug, gen) for s in range(0, len(x), VIEW_CHUNK)])
+    return torch.cat([augment(x[s : s + VIEW_CHUNK], aug, gen,
+                              None if hold_frequency is None else hold_frequency[s : s + VIEW_CHUNK])
+                      for s in range(0, len(x), VIEW_CHUNK)])
 
 
 class DistillSession(Objective):
@@ -126,7 +129,8 @@ class DistillSession(Objective):
 
             if dc.cache_views and _augment_on(cfg.augment):
                 for view in range(dc.cache_views):
-                    frames = augmented_view(x_tr, cfg.augment, seed=cfg.seed, view=view)
+                    frames = augmented_view(x_tr, cfg.augment, seed=cfg.seed, view=view,
+                                            hold_frequency=receiver_frames(y_tr, classes))
                     self.views.append((frames, *cached(frames, f"train/view{view}")))
                 self.augment = _augment_off(cfg.augment)  # the views carry it
                 log(f"distill: {dc.cache_views} augmented copies of the train split, teacher outputs cached for each; "
