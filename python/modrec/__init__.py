@@ -13,6 +13,7 @@ __version__ = "0.1.0"  # keep equal to VERSION_MAJOR.VERSION_API.VERSION_ABI in 
 _BLOCKS = {
     "classifier": ".classifier",
     "sigmf_annotation_sink": ".sigmf_annotation_sink",
+    "classification_sink": ".classification_sink",
 }
 
 
