@@ -51,7 +51,7 @@ def run_once(make_middle, n_samples, noise):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="", help="ONNX model (default: the shipped student)")
+    parser.add_argument("--model", default="", help="ONNX model: a path or a shipped model's name, e.g. cnn3 (default: the shipped default)")
     parser.add_argument("--samples", type=int, default=4_000_000, help="samples per run")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel
+from gnuradio.modrec.runtime import EarlyExitModel, OnnxModel, resolve_model
 from gnuradio.modrec.runtime.timing import paired_times, speed_ratio
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -24,11 +24,12 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(MODELS / "mobilenet1d_ee.onnx"), help="early-exit model (entry file)")
-    parser.add_argument("--plain", default=str(MODELS / "mobilenet1d.onnx"), help="the plain model it extends")
+    parser.add_argument("--model", default=str(MODELS / "mobilenet1d_ee.onnx"), help="early-exit model (entry file): a path or a shipped name")
+    parser.add_argument("--plain", default=str(MODELS / "mobilenet1d.onnx"), help="the plain model it extends: a path or a shipped name")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=8, help="batches per timing")
     args = parser.parse_args(argv)
+    args.model, args.plain = resolve_model(args.model), resolve_model(args.plain)
 
     plain = OnnxModel(args.plain, threads=1)
     n_early = EarlyExitModel(args.model, threads=1).n_exits - 1

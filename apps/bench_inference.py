@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
-from gnuradio.modrec.runtime import OnnxModel, default_model_path
+from gnuradio.modrec.runtime import OnnxModel, resolve_model
 from gnuradio.modrec.training.models import create_model
 
 
@@ -32,12 +32,12 @@ def frames_per_second(run, batch, min_seconds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="", help="ONNX model (default: the shipped student)")
+    parser.add_argument("--model", default="", help="ONNX model: a path or a shipped model's name, e.g. cnn3 (default: the shipped default)")
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per figure")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
-    path = args.model or default_model_path()
+    path = resolve_model(args.model)
     onnx_model = OnnxModel(path, threads=1)
     meta = onnx_model.metadata
     # The exporter records the experiment config; fall back to the architecture's defaults.

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnuradio.modrec.runtime import StreamFramer, complex_to_iq, default_model_path, load_model
+from gnuradio.modrec.runtime import StreamFramer, complex_to_iq, load_model, resolve_model
 from gnuradio.modrec.runtime.decisions import MODEL_RULE, classify_frames
 from gnuradio.modrec.runtime.framing import ResampledFramer
 from gnuradio.modrec.runtime.oversampling import WINDOW_LEN, OversamplingMonitor
@@ -86,7 +86,7 @@ def confident_wrong(model, index, label):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="", help="ONNX model (default: the classifier's default)")
+    parser.add_argument("--model", default="", help="ONNX model: a path or a shipped model's name, e.g. cnn3 (default: the shipped default)")
     parser.add_argument("--sps", default="2,4,8,16", help="samples per symbol to try")
     parser.add_argument("--snrs", default="0,10,18", help="SNRs in dB")
     parser.add_argument("--streams", type=int, default=4, help="streams per class, SNR and sps")
@@ -94,7 +94,7 @@ def main(argv=None):
     parser.add_argument("--out", help="write the markdown tables here")
     args = parser.parse_args(argv)
 
-    path = args.model or default_model_path()
+    path = resolve_model(args.model)
     model = load_model(path, threads=1)
     L = model.frame_len
     sps_list = [int(s) for s in args.sps.split(",")]

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from gnuradio.modrec.runtime import OnnxModel, default_model_path
+from gnuradio.modrec.runtime import OnnxModel, resolve_model
 from gnuradio.modrec.training.data import GeneratorConfig, generate_labeled
 
 
@@ -32,13 +32,13 @@ def variants(base):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="", help="ONNX model (default: the shipped student)")
+    parser.add_argument("--model", default="", help="ONNX model: a path or a shipped model's name, e.g. cnn3 (default: the shipped default)")
     parser.add_argument("--snrs", default="10,18", help="comma-separated SNRs in dB (default 10,18)")
     parser.add_argument("--frames", type=int, default=100, help="frames per class and SNR (default 100)")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args(argv)
 
-    model = OnnxModel(args.model or default_model_path(), threads=1)
+    model = OnnxModel(resolve_model(args.model), threads=1)
     base = GeneratorConfig(classes=tuple(model.classes), frame_len=model.frame_len,
                            samples_per_symbol=model.samples_per_symbol)
     snrs = [float(s) for s in args.snrs.split(",")]

@@ -61,7 +61,7 @@ class checking_sink(gr.sync_block):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=float, default=1e9, help="samples through the classifier (default 1e9)")
-    parser.add_argument("--model", default="", help="ONNX model (default: the shipped default student)")
+    parser.add_argument("--model", default="", help="ONNX model: a path or a shipped model's name, e.g. cnn3 (default: the shipped default)")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between RSS samples")
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds before the RSS baseline")
     args = parser.parse_args(argv)

@@ -35,8 +35,10 @@ def test_plan_covers_the_study_in_order(tmp_path):
     steps = dict(finish.steps)
     for experiment in STUDENTS:  # each student ships: ONNX + card in models/
         export, evaluate = steps[experiment]
-        assert export[-5:] == ["export", "--checkpoint", f"{tmp_path}/{experiment}/best.pt", "--out",
-                               f"{ROOT}/models/{experiment}.onnx"]
+        # --force: finishing again regenerates the shipped model and its card
+        assert export[-6:] == ["export", "--checkpoint", f"{tmp_path}/{experiment}/best.pt", "--out",
+                               f"{ROOT}/models/{experiment}.onnx", "--force"]
+        assert "--force" in evaluate
         assert value(evaluate, "--card") == f"{ROOT}/models/{experiment}.md" and value(evaluate, "--device") == "cpu"
     assert value(steps["clst"][0], "--out") == f"{tmp_path}/clst/clst.onnx"  # a teacher stays with its run
     assert "report" in finish.report and finish.report.count("--teacher") == 2 and finish.report.count("--student") == 15

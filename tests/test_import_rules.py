@@ -16,7 +16,9 @@ PACKAGE = ROOT / "python" / "modrec"
 TRAINING = PACKAGE / "training"
 # Modules the training side may use: the model contract and the class list (standard library
 # only) and the runtime (numpy + onnxruntime: evaluating an ONNX model uses the blocks' loader).
-SHARED = {"contract", "classes", "runtime"}
+# `__version__` is a string in the package's __init__, which loads the blocks lazily (PEP 562): reading
+# it imports no GNU Radio (`modrec --version`).
+SHARED = {"contract", "classes", "runtime", "__version__"}
 
 
 def _imported_modules(path, package_parts=None):

@@ -367,7 +367,7 @@ def test_model_card_states_the_exit_rule_and_exports_with_it(tmp_path):
     text = (tmp_path / "x_ee.md").read_text()
     assert "- exit rule: `gate` <= 0.040, calibrated on the validation split to lose at most 0.5 pp (also at SNR >= 10 dB)" in text
     assert ("modrec export --checkpoint runs/x-p4/best.pt --out models/x_ee.onnx --exit-policy gate "
-            "--exit-budget-pp 0.5 --exit-budget-snr-min 10") in text
+            "--exit-budget-pp 0.5 --exit-budget-snr-min 10 --force") in text
 
 
 def test_model_card_shows_where_an_interrupted_invocation_ended_and_checkout_relative_paths(tmp_path, monkeypatch):

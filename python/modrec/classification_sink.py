@@ -1,7 +1,6 @@
 """QT GUI Classification Sink: the classifier's decisions, live, as a QT GUI widget."""
 
 import math
-import os
 import threading
 from collections import namedtuple
 
@@ -15,7 +14,7 @@ import pyqtgraph as pg  # after PyQt5: pyqtgraph uses the Qt binding already imp
 from .classes import NOISE_LABEL, UNKNOWN_CLASS, canonical_class_name
 from .classifier import CLASSIFICATION_PORT
 from .keepalive import flowgraph_owned
-from .runtime import default_model_path, load_model
+from .runtime import load_model, resolve_model
 from .runtime.decisions import decision_labels
 
 MAX_HISTORY_LEN = 100_000  # columns: far more than a screen has pixels
@@ -303,7 +302,8 @@ class classification_sink(flowgraph_owned, gr.basic_block):
     costs at most ``update_rate`` repaints per second. Build the block in the GUI thread (GRC's QT
     GUI flowgraphs do); a QApplication is created if the process has none.
 
-    model_path: the classifier's model (empty: the shipped default, ``runtime.default_model_path``);
+    model_path: the classifier's model, a path or a shipped model's name (``runtime.resolve_model``;
+    empty: the shipped default, ``runtime.default_model_path``);
     only its metadata's class names are used (``runtime.decisions.decision_labels``), so give the
     sink the classifier's model. history_len: columns kept (int, 1 to 100,000). update_rate:
     repaints per second at most (Hz, > 0 and <= 1000). classes: names to show (list of str, any
@@ -322,7 +322,7 @@ class classification_sink(flowgraph_owned, gr.basic_block):
 
     def __init__(self, model_path="", history_len=200, update_rate=10.0, classes=(), label=""):
         if not isinstance(model_path, (str, bytes)) and not hasattr(model_path, "__fspath__"):
-            raise ValueError(f"model_path: expected a path or empty, got {model_path!r}")
+            raise ValueError(f"model_path: expected a path, a shipped model's name or empty, got {model_path!r}")
         if isinstance(history_len, bool) or not isinstance(history_len, (int, np.integer)) \
                 or not 1 <= history_len <= MAX_HISTORY_LEN:
             raise ValueError(f"history_len: expected an integer from 1 to {MAX_HISTORY_LEN} (updates kept), "
@@ -339,8 +339,7 @@ class classification_sink(flowgraph_owned, gr.basic_block):
         if not isinstance(label, str):
             raise ValueError(f"label: expected a string, got {label!r}")
 
-        model_path = os.fsdecode(model_path)
-        self.model_path = model_path if model_path else default_model_path()
+        self.model_path = resolve_model(model_path)
         # the names the classifier gives its decisions, index -1 = labels[-1] = unknown; the model is
         # dropped after: the sink runs nothing through it
         self.labels = tuple(decision_labels(load_model(self.model_path)))

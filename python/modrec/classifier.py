@@ -1,6 +1,5 @@
 """The modulation classifier block: a complex64 pass-through that tags every frame it classifies."""
 
-import os
 import threading
 from collections import deque
 
@@ -10,7 +9,7 @@ from gnuradio import gr
 
 from .classes import UNKNOWN_CLASS
 from .keepalive import flowgraph_owned
-from .runtime import StreamFramer, default_model_path, load_model
+from .runtime import StreamFramer, load_model, resolve_model
 from .runtime.decisions import MODEL_RULE, check_min_confidence, classify_frames, decision_labels
 from .runtime.framing import ResampledFramer
 from .runtime.oversampling import OversamplingMonitor
@@ -332,9 +331,11 @@ class classifier(flowgraph_owned, gr.hier_block2):
     tells Python blocks nothing about end of stream, a tiny sink on the same input watches for it,
     so the held-back tail of a finite stream is flushed, untagged, instead of being dropped.
 
-    Model: ``model_path`` empty loads the shipped default, ``mobilenet1d-skd-v2.onnx``: the
-    distilled student ``mobilenet1d-skd`` joined to the signal detector (contract version 2: noise,
-    unknown, ``snr_db``; see ``runtime.default_model_path``); ``threads`` is onnxruntime's intra-op thread count.
+    Model: ``model_path`` is a path to an ``.onnx`` file or a shipped model's name (``cnn3``,
+    ``mobilenet1d-skd-v2``; ``runtime.resolve_model``); empty loads the shipped default,
+    ``mobilenet1d-skd-v2.onnx``: the distilled student ``mobilenet1d-skd`` joined to the signal
+    detector (contract version 2: noise, unknown, ``snr_db``; see ``runtime.default_model_path``);
+    ``threads`` is onnxruntime's intra-op thread count.
 
     Oversampling: a model recognises signals at the samples per symbol it was trained at
     (``samples_per_symbol`` in its metadata, 8 for the shipped students). When ``symbol_rate``
@@ -380,7 +381,7 @@ class classifier(flowgraph_owned, gr.hier_block2):
         if not isinstance(check_oversampling, (bool, np.bool_)):
             raise ValueError(f"check_oversampling must be True or False, got {check_oversampling!r}")
         if not isinstance(model_path, (str, bytes)) and not hasattr(model_path, "__fspath__"):
-            raise ValueError(f"model_path must be a path or empty, got {model_path!r}")
+            raise ValueError(f"model_path must be a path, a shipped model's name or empty, got {model_path!r}")
 
         gr.hier_block2.__init__(
             self,
@@ -388,8 +389,7 @@ class classifier(flowgraph_owned, gr.hier_block2):
             gr.io_signature(1, 1, gr.sizeof_gr_complex),
             gr.io_signature(1, 1, gr.sizeof_gr_complex),
         )
-        model_path = os.fsdecode(model_path)
-        self.model_path = model_path if model_path else default_model_path()
+        self.model_path = resolve_model(model_path)
         self.model = load_model(self.model_path, threads=int(threads))
         self.metadata = self.model.metadata
         self.classes = self.model.classes

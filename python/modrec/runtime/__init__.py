@@ -6,7 +6,8 @@ Imports only numpy, onnxruntime and the standard library so it runs on any GNU R
 from .early_exit import EarlyExitModel, exit_decisions
 from .framing import StreamFramer, complex_to_iq, frame_starts
 from .load import load_model
-from .onnx_model import DEFAULT_MODEL_NAME, MODEL_DIR_ENV, OnnxModel, default_model_path, model_search_dirs
+from .onnx_model import (DEFAULT_MODEL_NAME, MODEL_DIR_ENV, OnnxModel, default_model_path, model_search_dirs,
+                         resolve_model, shipped_models)
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -20,4 +21,6 @@ __all__ = [
     "frame_starts",
     "load_model",
     "model_search_dirs",
+    "resolve_model",
+    "shipped_models",
 ]

@@ -25,7 +25,7 @@ from .annotations import META_EXT, Decision, merge_decisions, write_annotations
 from .decisions import MODEL_RULE, check_min_confidence, classify_frames, decision_labels
 from .framing import ResampledFramer, StreamFramer
 from .load import load_model
-from .onnx_model import default_model_path
+from .onnx_model import resolve_model
 from .oversampling import OversamplingMonitor
 from .recording import open_recording
 from .resample import resample_ratio_for
@@ -127,8 +127,8 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
     path: a SigMF recording (``.sigmf-meta``, ``.sigmf-data`` or their base) or a raw I/Q file;
     datatype (SigMF name, e.g. ``cf32_le``, ``ci16_le``, ``ci8``, ``cu8``) and sample_rate (Hz)
     describe a raw file and must agree with SigMF metadata (see ``recording.open_recording``).
-    model_path: a contract ``.onnx`` (default ``default_model_path()``); threads: onnxruntime
-    intra-op threads.
+    model_path: a contract ``.onnx`` or a shipped model's name (``onnx_model.resolve_model``; default
+    the shipped default model); threads: onnxruntime intra-op threads.
 
     The model expects signals at its metadata's ``samples_per_symbol`` (8 for the shipped
     models). With ``symbol_rate`` (Hz) the samples are resampled by ``resample_ratio_for(
@@ -163,7 +163,7 @@ def classify_recording(path, model_path=None, datatype=None, sample_rate=None, s
     chunk_samples = _check_int("chunk_samples", chunk_samples, 1)
 
     recording = open_recording(path, datatype=datatype, sample_rate=sample_rate)
-    model_path = str(model_path) if model_path else default_model_path()
+    model_path = resolve_model(model_path)
     model = load_model(model_path, threads=threads)
     frame_len = model.frame_len
     hop = hop or frame_len  # None or 0: back-to-back frames, as in the classifier block

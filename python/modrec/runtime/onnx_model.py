@@ -4,7 +4,9 @@ Everything about a model file is checked once, at construction, so a flowgraph f
 with a message naming the file and the problem instead of deep inside a work() call.
 """
 
+import difflib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +41,7 @@ def _package_dirs():
 
 
 def model_search_dirs():
-    """Directories searched for the default model, in order."""
+    """Directories searched for the default model and for models given by name, in order."""
     dirs = []
     env = os.environ.get(MODEL_DIR_ENV)
     if env:
@@ -70,6 +72,89 @@ def default_model_path():
         f"default model {DEFAULT_MODEL_NAME} not found; searched (set {MODEL_DIR_ENV} to add a "
         f"directory):\n  {places}"
     )
+
+
+# Early-exit exports write <entry>.stage<k>.onnx and <entry>.exits.onnx beside the entry file
+# (training/exits/export.py): parts of one model that only its entry file puts together.
+_PART_FILE = re.compile(r"^(?P<entry>.+)\.(?:stage(?P<stage>\d+)|exits)\.onnx$")
+
+
+def _model_part(file_name):
+    """(entry file name, what the file is) for an early-exit stage or all-exits file name, else None."""
+    match = _PART_FILE.match(file_name)
+    if match is None:
+        return None
+    what = "the all-exits file" if match["stage"] is None else f"stage file {match['stage']}"
+    return match["entry"] + ".onnx", what
+
+
+def shipped_models():
+    """{name: path} of the models in model_search_dirs(): every ``<name>.onnx`` except the stage and
+    all-exits files of early-exit models (the first directory holding a name wins)."""
+    found = {}
+    for d in model_search_dirs():
+        if not d.is_dir():
+            continue
+        for path in sorted(d.glob("*.onnx")):
+            if path.is_file() and _model_part(path.name) is None:
+                found.setdefault(path.stem, str(path))
+    return dict(sorted(found.items()))
+
+
+def _shipped_names_line(name=None):
+    names = list(shipped_models())
+    if not names:
+        return f"no shipped models found (set {MODEL_DIR_ENV} to a directory of .onnx files)"
+    close = difflib.get_close_matches(name, names, n=1) if name else []
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"shipped models{hint}: {', '.join(names)}"
+
+
+def resolve_model(name_or_path=""):
+    """The model file a user means: the one way every command and block turns ``--model`` /
+    ``model_path`` into a path.
+
+    Empty (or None): the shipped default (default_model_path). An existing file: itself. A bare
+    name, with or without ``.onnx`` (``cnn3``, ``mobilenet1d-skd-v2``, ``cnn3.onnx``): the file
+    of that name in model_search_dirs(). A path that exists but is not a file is returned as it
+    is (the loader says what it is). Raises contract.ContractError for an early-exit model's stage
+    or all-exits file, told by its name (``<entry>.stage<k>.onnx``, ``<entry>.exits.onnx``), whether
+    or not it exists, naming the entry file to give instead; FileNotFoundError listing the shipped
+    names and the places it looked for anything else.
+    """
+    if not name_or_path:
+        return default_model_path()
+    text = os.fsdecode(os.fspath(name_or_path))
+    bare = os.sep not in text and not (os.altsep and os.altsep in text)
+    file_name = text if text.endswith(".onnx") or not bare else text + ".onnx"
+    part = _model_part(os.path.basename(file_name))
+    if part is not None:
+        entry, what = part
+        if bare:
+            entry_path = shipped_models().get(entry[: -len(".onnx")])
+            instead = f"'{entry[: -len('.onnx')]}'" + (f" ({entry_path})" if entry_path else "")
+        else:
+            instead = os.path.join(os.path.dirname(text), entry)
+        raise contract.ContractError(
+            f"{text}: {what} of the early-exit model {entry}, not a model on its own (the runtime opens it "
+            f"through the entry file, whose metadata names it); give {instead} instead")
+    if os.path.isfile(text):
+        return text
+    dirs = model_search_dirs()
+    if bare:
+        for d in dirs:
+            candidate = d / file_name
+            if candidate.is_file():
+                return str(candidate)
+    if os.path.exists(text):
+        return text
+    if bare:
+        places = "\n  ".join(str(d / file_name) for d in dirs)
+        raise FileNotFoundError(f"model '{text}' not found: not a file here, nor in the model directories (set "
+                                f"{MODEL_DIR_ENV} to add one); looked for:\n  {places}\n"
+                                f"{_shipped_names_line(file_name[: -len('.onnx')])}")
+    raise FileNotFoundError(f"{text}: model file does not exist; give an existing .onnx file or a shipped model's "
+                            f"name\n{_shipped_names_line(Path(text).stem)}")
 
 
 def available_cores():
@@ -188,6 +273,13 @@ class OnnxModel:
 
         self._session = open_session(src, session_options(self.threads))
         props = dict(self._session.get_modelmeta().custom_metadata_map)
+        if contract.STAGE_ENTRY in props and contract.FRAME_LEN not in props:
+            # a part of an early-exit model (renamed, so resolve_model did not recognise it): say
+            # which file to load instead of listing every contract field it lacks
+            raise contract.ContractError(
+                f"{src}: a stage or all-exits file of the early-exit model {props[contract.STAGE_ENTRY]} (metadata "
+                f"'{contract.STAGE_ENTRY}'), not a model on its own; load its entry file "
+                f"{os.path.join(os.path.dirname(src), props[contract.STAGE_ENTRY])}")
         self.metadata = contract.decode_metadata(props, source=src)
         self.classes = tuple(self.metadata[contract.CLASSES])
         self.frame_len = int(self.metadata[contract.FRAME_LEN])

@@ -3,10 +3,11 @@
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
 
-from .. import contract
+from .. import __version__, contract
 
 
 # Option types: a value outside an option's range is refused by argparse, naming the option
@@ -43,33 +44,50 @@ _positive_float = _float_where(lambda v: v > 0, "a number > 0")
 _non_negative_float = _float_where(lambda v: v >= 0, "a number >= 0")
 
 
-def _parser():
-    p = argparse.ArgumentParser(prog="modrec", description="gr-modrec training tools")
-    sub = p.add_subparsers(dest="cmd", required=True)
+# What every option that takes a model file accepts (runtime.resolve_model).
+_MODEL_ARG = ("a contract ONNX model: a path, or a shipped model's name such as cnn3 or mobilenet1d-skd-v2 "
+              "(`modrec models` lists them)")
+_FORCE_HELP = "replace {what} that already exists (without it an existing file is refused)"
 
+
+def _parser():
+    p = argparse.ArgumentParser(prog="modrec", description="gr-modrec training tools (`modrec COMMAND --help` for one "
+                                                           "command's options)")
+    p.add_argument("--version", action="version", version=f"modrec (gr-modrec) {__version__}",
+                   help="print the gr-modrec version and exit")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    # main() hands `modrec data ...` to the dataset builder's own parser (data/__main__.py) before
+    # this one runs; this entry only lists the command.
     sub.add_parser("data", help="build a synthetic dataset (modrec data --help)", add_help=False)
 
     t = sub.add_parser("train", help="train a model from an experiment YAML")
-    t.add_argument("--config", required=True, help="experiment YAML (configs/*.yaml)")
-    t.add_argument("--resume", action="store_true", help="continue from <output_dir>/last.pt")
-    t.add_argument("--epochs", type=_at_least(1))
-    t.add_argument("--batch-size", type=_at_least(1))
-    t.add_argument("--lr", type=_positive_float)
-    t.add_argument("--seed", type=_at_least(0))
-    t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    t.add_argument("--threads", type=_at_least(0), help="torch threads (0 = all cores)")
-    t.add_argument("--out", help="output dir (default runs/<experiment>)")
+    t.add_argument("--config", required=True, help="experiment YAML, e.g. configs/cnn3.yaml")
+    t.add_argument("--resume", action="store_true", help="continue from <output dir>/last.pt (checkpointed each epoch)")
+    t.add_argument("--epochs", type=_at_least(1), help="epochs to train, >= 1 (default: the config's train.epochs)")
+    t.add_argument("--batch-size", type=_at_least(1),
+                   help="frames per training batch, >= 1 (default: the config's train.batch_size)")
+    t.add_argument("--lr", type=_positive_float, help="peak learning rate, > 0 (default: the config's optim.lr)")
+    t.add_argument("--seed", type=_at_least(0), help="seed of weights, augmentation and batch order, >= 0 (default: "
+                                                    "the config's seed)")
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps; auto = CUDA when there is one (default: the "
+                                    "config's train.device)")
+    t.add_argument("--threads", type=_at_least(0), help="torch intra-op threads, 0 = all cores (default: the config's "
+                                                       "train.threads)")
+    t.add_argument("--out", help="run directory for checkpoints and history (default: the config's output_dir, "
+                                 "else runs/<experiment>)")
     t.add_argument("--data", help="train on this file or dataset (sets data.source): rml2016:FILE, rml2018:FILE, "
                                   "sigmf:PATH, or a bare path whose format is detected")
     t.add_argument("--data-root", help="synthetic dataset dir (default: cache dir named by data.name)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set augment.freq_offset=0.01")
+                   help="override any config field, e.g. --set augment.freq_offset=0.01 (repeatable)")
     t.add_argument("--stop-after", type=_at_least(1), help="stop after N epochs of this invocation (resume later)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars (one log line per epoch)")
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint and/or ONNX model on a dataset or file")
-    e.add_argument("--checkpoint")
-    e.add_argument("--onnx")
+    e.add_argument("--checkpoint", help="a training checkpoint (runs/<experiment>/best.pt): scored with torch when "
+                                        "no --onnx is given; with --onnx it only says where its data and splits are")
+    e.add_argument("--onnx", metavar="MODEL", help=f"{_MODEL_ARG}, scored with ONNX Runtime")
     e.add_argument("--data", help="what to score on (default: the checkpoint's training data): rml2016:FILE, "
                                   "rml2018:FILE, sigmf:PATH, a dataset dir, or a bare path whose format is detected")
     e.add_argument("--split", help="the split to score (default: test of a dataset dir, all = every frame of a file)")
@@ -78,20 +96,33 @@ def _parser():
     e.add_argument("--limit", type=_at_least(0), help="files: at most this many frames per (class, SNR) before splitting")
     e.add_argument("--classes", help="rml2018: comma-separated names of Y's columns (default: the corrected order); "
                                      "sigmf: the classes labels must belong to")
-    e.add_argument("--out", required=True)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--no-latency", action="store_true")
-    e.add_argument("--card", help="also write a model card markdown here")
+    e.add_argument("--out", required=True, help="directory for summary.json, per-SNR tables and figures (created; "
+                                                "files of an earlier evaluation there are replaced)")
+    e.add_argument("--device", default="auto", help="torch device for scoring a checkpoint: auto | cpu | cuda | "
+                                                    "cuda:N (default auto)")
+    e.add_argument("--no-latency", action="store_true", help="do not time the ONNX model (ms per frame at batch 1, "
+                                                             "frames/s at batch 256), which takes a few seconds")
+    e.add_argument("--card", help="also write a model card (markdown) here, its figures and summary copied beside it")
+    e.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="a --card file"))
 
     x = sub.add_parser("export", help="export a checkpoint to a contract ONNX model")
-    x.add_argument("--checkpoint", required=True)
-    x.add_argument("--out", required=True)
+    x.add_argument("--checkpoint", required=True, help="the training checkpoint to export (runs/<experiment>/best.pt)")
+    x.add_argument("--out", required=True, help="the .onnx file to write, e.g. runs/<experiment>/<experiment>.onnx "
+                                                "(an early-exit model also writes <stem>.stage<k>.onnx and "
+                                                "<stem>.exits.onnx beside it)")
+    x.add_argument("--force", action="store_true",
+                   help=_FORCE_HELP.format(what="an --out file") + "; e.g. to regenerate a shipped model")
     x.add_argument("--opset", type=_at_least(7), default=18, help="ONNX opset to write (default 18); refused when "
                    "the exporters cannot write it")
     x.add_argument("--legacy", action="store_true", help="use the TorchScript exporter (dynamo=False)")
-    x.add_argument("--exit-policy", choices=contract.EXIT_POLICIES, help="early-exit models: the exit rule (default: the run's)")
-    x.add_argument("--exit-budget-pp", type=_non_negative_float, help="early-exit models: validation accuracy the threshold may cost")
-    x.add_argument("--exit-budget-snr-min", type=float, help="early-exit models: also hold the budget at SNR >= this")
+    x.add_argument("--exit-policy", choices=contract.EXIT_POLICIES,
+                   help="early-exit models: the exit rule (default: the run's exits.policy)")
+    x.add_argument("--exit-budget-pp", type=_non_negative_float,
+                   help="early-exit models: validation accuracy, in percentage points, the threshold may cost "
+                        "(default: the run's exits.budget_pp)")
+    x.add_argument("--exit-budget-snr-min", type=float,
+                   help="early-exit models: also hold the budget on frames at SNR >= this, dB (default: the run's "
+                        "exits.budget_snr_min)")
     x.add_argument("--detector", help="a signal detector's checkpoint (model signal_detector) to join to the classifier: "
                                       "the file gains the class 'noise' and the output snr_db (contract version 2)")
     x.add_argument("--noise-false-rate", type=float, default=0.005,
@@ -108,19 +139,27 @@ def _parser():
 
     fo = sub.add_parser("from-onnx", help="rebuild a checkpoint from a shipped plain student's ONNX file "
                                           "(exact in evaluation; for exits.init_from when the run is gone)")
-    fo.add_argument("--onnx", required=True, help="a contract ONNX student (not early-exit, not pruned)")
+    fo.add_argument("--onnx", required=True, metavar="MODEL",
+                    help=f"{_MODEL_ARG}; a plain student (not early-exit, not pruned)")
     fo.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/mobilenet1d/best.pt")
+    fo.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out checkpoint") +
+                    "; a training run's own best.pt is worth more than the rebuilt one")
 
     c = sub.add_parser("card", help="write a model card from an evaluation summary.json")
-    c.add_argument("--summary", required=True)
-    c.add_argument("--out", required=True)
-    c.add_argument("--name")
+    c.add_argument("--summary", required=True, help="an evaluation's summary.json (modrec evaluate --out DIR writes "
+                                                    "DIR/summary.json)")
+    c.add_argument("--out", required=True, help="the card to write (markdown); its figures and summary are copied "
+                                                "beside it as <stem>-*.png and <stem>.summary.json")
+    c.add_argument("--name", help="the model's name in the card (default: the --out file's stem)")
+    c.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out card") +
+                   "; its ## Notes section is kept")
 
-    sub.add_parser("models", help="list registered models and their default configs")
+    m = sub.add_parser("models", help="the registered architectures and the shipped models, as tables")
+    m.add_argument("--json", action="store_true", help="print JSON instead (default configs and every figure)")
 
     r = sub.add_parser("report", help="comparison table + plot over evaluation summaries of one test split")
-    r.add_argument("--teacher", action="append", default=[], metavar="SUMMARY", help="a teacher's summary.json")
-    r.add_argument("--student", action="append", default=[], metavar="SUMMARY", help="a student's summary.json")
+    r.add_argument("--teacher", action="append", default=[], metavar="SUMMARY", help="a teacher's summary.json (repeatable)")
+    r.add_argument("--student", action="append", default=[], metavar="SUMMARY", help="a student's summary.json (repeatable)")
     r.add_argument("--markdown", help="write the table here (between the results markers, if the file has them)")
     r.add_argument("--json", help="write the rows and the gap-closed fractions here")
     r.add_argument("--plot", help="write the accuracy-vs-SNR plot here (PNG)")
@@ -133,32 +172,35 @@ def _parser():
     pr.add_argument("--budget-pp", type=_non_negative_float, default=0.5, help="accuracy loss allowed for the summary (default 0.5 pp)")
     pr.add_argument("--no-remeasure", action="store_true", help="keep the summaries' ORT speeds instead of timing all models side by side")
     ee = sub.add_parser("exits-eval", help="per-SNR exit rates, accuracy, cost and measured speed of an early-exit model")
-    ee.add_argument("--onnx", required=True, help="the early-exit model's entry file")
-    ee.add_argument("--plain", required=True, help="the plain student it extends (ONNX), timed side by side")
+    ee.add_argument("--onnx", required=True, metavar="MODEL",
+                    help="the early-exit model's entry file (not a .stage<k> file), a path or a shipped name "
+                         "such as mobilenet1d_ee")
+    ee.add_argument("--plain", required=True, metavar="MODEL",
+                    help="the plain student it extends, timed side by side: a path or a shipped name such as mobilenet1d")
     ee.add_argument("--data", required=True, help="dataset dir or file (rml2016:FILE, rml2018:FILE, sigmf:PATH, ...)")
-    ee.add_argument("--split", default="test")
+    ee.add_argument("--split", default="test", help="the split to score (default test)")
     ee.add_argument("--out", required=True, help="write the result JSON here")
     er = sub.add_parser("exits-report", help="tables and plots over exits-eval results")
-    er.add_argument("results", nargs="+")
-    er.add_argument("--markdown")
-    er.add_argument("--json")
-    er.add_argument("--plot")
+    er.add_argument("results", nargs="+", metavar="RESULT", help="result JSON files of modrec exits-eval")
+    er.add_argument("--markdown", help="write the tables here (between the results markers, if the file has them)")
+    er.add_argument("--json", help="write every result's figures here")
+    er.add_argument("--plot", help="write the per-SNR plots here (PNG)")
     er.add_argument("--previous", help="an earlier report's JSON: its models not in RESULTS keep their rows")
     os_ = sub.add_parser("open-set-eval", help="what a model says about receiver noise, silence and modulations it "
                                                "never learnt: noise/unknown shares, open-set AUROC per SNR band")
-    os_.add_argument("--onnx", required=True, help="a contract ONNX model")
+    os_.add_argument("--onnx", required=True, metavar="MODEL", help=_MODEL_ARG)
     os_.add_argument("--frames", type=_at_least(1), default=200, help="frames per (class or modulation, SNR) (default 200)")
     os_.add_argument("--noise-frames", type=_at_least(1), default=4000, help="receiver-noise frames (default 4000)")
     os_.add_argument("--seed", type=_at_least(0), default=2016, help="seed of the frames (default 2016)")
     os_.add_argument("--json", help="write the result here")
     os_.add_argument("--markdown", help="write the tables here (between the results markers, if the file has them)")
     os_.add_argument("--plot", help="write the per-SNR figure here (PNG)")
-    os_.add_argument("--no-progress", action="store_true")
+    os_.add_argument("--no-progress", action="store_true", help="no progress bar")
     cl = sub.add_parser("classify", help="what is in this capture? classify a recording, write SigMF annotations "
                                          "and a timeline plot (no torch needed)")
     cl.add_argument("recording", metavar="RECORDING", help="a SigMF recording (.sigmf-meta, .sigmf-data or their "
                                                           "base name) or a raw I/Q file (give --format and --rate)")
-    cl.add_argument("--model", help="contract ONNX model (default: the classifier block's default student)")
+    cl.add_argument("--model", help=f"{_MODEL_ARG} (default: the classifier block's default, marked * there)")
     cl.add_argument("--format", help="raw captures: SigMF datatype of the samples, e.g. cf32_le, ci16_le, ci8, cu8 "
                                      "(.cfile defaults to cf32_le)")
     cl.add_argument("--rate", type=_positive_float, help="raw captures: sample rate, Hz")
@@ -171,12 +213,144 @@ def _parser():
     cl.add_argument("--no-oversampling-check", action="store_true",
                     help="do not estimate the stream's samples per symbol (by default, frames where it is far from "
                          "the model's are 'unknown', as in the classifier block)")
-    cl.add_argument("--threads", type=_at_least(1), default=1, help="onnxruntime threads")
+    cl.add_argument("--threads", type=_at_least(1), default=1, help="onnxruntime intra-op threads (default 1)")
     cl.add_argument("--meta-out", help="annotations file (default <base>.modrec.sigmf-meta beside the recording)")
     cl.add_argument("--plot", help="timeline PNG (default <base>.modrec.png beside the recording)")
     cl.add_argument("--no-plot", action="store_true", help="write no timeline PNG")
-    cl.add_argument("--no-progress", action="store_true")
+    cl.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _refuse_overwrite(path, force, command, flag):
+    """ValueError naming ``path`` and --force when ``path`` exists and ``force`` is off: a command
+    that writes a model, card or checkpoint never replaces one by surprise (a shipped model
+    included), and says so before it spends minutes exporting or evaluating."""
+    if path and not force and os.path.lexists(path):
+        raise ValueError(f"{path} ({flag}) already exists; modrec {command} does not replace it without --force "
+                         f"(give --force to replace it, or another {flag})")
+
+
+def _model(name_or_path):
+    """A model option's value as a file (runtime.resolve_model); None stays None."""
+    from ..runtime.onnx_model import resolve_model
+
+    return None if name_or_path is None else resolve_model(name_or_path)
+
+
+def _export_hint(run, experiment):
+    """The export command to suggest after training: beside the run, never over a shipped model
+    (a run whose output_dir is a model directory gets runs/<experiment>/ instead)."""
+    from pathlib import Path
+
+    from ..runtime.onnx_model import model_search_dirs
+
+    out = Path(run) / f"{experiment}.onnx"
+    shipped_dirs = {d.resolve() for d in model_search_dirs()}
+    if out.parent.resolve() in shipped_dirs:
+        out = Path("runs") / experiment / f"{experiment}.onnx"
+    # re-exporting a retrained run over its own earlier export is the point; say how
+    force = " --force" if out.exists() else ""
+    return f"modrec export --checkpoint {run}/best.pt --out {out}{force}"
+
+
+def _fmt_count(value, scale=1.0, digits=0):
+    return "-" if value is None else f"{value / scale:,.{digits}f}"
+
+
+def _models_listing():
+    """What `modrec models` shows: the registered architectures (kind, parameters and FLOPs per
+    frame at the default config) and the shipped models (read from their evaluation summaries,
+    else from their metadata)."""
+    import torch
+
+    from ..runtime.onnx_model import DEFAULT_MODEL_NAME as default_name
+    from ..runtime.onnx_model import shipped_models
+    from .flops import count_flops, count_params
+    from .models import create_model, default_config, list_models
+
+    detectors = set(list_models(kind="detector"))
+    architectures = []
+    with torch.no_grad():
+        for name in list_models():
+            model = create_model(name).eval()
+            architectures.append({"name": name, "kind": "detector" if name in detectors else "classifier",
+                                  "params": count_params(model),
+                                  "flops": count_flops(model, model.model_cfg.get("frame_len", 128)),
+                                  "default_config": default_config(name)})
+    shipped = []
+    for name, path in shipped_models().items():
+        row = {"name": name, "file": path, "default": os.path.basename(path) == default_name}
+        row.update(_shipped_figures(path))
+        shipped.append(row)
+    return {"version": __version__, "architectures": architectures, "shipped": shipped}
+
+
+def _shipped_figures(path):
+    """A shipped model's architecture, kind, training and figures: its <stem>.summary.json (what
+    `modrec evaluate` measured) when there is one, else its metadata (no accuracy then)."""
+    from pathlib import Path
+
+    summary_path = Path(path).with_suffix(".summary.json")
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        md = summary.get("metadata") or {}
+        figures = {"params": summary.get("params"), "flops": summary.get("flops"),
+                   "accuracy": summary.get("accuracy"), "accuracy_snr_ge_0": summary.get("accuracy_snr_ge_0"),
+                   "summary": str(summary_path)}
+    else:
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        md = contract.decode_metadata(props, source=str(path))
+        figures = {"params": md.get(contract.PARAMS), "flops": md.get(contract.FLOPS), "accuracy": None,
+                   "accuracy_snr_ge_0": None, "summary": None}
+    exits = int(md.get(contract.EXITS) or 1)
+    kind = (f"early-exit ({exits} exits)" if exits > 1 else
+            "classifier + detector" if md.get(contract.NOISE_CLASS) else "classifier")
+    training = [t for t in (md.get(contract.DISTILLATION), md.get(contract.PRUNING)) if t and t != "none"]
+    return {"architecture": md.get(contract.ARCHITECTURE), "kind": kind, "version": md.get(contract.VERSION),
+            "training": ", ".join(training) or "none", **figures}
+
+
+def _shown_path(path):
+    """``path`` relative to the working directory when it lies below it (shorter rows), else as it is."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def _table(header, rows, right):
+    """Plain-text columns: ``right`` names the columns aligned right (numbers)."""
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    lines = []
+    for row in (header, *rows):
+        cells = [str(c).rjust(w) if h in right else str(c).ljust(w) for c, w, h in zip(row, widths, header)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _models_tables(listing):
+    arch_rows = [(a["name"], a["kind"], _fmt_count(a["params"]), _fmt_count(a["flops"], 1e6, 2),
+                  a["default_config"].get("frame_len", "-")) for a in listing["architectures"]]
+    parts = ["Architectures (train one: modrec train --config configs/<name>.yaml; sizes at the default config):",
+             _table(("name", "kind", "params", "MFLOPs/frame", "frame_len"), arch_rows,
+                    right={"params", "MFLOPs/frame", "frame_len"}), ""]
+    if listing["shipped"]:
+        rows = []
+        for s in listing["shipped"]:
+            acc = s["accuracy_snr_ge_0"]
+            rows.append((s["name"] + (" *" if s["default"] else ""), s["architecture"] or "-", s["kind"], s["training"],
+                         _fmt_count(s["params"]), _fmt_count(s["flops"], 1e6, 2),
+                         "-" if acc is None else f"{100 * acc:.1f} %", _shown_path(s["file"])))
+        parts += ["Shipped models (give the name to --model, --onnx or a block's model_path; * = the default; "
+                  "accuracy on the synthetic test split, SNR >= 0 dB):",
+                  _table(("name", "architecture", "kind", "training", "params", "MFLOPs/frame", "acc SNR>=0", "file"),
+                         rows, right={"params", "MFLOPs/frame", "acc SNR>=0"})]
+    else:
+        from ..runtime.onnx_model import MODEL_DIR_ENV, model_search_dirs
+
+        parts.append(f"Shipped models: none found in {', '.join(str(d) for d in model_search_dirs())} (set "
+                     f"{MODEL_DIR_ENV} to a directory of .onnx models)")
+    return "\n".join(parts)
 
 
 def _oversampling_notes(result, check):
@@ -210,7 +384,7 @@ def main(argv=None):
         # The dataset builder has its own parser (and needs no torch): hand it the rest.
         from .data.__main__ import main as data_main
 
-        return data_main(argv[1:])
+        return data_main(argv[1:], prog="modrec data")
     args = _parser().parse_args(argv)
     command = "modrec " + " ".join(shlex.quote(a) for a in argv)
 
@@ -240,14 +414,16 @@ def main(argv=None):
                 print(f"done: {run}/best.pt; next: join it to a classifier: modrec export --checkpoint "
                       f"CLASSIFIER/best.pt --detector {run}/best.pt --unknown-score energy --out MODEL.onnx")
             else:
-                print(f"done: {run}/best.pt; next: modrec export --checkpoint {run}/best.pt --out {run}/{cfg.experiment}.onnx")
+                print(f"done: {run}/best.pt; next: {_export_hint(run, cfg.experiment)}")
         elif args.cmd == "evaluate":
+            _refuse_overwrite(args.card, args.force, "evaluate", "--card")
+            onnx_path = _model(args.onnx)
             from .evaluate import evaluate
 
             options = {k: v for k, v in (("split", args.data_split), ("seed", args.data_seed), ("limit", args.limit),
                                          ("classes", args.classes and [c.strip() for c in args.classes.split(",")]))
                        if v is not None}
-            summary = evaluate(args.out, checkpoint=args.checkpoint, onnx_path=args.onnx, data=args.data,
+            summary = evaluate(args.out, checkpoint=args.checkpoint, onnx_path=onnx_path, data=args.data,
                                split=args.split, device=args.device, latency=not args.no_latency, source_options=options,
                                progress=sys.stderr.isatty())
             if args.card:
@@ -258,6 +434,7 @@ def main(argv=None):
                 write_model_card(Path(args.out) / "summary.json", args.card)
             print(f"wrote {args.out}/summary.json (accuracy {summary['accuracy']:.4f})")
         elif args.cmd == "export":
+            _refuse_overwrite(args.out, args.force, "export", "--out")
             from .export import export_checkpoint
 
             overrides = {k: v for k, v in (("policy", args.exit_policy), ("budget_pp", args.exit_budget_pp),
@@ -280,11 +457,14 @@ def main(argv=None):
                 print(f"unknown: {c['score']} above {c['threshold']:.4g} ({c['false_rate']:.1%} of {c['frames']:,} known "
                       f"validation frames at SNR >= 0 dB)")
         elif args.cmd == "from-onnx":
+            _refuse_overwrite(args.out, args.force, "from-onnx", "--out")
+            onnx_path = _model(args.onnx)
             from .from_onnx import checkpoint_from_onnx
 
-            print(f"wrote {checkpoint_from_onnx(args.onnx, args.out)} (batch norms folded: exact in evaluation, "
+            print(f"wrote {checkpoint_from_onnx(onnx_path, args.out)} (batch norms folded: exact in evaluation, "
                   f"not for pruning or full fine-tuning)")
         elif args.cmd == "card":
+            _refuse_overwrite(args.out, args.force, "card", "--out")
             from .model_card import write_model_card
 
             print(f"wrote {write_model_card(args.summary, args.out, args.name)}")
@@ -305,7 +485,7 @@ def main(argv=None):
 
             from .exits.evaluate import evaluate_early_exit
 
-            result = evaluate_early_exit(args.onnx, args.plain, args.data, args.split)
+            result = evaluate_early_exit(_model(args.onnx), _model(args.plain), args.data, args.split)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
             for key in ("all", "snr_ge_10", "snr_min"):
@@ -320,7 +500,7 @@ def main(argv=None):
         elif args.cmd == "open-set-eval":
             from .open_set_eval import open_set_evaluation, write_open_set_report
 
-            result = open_set_evaluation(args.onnx, frames_per_point=args.frames, noise_frame_count=args.noise_frames,
+            result = open_set_evaluation(_model(args.onnx), frames_per_point=args.frames, noise_frame_count=args.noise_frames,
                                          seed=args.seed, progress=not args.no_progress)
             print(write_open_set_report(result, args.json, args.markdown, args.plot))
         elif args.cmd == "classify":
@@ -343,10 +523,8 @@ def main(argv=None):
                 if path is not None:
                     print(f"wrote {path}")
         elif args.cmd == "models":
-            from .models import default_config, list_models
-
-            for name in list_models():
-                print(f"{name}: {json.dumps(default_config(name))}")
+            listing = _models_listing()
+            print(json.dumps(listing, indent=1) if args.json else _models_tables(listing))
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)

@@ -114,9 +114,10 @@ def render_model_card(summary, name, figures=None):
             "",
             "```sh",
             f"{_train_command(training, cfg)}      # the dataset is generated into the cache if missing",
-            f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx{export_flags}",
+            # --force: these regenerate the model and card this page describes, which exist
+            f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx{export_flags} --force",
             f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx "
-            f"--out runs/{experiment}/eval --card models/{name}.md",
+            f"--out runs/{experiment}/eval --card models/{name}.md --force",
             "```",
         ]
     lines += [

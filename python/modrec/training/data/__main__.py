@@ -8,9 +8,13 @@ from .dataset import DEFAULT_SHARD_FRAMES, DatasetError, build_dataset
 from .generator import DEFAULT_CONFIG, GeneratorConfig
 
 
-def _parser():
+PROG = "python -m gnuradio.modrec.training.data"
+
+
+def _parser(prog=PROG):
+    """The options; ``prog`` is the program name usage lines show (``modrec data`` from the modrec command)."""
     p = argparse.ArgumentParser(
-        prog="python -m gnuradio.modrec.training.data",
+        prog=prog,
         description=(
             "Build a sharded synthetic AMR dataset (RadioML 2016.10a classes and SNR grid) in a "
             "cache directory. An existing complete dataset with the same settings is reused."
@@ -34,8 +38,8 @@ def _parser():
     return p
 
 
-def main(argv=None):
-    args = _parser().parse_args(argv)
+def main(argv=None, prog=PROG):
+    args = _parser(prog).parse_args(argv)
     kwargs = {"frame_len": args.frame_len, "samples_per_symbol": args.samples_per_symbol}
     if args.classes:
         kwargs["classes"] = tuple(c.strip() for c in args.classes.split(",") if c.strip())

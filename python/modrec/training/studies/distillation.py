@@ -85,7 +85,7 @@ class DistillationStudy(Study):
     def finish_steps(self, run, args):
         steps = super().finish_steps(run, args)
         if run.info["role"] == "student":
-            steps[-1] += ["--card", str(args.models_dir / f"{run.name}.md")]
+            steps[-1] += ["--card", str(args.models_dir / f"{run.name}.md"), "--force"]  # re-measured: card rewritten
         return steps
 
     def sort_rows(self, rows):

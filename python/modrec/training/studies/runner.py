@@ -119,7 +119,9 @@ def modrec_command():
 
 
 def export_command(run_dir, onnx, *extra):
-    return [*modrec_command(), "export", "--checkpoint", str(Path(run_dir) / "best.pt"), "--out", str(onnx), *extra]
+    # --force: a finish re-exports a run whose model is older than its best.pt, over that model
+    return [*modrec_command(), "export", "--checkpoint", str(Path(run_dir) / "best.pt"), "--out", str(onnx), "--force",
+            *extra]
 
 
 def train_command(run, args):
