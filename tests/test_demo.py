@@ -1,10 +1,15 @@
 """The runtime-side apps run without torch: the demo flowgraph (apps/modrec_demo) runs
 headless and scores every frame; the robustness tool scores a model on channel variants."""
 
+import os
+import queue
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import onnx_fixtures as fx
 from conftest import ROOT, _SHIM
@@ -71,6 +76,60 @@ def test_demo_with_the_shipped_student_is_accurate_at_high_snr():
     assert overall, result.stdout[-2000:]
     # 11 classes, chance is 9%; the model card reports the measured accuracy at 18 dB.
     assert float(overall.group(2)) >= 60.0, result.stdout[-2000:]
+
+
+def test_demo_gui_shows_the_decisions_in_the_live_view(tmp_path):
+    # --gui headless (Qt's offscreen platform): the window runs until Ctrl-C, then the demo says
+    # what the view showed. The fixture model is the classifier's and the view's.
+    model = fx.save_model(tmp_path / "fixture.onnx", frame_len=128, classes=RADIOML2016_CLASSES)
+    runtime = tmp_path / "xdg-runtime"
+    runtime.mkdir(mode=0o700)
+    env = {"PYTHONPATH": str(_SHIM), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_RUNTIME_DIR": str(runtime), "OMP_NUM_THREADS": "1"}
+    # 0.25 s per class: several classes in the 3 s the view is watched
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(DEMO), "--gui", "--model", model, "--segment", "8192"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    seen = []
+    try:
+        deadline = time.monotonic() + 60.0
+        while not any("live view open" in line for line in seen):  # then Ctrl-C is the view's to handle
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)[-3000:]
+            try:
+                seen.append(lines.get(timeout=0.5))
+            except queue.Empty:
+                pass
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(5.0)
+    while not lines.empty():
+        seen.append(lines.get())
+    out = "".join(seen)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert "in a loop" in out  # the signal repeats while the window is open
+    shown = re.search(r"^live view: (\d+) decisions shown in (\d+) repaints over [\d.]+ s \((\d+) messages ignored\)",
+                      out, re.M)
+    assert shown, out[-3000:]
+    decisions, repaints, ignored = (int(g) for g in shown.groups())
+    # 32 kS/s in frames of 128 is 250 decisions a second; repaints at 10 Hz at most
+    assert decisions > 100 and repaints > 5 and ignored == 0, out[-3000:]
+    assert not re.search(r"^t=\s*[\d.]+ s\s+sample", out, re.M), "--gui shows the decisions instead of printing them"
+    table = out.split("messages ignored)")[1]
+    assert re.search(r"^all\s+\d+\s", table, re.M), out[-3000:]
+
+
+def test_demo_gui_needs_the_throttle():
+    result = run_app(DEMO, "--gui", "--no-throttle")
+    assert result.returncode != 0
+    assert "--gui plays the stream at --samp-rate" in result.stderr
 
 
 def test_robustness_tool_scores_every_variant(tmp_path):
