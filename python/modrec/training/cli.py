@@ -150,7 +150,8 @@ def _parser():
                                                     "DIR/summary.json)")
     c.add_argument("--out", required=True, help="the card to write (markdown); its figures and summary are copied "
                                                 "beside it as <stem>-*.png and <stem>.summary.json")
-    c.add_argument("--name", help="the model's name in the card (default: the --out file's stem)")
+    c.add_argument("--name", help="the model's name in the card (default: the one the summary records, e.g. the "
+                                  "evaluated ONNX file's stem)")
     c.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out card") +
                    "; its ## Notes section is kept")
 

@@ -18,7 +18,8 @@ from .. import contract
 from ..classes import class_index_map
 from .data.source import ALL_SPLIT
 from .data.sources import open_source, run_source, split_spec
-from .tables_and_figures import pyplot
+from .model_card import model_name
+from .tables_and_figures import pyplot, save_figure
 from .metrics import classification_metrics
 
 
@@ -58,7 +59,9 @@ def onnx_latency(path, repeats=200, batch=256, batch_repeats=10):
 
 
 def write_evaluation(metrics, out_dir, title="", extra=None):
-    """Write summary.json, per_snr.{csv,json}, confusion.png, accuracy_vs_snr.png into ``out_dir``."""
+    """Write summary.json, per_snr.{csv,json}, confusion.png, confusion_snr_ge_10.png (when
+    frames at SNR >= 10 dB were scored) and accuracy_vs_snr.png into ``out_dir``; ``title``
+    (the model's name) heads every figure."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {**metrics, **(extra or {})}
@@ -70,13 +73,18 @@ def write_evaluation(metrics, out_dir, title="", extra=None):
     summary["figures"] = {"confusion": "confusion.png"}
     if any(r["snr_db"] is not None for r in metrics["per_snr"]):  # a SigMF recording has no SNR: no curve
         summary["figures"]["accuracy_vs_snr"] = "accuracy_vs_snr.png"
-        _plot_snr(metrics, out / "accuracy_vs_snr.png", title)
-    _plot_confusion(metrics, out / "confusion.png", title)
+        save_figure(snr_figure(metrics, title), out / "accuracy_vs_snr.png")
+    save_figure(confusion_figure(metrics["confusion"], metrics["classes"], f"{title} confusion (all SNRs)".strip()),
+                out / "confusion.png")
+    if metrics.get("confusion_snr_ge_10") is not None:
+        summary["figures"]["confusion_snr_ge_10"] = "confusion_snr_ge_10.png"
+        save_figure(confusion_figure(metrics["confusion_snr_ge_10"], metrics["classes"],
+                                     f"{title} confusion (SNR ≥ 10 dB)".strip()), out / "confusion_snr_ge_10.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
-def _plot_snr(metrics, path, title):
+def snr_figure(metrics, title):
     plt = pyplot()
     rated = [r for r in metrics["per_snr"] if r["snr_db"] is not None]  # a SigMF recording has no SNR
     snr = [r["snr_db"] for r in rated]
@@ -89,15 +97,14 @@ def _plot_snr(metrics, path, title):
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{title} accuracy vs SNR (overall {metrics['accuracy']:.3f})".strip())
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
-def _plot_confusion(metrics, path, title):
+def confusion_figure(confusion, classes, title):
+    """A confusion matrix, each row (true class) normalised to 1, its counts in the title."""
     plt = pyplot()
-    cm = np.asarray(metrics["confusion"], np.float64)
+    cm = np.asarray(confusion, np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    classes = metrics["classes"]
     n = len(classes)
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
     im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
@@ -110,11 +117,10 @@ def _plot_confusion(metrics, path, title):
                         color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{title} confusion (all SNRs)".strip())
+    ax.set_title(f"{title}, {int(cm.sum()):,} frames")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def _open_data(data, model_frame_len, source_options):
@@ -168,7 +174,7 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         # runs an early-exit model as its cascade, as the blocks do).
         onnx_model = load_model(onnx_path, threads=os.cpu_count() or 1)
         md = onnx_model.metadata
-        model_name, model_classes, model_frame_len = str(onnx_path), list(md[contract.CLASSES]), int(md[contract.FRAME_LEN])
+        model_file, model_classes, model_frame_len = str(onnx_path), list(md[contract.CLASSES]), int(md[contract.FRAME_LEN])
         predict = onnx_model.predict
         extra = dict(model=str(onnx_path), backend="onnxruntime", architecture=md[contract.ARCHITECTURE],
                      params=md[contract.PARAMS], flops=md[contract.FLOPS], onnx_bytes=Path(onnx_path).stat().st_size,
@@ -183,7 +189,7 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
 
         dev = resolve_device(device)
         model = model_from_checkpoint(ckpt, dev)
-        model_name, model_classes = str(checkpoint), list(ckpt["classes"])
+        model_file, model_classes = str(checkpoint), list(ckpt["classes"])
         model_frame_len = int(ckpt["model_cfg"]["frame_len"])
 
         def predict(x):
@@ -198,12 +204,12 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
     if split is None:
         split = "test" if source.kind == "synthetic" else ALL_SPLIT
     if source.frame_len != model_frame_len:
-        raise ValueError(f"{model_name}: the model takes frames of {model_frame_len} samples, but {source.spec} has "
+        raise ValueError(f"{model_file}: the model takes frames of {model_frame_len} samples, but {source.spec} has "
                          f"frames of {source.frame_len}; score a model trained on such frames (modrec train --data "
                          f"{source.path} takes the frame length from the data)")
     to_model = np.array(class_index_map(model_classes, source.classes), np.int64)
     if not (to_model >= 0).any():
-        raise ValueError(f"{model_name}: none of the model's classes {model_classes} is among the classes of "
+        raise ValueError(f"{model_file}: none of the model's classes {model_classes} is among the classes of "
                          f"{source.spec}: {list(source.classes)} (matched by name, spelling-insensitive)")
 
     batch_size = max(1, batch_samples // model_frame_len)
@@ -232,7 +238,7 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         names, counts = np.unique(y_pred[rows], return_counts=True)
         unknown[source.classes[data_index]] = {"n": int(rows.sum()), "predicted": {model_classes[k]: int(c) for k, c in zip(names, counts)}}
     if not known.any():
-        raise ValueError(f"{model_name}: split {split!r} of {source.spec} holds no frame of a class the model knows "
+        raise ValueError(f"{model_file}: split {split!r} of {source.spec} holds no frame of a class the model knows "
                          f"(it holds {', '.join(unknown)})")
     extra.update(split=split, data=source.spec, data_root=str(source.path), source=source.record(),
                  inference_s=round(inference_s, 3), frames_of_classes_unknown_to_model=unknown,
@@ -241,10 +247,11 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
         extra.update(onnx_latency(onnx_path))
     if ckpt is not None:
         extra["training"] = ckpt.get("training")
+    extra["name"] = model_name(extra)  # the model's name (its file's, its run's), what cards and figures are titled
     metrics = classification_metrics(y_pred[known], y_model[known], snr[known], model_classes, confidence=conf[known])
-    summary = write_evaluation(metrics, out_dir, title=extra["architecture"], extra=extra)
+    summary = write_evaluation(metrics, out_dir, title=extra["name"], extra=extra)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    log(f"{extra['architecture']} on {split} of {source.spec}: acc {fmt(metrics['accuracy'])} | SNR>=0 "
+    log(f"{extra['name']} on {split} of {source.spec}: acc {fmt(metrics['accuracy'])} | SNR>=0 "
         f"{fmt(metrics['accuracy_snr_ge_0'])} | SNR>=10 {fmt(metrics['accuracy_snr_ge_10'])} | peak "
         f"{fmt(metrics['peak_accuracy'])} | ECE {fmt(metrics.get('ece'))}")
     for name, info in unknown.items():

@@ -61,6 +61,8 @@ def classification_metrics(probs, y_true, snr_db, classes, ece_bins=15, confiden
 
     ``probs`` may also be hard predictions (1-D int array); ECE is then computed from
     ``confidence`` (float (N,), each prediction's probability) or omitted without it.
+    ``confusion`` counts every frame, ``confusion_snr_ge_10`` the frames at SNR >= 10 dB (None
+    when there are none, e.g. a recording without SNR); rows true class, columns predicted.
     """
     y_true = np.asarray(y_true, np.int64)
     snr_db = np.asarray(snr_db, np.float64)
@@ -69,6 +71,7 @@ def classification_metrics(probs, y_true, snr_db, classes, ece_bins=15, confiden
     per_snr = per_snr_accuracy(y_true, y_pred, snr_db)
     rated = [r for r in per_snr if r["snr_db"] is not None]
     everything = np.ones_like(y_true, dtype=bool)
+    high = snr_db >= 10  # frames of unknown SNR (NaN) are not among them
     out = {
         "n_frames": int(len(y_true)),
         "classes": list(classes),
@@ -79,6 +82,9 @@ def classification_metrics(probs, y_true, snr_db, classes, ece_bins=15, confiden
         "peak_snr_db": max(rated, key=lambda r: r["accuracy"])["snr_db"] if rated else None,
         "per_snr": per_snr,
         "confusion": confusion_matrix(y_true, y_pred, len(classes)).tolist(),
+        # where the classes stand apart: the all-SNR matrix is mostly the low-SNR frames' guessing
+        "confusion_snr_ge_10": (confusion_matrix(y_true[high], y_pred[high], len(classes)).tolist()
+                                if high.any() else None),
     }
     if probs.ndim == 2 or confidence is not None:
         out["ece"] = expected_calibration_error(probs, y_true, ece_bins, confidence=confidence) if len(y_true) else None

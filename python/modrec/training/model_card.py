@@ -17,14 +17,29 @@ def _j(value):
     return json.dumps(value, sort_keys=True) if value is not None else "n/a"
 
 
-FIGURES = ("accuracy_vs_snr.png", "confusion.png")
+FIGURES = ("accuracy_vs_snr.png", "confusion.png", "confusion_snr_ge_10.png")
+
+
+def model_name(summary):
+    """The evaluated model's name: the summary's ``name``, else its ONNX file's stem, else its
+    training run's experiment (a checkpoint is ``runs/<experiment>/best.pt``); None when the
+    summary names no model."""
+    if summary.get("name"):
+        return summary["name"]
+    model = str(summary.get("model") or "")
+    if not model:
+        return None
+    if model.endswith(".onnx"):
+        return Path(model).stem
+    training = (summary.get("metadata") or {}).get(contract.TRAINING) or summary.get("training") or {}
+    return (training.get("config") or {}).get("experiment") or Path(model).parent.name or Path(model).stem
 
 
 def render_model_card(summary, name, figures=None):
     """Markdown model card; ``figures`` maps an evaluation figure name to the link to use."""
     md = summary.get("metadata") or {}
     training = md.get(contract.TRAINING) or summary.get("training") or {}
-    data = training.get("data", {})
+    data = training.get("data") if isinstance(training.get("data"), dict) else {}  # a hand-made model may say "none"
     cfg = training.get("config", {})
     figures = figures or {}
 
@@ -126,8 +141,12 @@ def render_model_card(summary, name, figures=None):
         "",
         f"![accuracy vs SNR]({rel('accuracy_vs_snr.png')})",
         "",
-        f"![confusion matrix]({rel('confusion.png')})",
+        f"![confusion matrix, all SNRs]({rel('confusion.png')})",
         "",
+    ]
+    if "confusion_snr_ge_10.png" in figures or (not figures and "confusion_snr_ge_10" in (summary.get("figures") or {})):
+        lines += [f"![confusion matrix, SNR >= 10 dB]({rel('confusion_snr_ge_10.png')})", ""]
+    lines += [
         "## Accuracy per SNR",
         "",
         "| SNR (dB) | frames | accuracy |",
@@ -203,6 +222,9 @@ def _notes(path):
 def write_model_card(summary_path, out_path, name=None):
     """Write the card and copy the evaluation's figures and summary beside it.
 
+    The card is titled ``name``, else the model's name the summary records (model_name), and
+    only when it records none the card's file stem.
+
     A ``## Notes`` section of an existing card (written by hand: hardware, caveats) is kept.
 
     The copies are named ``<card stem>-<figure>`` and ``<card stem>.summary.json``, so a card in
@@ -226,6 +248,6 @@ def write_model_card(summary_path, out_path, name=None):
     if summary_path.resolve() != summary_copy.resolve():
         shutil.copyfile(summary_path, summary_copy)
     notes = _notes(out_path)
-    card = render_model_card(summary, name or out_path.stem, figures)
+    card = render_model_card(summary, name or model_name(summary) or out_path.stem, figures)
     out_path.write_text(card + ("\n" + notes.rstrip("\n") + "\n" if notes else ""))
     return out_path

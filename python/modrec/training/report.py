@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import contract
-from .tables_and_figures import cell, pyplot, write_markdown
+from .tables_and_figures import cell, legend_beside, line_styles, pyplot, save_figure, write_markdown
 
 COLUMNS = (
     ("accuracy", "all SNRs", "pct"),
@@ -127,23 +127,30 @@ def markdown_table(entries, gaps):
     return "\n".join(lines)
 
 
-def plot_accuracy_vs_snr(entries, path, title="accuracy vs SNR"):
+def figure_accuracy_vs_snr(entries, title="accuracy vs SNR"):
+    """Accuracy vs SNR, one line per model: colour by architecture, line style and marker by
+    distillation method (no two models alike), teachers drawn thicker; the legend beside the
+    axes, where it hides no curve."""
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for e in entries:
-        snr, acc = np.array(e["per_snr"]).T
-        style = "-" if e["role"] == "teacher" else "--"
-        ax.plot(snr, 100 * acc, style, marker="o", markersize=3, label=f"{e['name']} ({e['role']})")
+    styles = line_styles([(e["architecture"], e["distillation"], e["distillation"]) for e in entries])
+    for e, style in zip(entries, styles):
+        snr, acc = np.array(e["per_snr"], dtype=float).T
+        ax.plot(snr, 100 * acc, markersize=4, linewidth=2.2 if e["role"] == "teacher" else 1.3,
+                label=f"{e['name']} ({e['role']})", **style)
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    legend_beside(ax, fontsize=8)
+    return fig
+
+
+def plot_accuracy_vs_snr(entries, path, title="accuracy vs SNR"):
+    save_figure(figure_accuracy_vs_snr(entries, title), path)
 
 
 def write_comparison(entries, markdown_path=None, json_path=None, plot_path=None, remeasure=False):

@@ -13,6 +13,7 @@ sees.
 """
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from ...classes import class_index_map
 from ...runtime import EarlyExitModel, OnnxModel
 from ...runtime.timing import paired_times, speed_ratio
 from ..data.sources import read_split
-from ..tables_and_figures import pyplot, write_markdown
+from ..tables_and_figures import legend_beside, line_styles, pyplot, save_figure, write_markdown
 
 
 def no_loss_exit(exit_probs, labels):
@@ -126,25 +127,57 @@ def _pooled_rates(r, min_snr):
     return [sum(x["exit_rates"][k] * x["n"] for x in keep) / n for k in range(len(r["exit_flops"]))]
 
 
-def plot(results, path):
+_RUN_NAME = re.compile(r"(?P<architecture>.+?)_ee(?:-(?P<scheme>.+?))?-p(?P<placement>\d+)(?:-(?P<rule>.+))?$")
+
+
+def _line_keys(name, policy):
+    """(architecture, training scheme, exit placement, exit rule) read from a run's name
+    (``<architecture>_ee[-<scheme>]-p<block>[-<rule>]``, as the study names them); a name
+    of another form is its own architecture."""
+    m = _RUN_NAME.match(name)
+    if not m:
+        return name, "", "", policy
+    return m["architecture"], m["scheme"] or "heads", m["placement"], policy
+
+
+def figure(results):
+    """One row per architecture, one column per figure (frames leaving early, measured speed-up,
+    accuracy change) against SNR: colour by training scheme, line style and marker by exit
+    placement, hollow markers for a second exit rule; each row's legend beside it, where it hides no curve."""
     plt = pyplot()
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for r in results:
-        name = Path(r["model"]).stem
-        snr = [x["snr_db"] for x in r["per_snr"]]
-        axes[0].plot(snr, [100 * (1 - x["exit_rates"][-1]) for x in r["per_snr"]], marker="o", ms=3, label=name)
-        axes[1].plot(snr, [_speed_up(x) for x in r["per_snr"]], marker="o", ms=3, label=name)
-        axes[2].plot(snr, [100 * (x["accuracy"] - x["plain_accuracy"]) for x in r["per_snr"]], marker="o", ms=3, label=name)
-    for ax, label in zip(axes, ("frames leaving early (%)", "measured speed-up vs plain (x)", "accuracy change (pp)")):
+    names = [Path(r["model"]).stem for r in results]
+    keys = [_line_keys(name, r["policy"]) for name, r in zip(names, results)]
+    # one style per run over the whole figure: a scheme has its colour in every row
+    styles = line_styles([(scheme, placement, placement, rule) for _, scheme, placement, rule in keys],
+                         panels=[key[0] for key in keys])
+    rows = {}
+    for name, r, key, style in zip(names, results, keys, styles):
+        rows.setdefault(key[0], []).append((name, r, style))
+    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 3.3 * len(rows)), squeeze=False, sharex=True)
+    for row, (arch, runs) in zip(axes, rows.items()):
+        for name, r, style in runs:
+            snr = [x["snr_db"] for x in r["per_snr"]]
+            figures = ([100 * (1 - x["exit_rates"][-1]) for x in r["per_snr"]], [_speed_up(x) for x in r["per_snr"]],
+                       [100 * (x["accuracy"] - x["plain_accuracy"]) for x in r["per_snr"]])
+            for ax, values in zip(row, figures):
+                ax.plot(snr, values, ms=4, lw=1.2, label=f"{name} ({r['policy']})", **style)
+        for ax, label in zip(row, ("frames leaving early (%)", "measured speed-up vs plain (x)", "accuracy change (pp)")):
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        row[1].axhline(1.0, color="k", lw=0.8)
+        row[2].axhline(0.0, color="k", lw=0.8)
+        row[0].set_title(arch, loc="left", fontweight="bold")
+    for ax in axes[-1]:
         ax.set_xlabel("SNR (dB)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[1].axhline(1.0, color="k", lw=0.8)
-    axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    for row in axes:
+        legend_beside(row[-1], fontsize=7)
+    return fig
+
+
+def plot(results, path):
+    save_figure(figure(results), path)
 
 
 def write_exits_report(result_paths, markdown_path=None, json_path=None, plot_path=None, previous=None):

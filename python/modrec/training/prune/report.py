@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..report import check_same_split, load_entry, remeasure_speeds
-from ..tables_and_figures import cell, pyplot, write_markdown
+from ..tables_and_figures import cell, legend_beside, line_styles, pyplot, save_figure, write_markdown
 
 COLUMNS = (
     ("accuracy", "all SNRs", "pct"),
@@ -137,34 +137,43 @@ def markdown(entries):
     return "\n\n".join(parts)
 
 
-def plot(entries, out_dir):
-    """One PNG per architecture: accuracy (all SNRs and SNR >= 10) vs FLOPs/frame."""
+def figure(arch, rows):
+    """Accuracy (all SNRs and SNR >= 10) vs FLOPs/frame of one architecture's sweep: a line per
+    criterion (colour) and way of pruning and fine-tuning (line style and marker), through the
+    unpruned model (the star); the legend beside the axes, where it hides no curve."""
     plt = pyplot()
 
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    base = next((e for e in rows if e["criterion"] == "none"), None)
+    lines = defaultdict(list)
+    for e in rows:
+        if e["criterion"] != "none":
+            lines[_line_name(e, rows)].append(e)
+    names = sorted(lines)
+    ways = [(lines[n][0]["strategy"], lines[n][0]["fine_tune"]) for n in names]
+    styles = line_styles([(lines[n][0]["criterion"], way, way) for n, way in zip(names, ways)])
+    for ax, key, label in zip(axes, ("accuracy", "accuracy_snr_ge_10"), ("all SNRs", "SNR ≥ 10 dB")):
+        for name, style in zip(names, styles):
+            pts = sorted(lines[name] + ([base] if base else []), key=lambda e: e["flops"])
+            ax.errorbar([e["flops"] / 1e6 for e in pts], [100 * e[key] for e in pts],
+                        yerr=[100 * e.get(f"{key}_std", 0.0) for e in pts], markersize=4, capsize=2, label=name, **style)
+        if base:
+            ax.plot([base["flops"] / 1e6], [100 * base[key]], "k*", markersize=11, label="unpruned", zorder=5)
+        ax.set_xlabel("FLOPs/frame (M)")
+        ax.set_ylabel(f"accuracy, {label} (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{arch}: pruning criteria, accuracy vs cost (test split)")
+    fig.tight_layout()
+    legend_beside(axes[-1], fontsize=8)
+    return fig
+
+
+def plot(entries, out_dir):
+    """One PNG per architecture: accuracy (all SNRs and SNR >= 10) vs FLOPs/frame."""
     paths = []
     for arch, rows in _by_architecture(entries).items():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        base = next((e for e in rows if e["criterion"] == "none"), None)
-        lines = defaultdict(list)
-        for e in rows:
-            if e["criterion"] != "none":
-                lines[_line_name(e, rows)].append(e)
-        for ax, key, label in zip(axes, ("accuracy", "accuracy_snr_ge_10"), ("all SNRs", "SNR ≥ 10 dB")):
-            for name, pts in sorted(lines.items()):
-                pts = sorted(pts + ([base] if base else []), key=lambda e: e["flops"])
-                ax.errorbar([e["flops"] / 1e6 for e in pts], [100 * e[key] for e in pts],
-                            yerr=[100 * e.get(f"{key}_std", 0.0) for e in pts], marker="o", markersize=4, capsize=2, label=name)
-            if base:
-                ax.plot([base["flops"] / 1e6], [100 * base[key]], "k*", markersize=10, label="unpruned")
-            ax.set_xlabel("FLOPs/frame (M)")
-            ax.set_ylabel(f"accuracy, {label} (%)")
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(f"{arch}: pruning criteria, accuracy vs cost (test split)")
-        fig.tight_layout()
         path = Path(out_dir) / f"pruning-{arch}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        save_figure(figure(arch, rows), path)
         paths.append(path)
     return paths
 
