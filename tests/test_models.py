@@ -52,6 +52,28 @@ def test_the_detector_s_spectral_branch_reads_the_log_periodogram():
     assert torch.isfinite(model(torch.zeros(2, 2, 128))).all()
 
 
+def test_the_detector_s_dc_removed_spectrum_drops_a_dc_offset_but_keeps_a_carrier_off_0_hz():
+    from gnuradio.modrec.training.models.signal_detector import DcRemovedSpectra, LogPowerSpectrum
+
+    n = torch.arange(128)
+    noise = 0.1 * torch.randn(2, 2, 128, generator=torch.Generator().manual_seed(0))
+    dc = noise + torch.tensor([1.0, 0.5])[None, :, None]  # a DC offset: 0 Hz
+    f = 0.005  # cycles/sample: a carrier offset the generator draws (cfo_max 0.01)
+    carrier = noise + torch.stack([torch.cos(2 * torch.pi * f * n), torch.sin(2 * torch.pi * f * n)])[None]
+    spectra = DcRemovedSpectra(128)
+    for x in (dc, carrier):
+        torch.testing.assert_close(spectra(x)[:, :1], LogPowerSpectrum(128)(x))  # channel 0: the plain spectrum
+    peak = lambda x: spectra(x)[:, 1].max(dim=1).values.min()  # noqa: E731
+    flat = LogPowerSpectrum(128)(noise)[:, 0].max(dim=1).values.max()
+    assert peak(dc) < flat + 0.5 and peak(carrier) > flat + 1.0  # log10 power: the carrier stays >10x above
+    torch.manual_seed(0)
+    model = create_model("signal_detector", spectral_channels=8, dc_removed_spectrum=True).eval()
+    assert torch.isfinite(model(torch.zeros(2, 2, 128))).all()
+    torch.testing.assert_close(model(dc * 1e3), model(dc), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="dc_removed_spectrum needs the spectral branch"):
+        create_model("signal_detector", dc_removed_spectrum=True)
+
+
 def test_registry_lists_and_rejects_unknowns():
     assert "cnn3" in list_models() and list_models("cnn*") == ["cnn3", "cnn3_ee"]
     with pytest.raises(KeyError, match="did you mean 'cnn3'"):

@@ -77,6 +77,9 @@ class AugmentConfig:
     time_shift: bool = True  # random circular shift over the whole frame
     freq_offset: float = 0.0  # max |CFO| in cycles/sample (0 = off)
     conjugate: bool = False  # random I/Q conjugation (spectral flip)
+    # freq_offset leaves frames of the noise class at their frequency: a receiver's DC offset stays
+    # at 0 Hz instead of becoming a carrier near it (augment.receiver_frames)
+    hold_noise_frequency: bool = False
 
 
 @dataclass

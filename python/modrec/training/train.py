@@ -177,7 +177,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         for bi, (s, e) in enumerate(bar):
             idx = distributed.shard(perm[s:e], ctx)
             yb = y_tr[idx]
-            xb = augment(x_epoch[idx], objective.augment, aug_gen, hold_frequency=receiver_frames(yb, classes))
+            hold = receiver_frames(yb, classes) if objective.augment.hold_noise_frequency else None
+            xb = augment(x_epoch[idx], objective.augment, aug_gen, hold_frequency=hold)
             loss, correct = objective.batch_loss(net, xb, yb, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()

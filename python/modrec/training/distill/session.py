@@ -130,7 +130,8 @@ class DistillSession(Objective):
             if dc.cache_views and _augment_on(cfg.augment):
                 for view in range(dc.cache_views):
                     frames = augmented_view(x_tr, cfg.augment, seed=cfg.seed, view=view,
-                                            hold_frequency=receiver_frames(y_tr, classes))
+                                            hold_frequency=receiver_frames(y_tr, classes)
+                                            if cfg.augment.hold_noise_frequency else None)
                     self.views.append((frames, *cached(frames, f"train/view{view}")))
                 self.augment = _augment_off(cfg.augment)  # the views carry it
                 log(f"distill: {dc.cache_views} augmented copies of the train split, teacher outputs cached for each; "
