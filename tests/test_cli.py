@@ -20,7 +20,7 @@ from gnuradio.modrec.training import cli
 from gnuradio.modrec.training.cli import main
 from gnuradio.modrec.training.data.__main__ import _parser as data_parser
 from test_train_eval_export import L as DATASET_FRAME_LEN
-from test_train_eval_export import write_dataset
+from test_train_eval_export import train_tiny_checkpoint
 
 MODELS = ROOT / "models"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMP_NUM_THREADS": "1"}
@@ -215,14 +215,7 @@ def test_the_demo_refuses_a_wrong_model_name_with_a_usage_error():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cli")
-    data = tmp / "data"
-    write_dataset(data, {"train": 8, "val": 4, "test": 4})
-    cfg = tmp / "c.yaml"
-    cfg.write_text("model: {name: cnn3, cfg: {channels: [8, 8, 8], hidden: 8}}\ntrain: {epochs: 1, batch_size: 16}\n")
-    assert main(["train", "--config", str(cfg), "--data-root", str(data), "--out", str(tmp / "run"), "--threads", "1",
-                 "--no-progress"]) == 0
-    return tmp / "run" / "best.pt"
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("cli"))
 
 
 def test_export_refuses_to_replace_a_file_without_force(checkpoint, tmp_path, capsys):

@@ -9,21 +9,14 @@ import pytest
 from gnuradio.modrec.runtime import OnnxModel
 from gnuradio.modrec.training.cli import main
 from gnuradio.modrec.training.config import ConfigError, config_from_dict
-from test_train_eval_export import write_dataset
+from test_train_eval_export import train_tiny_checkpoint
 
 import onnx_fixtures as fx
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("opt")
-    data = tmp / "data"
-    write_dataset(data, {"train": 8, "val": 4, "test": 4})
-    cfg = tmp / "c.yaml"
-    cfg.write_text("model: {name: cnn3, cfg: {channels: [8, 8, 8], hidden: 8}}\ntrain: {epochs: 1, batch_size: 16}\n")
-    assert main(["train", "--config", str(cfg), "--data-root", str(data), "--out", str(tmp / "run"), "--threads", "1",
-                 "--no-progress"]) == 0
-    return tmp / "run" / "best.pt"
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("opt"))
 
 
 def _opset(path):

@@ -65,6 +65,19 @@ def write_dataset(root, per_class_snr={"train": 40, "val": 10, "test": 10}, seed
     return root
 
 
+def train_tiny_checkpoint(tmp):
+    """A one-epoch cnn3 of width 8 trained on a tiny dataset under ``tmp``: runs/best.pt's path."""
+    from gnuradio.modrec.training.cli import main
+
+    data = tmp / "data"
+    write_dataset(data, {"train": 8, "val": 4, "test": 4})
+    cfg = tmp / "c.yaml"
+    cfg.write_text("model: {name: cnn3, cfg: {channels: [8, 8, 8], hidden: 8}}\ntrain: {epochs: 1, batch_size: 16}\n")
+    assert main(["train", "--config", str(cfg), "--data-root", str(data), "--out", str(tmp / "run"), "--threads", "1",
+                 "--no-progress"]) == 0
+    return tmp / "run" / "best.pt"
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("data") / "tiny")
