@@ -82,7 +82,7 @@ def main(argv=None):
     if not image.save(str(args.out), "PNG"):
         sys.exit(f"screenshot: could not write {args.out}")
     view = sink.qwidget()
-    print(f"{args.out}: {image.width()}x{image.height()} px; the view showed {sink.messages} decisions in "
+    print(f"{args.out}: {image.width()}x{image.height()} px; the view received {sink.frames} decisions in "
           f"{view.repaints} repaints, the last {view.class_label.text()} {view.confidence_label.text()}")
 
 

@@ -115,14 +115,14 @@ def test_demo_gui_shows_the_decisions_in_the_live_view(tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
     assert "in a loop" in out  # the signal repeats while the window is open
-    shown = re.search(r"^live view: (\d+) decisions shown in (\d+) repaints over [\d.]+ s \((\d+) messages ignored\)",
-                      out, re.M)
+    shown = re.search(r"^live view: (\d+) decisions received in (\d+) repaints over [\d.]+ s "
+                      r"\((\d+) bad tag values ignored\)", out, re.M)
     assert shown, out[-3000:]
     decisions, repaints, ignored = (int(g) for g in shown.groups())
     # 32 kS/s in frames of 128 is 250 decisions a second; repaints at 10 Hz at most
     assert decisions > 100 and repaints > 5 and ignored == 0, out[-3000:]
     assert not re.search(r"^t=\s*[\d.]+ s\s+sample", out, re.M), "--gui shows the decisions instead of printing them"
-    table = out.split("messages ignored)")[1]
+    table = out.split("bad tag values ignored)")[1]
     assert re.search(r"^all\s+\d+\s", table, re.M), out[-3000:]
 
 

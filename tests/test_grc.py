@@ -116,6 +116,26 @@ def test_block_yaml_declares_the_block():
     assert all((GRC_DIR / f"{b}.block.yml").is_file() for b in tree["[Modulation Recognition]"])
 
 
+def test_sink_yaml_declares_the_block():
+    block = yaml.safe_load((GRC_DIR / "modrec_classification_sink.block.yml").read_text())
+    assert block["id"] == "modrec_classification_sink" and block["file_format"] == 1
+    assert block["templates"]["imports"] == "from gnuradio import modrec"
+    params = {p["id"]: p for p in block["parameters"]}
+    # every argument of the block (and the QT GUI hint), each passed on by name
+    from gnuradio.modrec.classification_sink import classification_sink
+
+    arguments = set(inspect.signature(classification_sink.__init__).parameters) - {"self"}
+    assert set(params) == arguments | {"gui_hint"}
+    make = block["templates"]["make"]
+    assert all(f"{name}=${{{name}}}" in make for name in arguments), make
+    assert params["tag_key"]["default"] == "modrec" == inspect.signature(classification_sink).parameters[
+        "tag_key"].default
+    # one way in: the classifier's output stream, whose tags it reads; no message port
+    assert block["inputs"] == [{"label": "in", "domain": "stream", "dtype": "complex"}]
+    assert "outputs" not in block
+    assert block["templates"]["callbacks"] == ["set_update_rate(${update_rate})"]
+
+
 def test_the_examples_are_there():
     assert {p.stem for p in EXAMPLES} >= {"classifier_demo", "classify_recording_to_sigmf", "simulated_live_view",
                                           "recording_live_view", "sdr_live_view"}
@@ -157,7 +177,13 @@ def test_every_example_follows_the_house_rules(example):
     sinks = _blocks(fg, "modrec_classification_sink")
     classifiers = _blocks(fg, "modrec_classifier")
     assert len(sinks) == 1 and len(classifiers) == 1
-    assert [classifiers[0]["name"], "classification", sinks[0]["name"], "classification"] in fg["connections"]
+    # the view reads the classifier's tags from its output stream (as a frequency sink is fed); a
+    # message connection would cost the classifier ~10 % of its throughput, and the sink has no port for one
+    sink_inputs = [c for c in fg["connections"] if c[2] == sinks[0]["name"]]
+    assert sink_inputs == [[classifiers[0]["name"], "0", sinks[0]["name"], "0"]], sink_inputs
+    # the sink reads the tags under the key the classifier writes them with
+    assert str(sinks[0]["parameters"].get("tag_key", "modrec")) == str(classifiers[0]["parameters"].get("tag_key",
+                                                                                                       "modrec"))
     assert _blocks(fg, "qtgui_freq_sink_x"), "a frequency sink next to the view"
     assert _blocks(fg, "note") and all(n["parameters"]["comment"] for n in _blocks(fg, "note"))
     assert not _blocks(fg, "blocks_message_debug"), "message debug floods the console at thousands of frames/s"
@@ -238,8 +264,8 @@ QT_DRIVER = textwrap.dedent(
 
         def report(self):
             for s in self.sinks:
-                print(f"sink {s.model_path} messages={s.messages} repaints={s.qwidget().repaints} "
-                      f"bad={s.bad_messages} shown={sorted(self.shown - {'-'})}", flush=True)
+                print(f"sink {s.model_path} frames={s.frames} repaints={s.qwidget().repaints} "
+                      f"bad={s.bad_values} shown={sorted(self.shown - {'-'})}", flush=True)
             print(f"torch imported: {'torch' in sys.modules}", flush=True)
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -263,8 +289,8 @@ def _run_qt_example(tmp_path, example, seconds, *args):
 
 
 def _view_report(out):
-    """messages, repaints, bad messages and the classes shown, from QT_DRIVER's report line."""
-    found = re.search(r"messages=(\d+) repaints=(\d+) bad=(\d+) shown=(\[.*\])", out)
+    """frames, repaints, bad tag values and the classes shown, from QT_DRIVER's report line."""
+    found = re.search(r"frames=(\d+) repaints=(\d+) bad=(\d+) shown=(\[.*\])", out)
     assert found, out[-3000:]
     return int(found.group(1)), int(found.group(2)), int(found.group(3)), ast.literal_eval(found.group(4))
 
@@ -275,9 +301,9 @@ def test_simulated_live_view_runs_headless_and_shows_the_classes_change(tmp_path
     rc, out = _run_qt_example(tmp_path, EXAMPLES_DIR / "simulated_live_view.grc", 4.0, "--class-seconds", "0.5")
     assert rc == 0 and "main returned" in out, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
-    messages, repaints, bad, shown = _view_report(out)
+    frames, repaints, bad, shown = _view_report(out)
     # 32 kS/s in frames of 128: about 250 decisions a second, repainted at 10 Hz at most
-    assert messages > 100 and repaints > 5 and bad == 0, out[-3000:]
+    assert frames > 100 and repaints > 5 and bad == 0, out[-3000:]
     assert len(shown) >= 3, f"the view showed {shown}: the source should switch class every 0.5 s"
     assert "torch imported: False" in out  # the embedded block uses the generator, never torch
     code = (tmp_path / "out" / "simulated_live_view.py").read_text()
@@ -300,8 +326,8 @@ def test_recording_live_view_runs_headless_on_a_recording(tmp_path):
                               "--input-file", str(recording), "--samp-rate", "32000")
     assert rc == 0 and "main returned" in out, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
-    messages, repaints, bad, shown = _view_report(out)
-    assert messages > 100 and repaints > 5 and bad == 0, out[-3000:]
+    frames, repaints, bad, shown = _view_report(out)
+    assert frames > 100 and repaints > 5 and bad == 0, out[-3000:]
     assert len(shown) >= 2, f"the view showed {shown}: the recording switches from QPSK to BPSK"
 
 

@@ -12,13 +12,17 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 import pyqtgraph as pg  # after PyQt5: pyqtgraph uses the Qt binding already imported (GNU Radio's is PyQt5)
 
 from .classes import NOISE_LABEL, UNKNOWN_CLASS, canonical_class_name
-from .classifier import CLASSIFICATION_PORT
 from .keepalive import flowgraph_owned
 from .runtime import load_model, resolve_model
 from .runtime.decisions import decision_labels
 
 MAX_HISTORY_LEN = 100_000  # columns: far more than a screen has pixels
 MAX_UPDATE_RATE = 1000.0  # Hz: QTimer's resolution is 1 ms
+# Tag values decoded per repaint at most. Decoding one (pmt dict_ref, f32vector -> numpy) costs
+# about 30 us, so a repaint spends at most ~0.5 ms on it whatever the frame rate; at 10 Hz that is
+# 0.5 % of a core. Values beyond it are counted, not decoded: see _Mailbox. With 64 the connected
+# view cost the classifier 4-5 % of its throughput, with 16 2-4 % (apps/bench_block.py, viewed).
+MAX_DECODED = 16
 
 # Colours (RGB). Bars: a class, the decided class, the noise class; the decided class when the frame
 # was called unknown (the bar the model leaned to, in the unknown colour).
@@ -39,69 +43,97 @@ CLASS_LUT = pg.colormap.get("viridis").getLookupTable(0.0, 1.0, 256, alpha=False
 NOISE_LUT = _lut((255, 255, 255))
 UNKNOWN_LUT = _lut(UNKNOWN_COLOR)
 
-# One decoded message: probs float32 (C,), index int (-1 = unknown), confidence float, snr_db float
-# (NaN allowed) or None when the message has none, sps_estimate float or None, sps_mismatch bool.
+# One decoded tag value: probs float32 (C,), index int (-1 = unknown), confidence float, snr_db float
+# (NaN allowed) or None when the value has none, sps_estimate float or None, sps_mismatch bool.
 _Frame = namedtuple("_Frame", "probs index confidence snr_db sps_estimate sps_mismatch")
-# What the GUI takes at a repaint: the mean probs float64 (C,) and the fraction of frames decided
-# unknown over the ``frames`` messages since the last repaint, and the latest _Frame.
-_Update = namedtuple("_Update", "mean_probs unknown_fraction frames latest")
 
 
 class _Mailbox:
-    """The one place the scheduler's thread and the GUI thread share, under a lock: the message
-    handler adds a frame (a few numpy operations), the GUI's timer takes what came since its last
-    take. Nothing here touches Qt."""
+    """The one place the scheduler's thread and the GUI thread share, under a lock. ``put()``
+    (work(), the scheduler's thread) stores tag values as they came, undecoded; ``take()`` (the
+    GUI's timer) takes what came since its last take. Nothing here touches Qt or reads a PMT.
 
-    def __init__(self, n_classes):
+    Bounded, O(1) Python operations per put() plus the values it keeps: of the values put since the
+    last take (numbered 0, 1, 2, ... in stream order) it keeps those numbered 0, k, 2k, ..., with
+    k = 1 at first and doubled (every other kept value dropped, which leaves exactly the multiples
+    of 2k) whenever more than ``capacity`` would be kept; and it keeps the latest value aside. So a
+    take hands over at most capacity + 1 values, spread evenly over the interval, the latest last,
+    whatever the frame rate: k is the smallest power of two with ceil(count / k) <= capacity. No
+    random numbers, so what is shown is reproducible. ``total`` counts every value ever put.
+    """
+
+    def __init__(self, capacity=MAX_DECODED - 1):
+        if capacity < 1:
+            raise ValueError(f"capacity: expected at least 1 value kept, got {capacity!r}")
         self._lock = threading.Lock()
-        self._n_classes = n_classes
+        self._capacity = capacity
+        self.total = 0
         self._clear()
 
     def _clear(self):
-        self._sum = np.zeros(self._n_classes, dtype=np.float64)
-        self._frames = 0
-        self._unknown = 0
+        self._kept = []  # values numbered 0, stride, 2 * stride, ... since the last take
+        self._stride = 1
+        self._count = 0  # values put since the last take
         self._latest = None
 
-    def put(self, frame):
+    def put(self, tags):
+        """Store the ``value`` (a PMT, not read here) of each of ``tags`` (gr.tag_t or anything with a
+        ``value``; a sequence, in stream order)."""
+        m = len(tags)
+        if not m:
+            return
         with self._lock:
-            self._sum += frame.probs
-            self._frames += 1
-            self._unknown += frame.index < 0
-            self._latest = frame
+            count, stride, kept = self._count, self._stride, self._kept
+            total = count + m
+            while -(-total // stride) > self._capacity:  # ceil(total / stride) would not fit
+                del kept[1::2]
+                stride *= 2
+            # the first of these tags whose number (count + i) is a multiple of stride
+            kept += [tag.value for tag in tags[-count % stride::stride]]
+            self._stride, self._count = stride, total
+            self._latest = tags[-1].value
+            self.total += m
 
     def take(self):
-        """An _Update for the frames put since the last take, or None when none came."""
+        """(values, frames): at most capacity + 1 of the values put since the last take, in stream
+        order, the latest last, and how many were put (frames); None when none came."""
         with self._lock:
-            if not self._frames:
+            if not self._count:
                 return None
-            update = _Update(self._sum / self._frames, self._unknown / self._frames, self._frames, self._latest)
+            values, frames = self._kept, self._count
+            if (frames - 1) % self._stride:  # the latest is not one of the kept
+                values.append(self._latest)
             self._clear()
-            return update
+            return values, frames
 
 
 class _ClassificationView(QtWidgets.QWidget):
     """The widget: current class, confidence and SNR; a bar per shown class; the history strip.
 
-    Lives in the GUI thread. ``refresh()``, its timer's slot, is the only code that draws: it takes
-    the mailbox's _Update and, when there is one, adds a history column and repaints
-    (``repaints`` counts those, ``frames`` the frames they drew). Rows (bars and history) are the
-    shown labels in the model's order, the noise class and ``unknown`` last; ``unknown`` has a
-    history row but no bar (it has no probability). ``history``: float64 (history_len, rows), the
-    newest column last, NaN where no update came yet; ``rows`` and ``bar_rows`` index ``labels``.
+    Lives in the GUI thread. ``refresh()``, its timer's slot, is the only code that decodes and
+    draws: it takes the mailbox's values, decodes them with ``decode`` (a value -> _Frame, or None
+    for a bad value, which ``decode`` counts and logs) and, when one decoded, adds a history column
+    and repaints. ``repaints`` counts those; ``frames`` the frames (tags) it took from the mailbox,
+    every one the sink saw up to the last take; ``decoded`` the values it decoded, at most
+    MAX_DECODED per refresh. Rows (bars and history) are the shown labels in the model's order,
+    the noise class and ``unknown`` last; ``unknown`` has a history row but no bar (it has no
+    probability). ``history``: float64 (history_len, rows), the newest column last, NaN where no
+    update came yet; ``rows`` and ``bar_rows`` index ``labels``.
     """
 
     _set_interval = QtCore.pyqtSignal(int)  # queued to the GUI thread when emitted from another
 
-    def __init__(self, mailbox, labels, rows, history_len, interval_ms, title):
+    def __init__(self, mailbox, decode, labels, rows, history_len, interval_ms, title):
         super().__init__()
         self._mailbox = mailbox
+        self._decode = decode
         self.labels = labels
         self.rows = rows  # indices into labels, display order
         self.bar_rows = [i for i in rows if labels[i] != UNKNOWN_CLASS]
         self._noise = labels.index(NOISE_LABEL) if NOISE_LABEL in labels else None
         self.repaints = 0  # refresh() calls that drew
-        self.frames = 0  # frames drawn into the history, over every repaint
+        self.frames = 0  # frames (tags) taken from the mailbox, over every refresh
+        self.decoded = 0  # tag values decoded (good or bad), over every refresh
         self.history = np.full((history_len, len(rows)), np.nan)  # (time, row); NaN = no update yet
         # each row's colour map, uint8 (rows, 256, 3)
         self._luts = np.stack([UNKNOWN_LUT if labels[i] == UNKNOWN_CLASS else NOISE_LUT if i == self._noise
@@ -209,17 +241,28 @@ class _ClassificationView(QtWidgets.QWidget):
         return rgba
 
     def refresh(self):
-        """Timer slot: take what the handler stored since the last call; when something came, add one
-        history column and repaint the labels, bars and strip. Returns whether it repainted."""
-        update = self._mailbox.take()
-        if update is None:
+        """Timer slot: take what work() stored since the last call and decode it (at most MAX_DECODED
+        values, spread evenly over the interval, the latest included); when one decoded, add one
+        history column (the mean of the decoded frames' probs, and the share of them decided
+        unknown) and show the latest decoded frame in the labels and bars. Returns whether it
+        repainted. Never raises: bad values are counted and logged by ``decode``."""
+        batch = self._mailbox.take()
+        if batch is None:
             return False
-        column = np.append(update.mean_probs, update.unknown_fraction)[self._rows_index]
+        values, frames = batch
+        self.frames += frames
+        self.decoded += len(values)
+        decoded = [frame for frame in map(self._decode, values) if frame is not None]
+        if not decoded:
+            return False
+        probs = np.mean([frame.probs for frame in decoded], axis=0, dtype=np.float64)
+        unknown = sum(frame.index < 0 for frame in decoded) / len(decoded)
+        column = np.append(probs, unknown)[self._rows_index]
         self.history[:-1] = self.history[1:]
         self.history[-1] = column
         self.history_image.setImage(self._rgba(), autoLevels=False)
 
-        frame = update.latest
+        frame = decoded[-1]
         self.bar_item.setOpts(height=frame.probs[self.bar_rows], brushes=self._brushes(frame))
         name = self.labels[frame.index]
         color = UNKNOWN_COLOR if frame.index < 0 else NOISE_COLOR if frame.index == self._noise else None
@@ -239,7 +282,6 @@ class _ClassificationView(QtWidgets.QWidget):
             self.note_label.show()
         else:
             self.note_label.hide()
-        self.frames += update.frames
         self.repaints += 1
         return True
 
@@ -264,43 +306,134 @@ def _qapplication():
     return app
 
 
-class _BadMessage(ValueError):
+class _BadValue(ValueError):
     pass
 
 
-class classification_sink(flowgraph_owned, gr.basic_block):
+class _Decoder:
+    """Reads the classifier's tag values for one sink, in the GUI thread (the view's refresh):
+    ``decode(value)`` is a _Frame, or None for a value that is not the classifier's dict, which
+    is counted (``bad``), kept as ``last_error`` and logged naming the field (the 1st, 10th, 100th
+    and every 1000th). Never raises: an exception out of a Qt slot aborts the process."""
+
+    def __init__(self, labels, model_path, tag_key, label):
+        self.labels = labels
+        self.model_path = model_path
+        self.tag_key = tag_key
+        self.name = f"'{label}'" if label else "classification_sink"
+        self.bad = 0
+        self.last_error = None
+        self._n_classes = len(labels) - 1
+        self._log = gr.logger("modrec_classification_sink")
+        # interned once: a repaint reads up to MAX_DECODED values
+        self._fields = {name: pmt.intern(name) for name in
+                        ("class", "index", "confidence", "probs", "snr_db", "sps_estimate", "sps_mismatch")}
+        self._symbols = [pmt.intern(name) for name in labels]
+
+    def decode(self, value):
+        try:
+            return self._frame(value)
+        except Exception as exc:  # noqa: BLE001 -- a bad value is logged, the next one may be good
+            self._bad(value, exc)
+            return None
+
+    def _frame(self, value):
+        # a PMT dict is an association list: empty (nil) or a list of (key . value) pairs
+        if not pmt.is_dict(value) or not (pmt.is_null(value) or pmt.is_pair(pmt.car(value))):
+            raise _BadValue("the tag value is not a dict")
+        f = self._fields
+        probs = pmt.dict_ref(value, f["probs"], pmt.PMT_NIL)
+        if pmt.is_null(probs):
+            raise _BadValue("field 'probs' is missing")
+        if not pmt.is_f32vector(probs):
+            raise _BadValue("field 'probs' is not an f32vector")
+        probs = np.asarray(pmt.f32vector_elements(probs), dtype=np.float32)
+        if len(probs) != self._n_classes:
+            raise _BadValue(f"field 'probs' has {len(probs)} values, this sink's model has {self._n_classes} "
+                            f"classes ({self.model_path}: give the sink the classifier's model)")
+        if not np.isfinite(probs).all():
+            raise _BadValue("field 'probs' holds NaN or Inf")
+        index = pmt.dict_ref(value, f["index"], pmt.PMT_NIL)
+        if pmt.is_uint64(index):
+            index = pmt.to_uint64(index)
+        elif pmt.is_integer(index):
+            index = pmt.to_long(index)
+        else:
+            raise _BadValue("field 'index' is missing or not an integer")
+        if not -1 <= index < self._n_classes:
+            raise _BadValue(f"field 'index' is {index}, expected -1 (unknown) to {self._n_classes - 1}")
+        name = pmt.dict_ref(value, f["class"], pmt.PMT_NIL)
+        if not pmt.eqv(name, self._symbols[index]):
+            shown = pmt.symbol_to_string(name) if pmt.is_symbol(name) and not pmt.is_null(name) else \
+                pmt.write_string(name)
+            raise _BadValue(f"field 'class' is {shown!r}, this sink's model calls index {index} "
+                            f"{self.labels[index]!r} ({self.model_path}: give the sink the classifier's model)")
+        confidence = _number(value, f["confidence"], "confidence", required=True)
+        snr = _number(value, f["snr_db"], "snr_db")
+        sps = _number(value, f["sps_estimate"], "sps_estimate")
+        mismatch = pmt.dict_ref(value, f["sps_mismatch"], pmt.PMT_F)
+        mismatch = pmt.is_bool(mismatch) and pmt.to_bool(mismatch)
+        return _Frame(probs, int(index), confidence, snr, sps, mismatch)
+
+    def _bad(self, value, exc):
+        self.bad += 1
+        self.last_error = str(exc)
+        n = self.bad
+        if n in (1, 10, 100) or n % 1000 == 0:  # the log stays readable at thousands of frames/s
+            try:
+                shown = pmt.write_string(value)[:200]
+            except Exception:  # noqa: BLE001 -- not a PMT at all: say what it is instead
+                shown = repr(value)[:200]
+            self._log.error(f"{self.name}: tag value ignored: {exc} (expected the dict modrec.classifier puts in "
+                            f"its '{self.tag_key}' tags; got {shown}); {n} ignored so far")
+
+
+class classification_sink(flowgraph_owned, gr.sync_block):
     """QT GUI widget that shows a ``modrec.classifier``'s decisions live.
 
-    Input: one message port, ``classification``; connect the classifier's ``classification``
-    output to it (``tb.msg_connect(clf, "classification", sink, "classification")``). No stream
-    ports. Each message is the dict the classifier publishes: ``class`` (symbol), ``index`` (int,
-    -1 = unknown), ``confidence`` (float in [0, 1]), ``probs`` (f32vector, one value per model
-    class, in the model's order) and optionally ``snr_db`` (float, dB, NaN allowed),
-    ``sps_estimate`` (float) and ``sps_mismatch`` (bool); other keys (``frame_start``,
-    ``frame_len``, ``exit``) are ignored.
+    Input: one complex64 stream; connect the classifier's OUTPUT to it, as one connects a QT GUI
+    Frequency Sink (``tb.connect(clf, sink)``, next to whatever else reads the classifier's
+    output). The samples are dropped; the sink reads the tags with key ``tag_key`` (the
+    classifier's ``tag_key``, default ``modrec``) that the classifier puts on each frame's first
+    sample. Each tag's value is the classifier's dict: ``class`` (symbol), ``index`` (int, -1 =
+    unknown), ``confidence`` (float in [0, 1]), ``probs`` (f32vector, one value per model class, in
+    the model's order) and optionally ``snr_db`` (float, dB, NaN allowed), ``sps_estimate``
+    (float) and ``sps_mismatch`` (bool); other keys (``frame_start``, ``frame_len``, ``exit``) are
+    ignored. No message port: the tags are the cheaper of the classifier's two outputs. A Python
+    message handler runs once per frame and cost the classifier about 10 % of its stream
+    throughput in apps/bench_block.py (a no-op handler: 0.441 against 0.489 MS/s), where a stream
+    sink reading the tags with one ``get_tags_in_window`` per work() call costs about 2 %.
 
     The widget (``qwidget()``; ``pyqwidget()`` is the same object) shows: the current class (the
     latest frame's; ``noise`` in grey, ``unknown`` in magenta), its confidence in % and, when the
-    message has ``snr_db``, the SNR estimate in dB (``n/a`` for NaN), plus a note when the frame
-    was flagged for a wrong oversampling; a bar per shown class with the latest frame's
-    probability, the decided class highlighted (orange; on an ``unknown`` frame, the class the
-    model leaned to, in magenta); and the history: one column per repaint that had new frames,
-    newest on the right, ``history_len`` columns kept, one row per shown class, colour =
-    probability (viridis from 0 to 1; the noise class in grey; an ``unknown`` row in black to
-    magenta). Rows and bars follow the model's class order with noise and ``unknown`` last.
+    tag has ``snr_db``, the SNR estimate in dB (``n/a`` for NaN), plus a note when the frame was
+    flagged for a wrong oversampling; a bar per shown class with the latest frame's probability,
+    the decided class highlighted (orange; on an ``unknown`` frame, the class the model leaned to,
+    in magenta); and the history: one column per repaint that had new frames, newest on the right,
+    ``history_len`` columns kept, one row per shown class, colour = probability (viridis from 0 to
+    1; the noise class in grey; an ``unknown`` row in black to magenta). Rows and bars follow the
+    model's class order with noise and ``unknown`` last.
 
-    One history column when several frames arrive between repaints: the MEAN of their probs, and
-    for ``unknown`` the fraction of them decided unknown. A column is a time interval; the mean
-    gives every frame the same weight, so a short burst of another class shows as a fainter stripe
-    instead of vanishing (showing only the latest frame would drop all but one frame per repaint:
-    at 10,000 frames/s and 10 Hz, 999 of 1000), a single outlier frame does not paint a whole
-    column as a maximum would, and every cell stays in [0, 1] on one colour scale.
+    One history column when several frames arrive between repaints: the MEAN of the probs of the
+    frames decoded for it, and for ``unknown`` the fraction of them decided unknown. A repaint
+    decodes at most MAX_DECODED (16) frames spread evenly over the interval since the last one:
+    every k-th frame (k the smallest power of two that keeps it to 15) and the latest (see
+    _Mailbox). Up to 15 frames in an interval are all decoded; at high frame rates the column is
+    the mean of up to 16 frames spread evenly over the interval (at 4,000 frames/s and 10 Hz:
+    every 32nd of the 400 and the latest, 14 frames). A column is a time interval; the mean gives
+    every decoded frame the same weight, so a burst of another class that lasts a sizeable part of
+    the interval shows as a fainter stripe instead of vanishing (showing only the latest frame
+    would drop all but one frame per repaint), a single outlier frame does not paint a whole
+    column as a maximum would, and every cell stays in [0, 1] on one colour scale. The bars and
+    the labels show the latest frame (the latest one decoded well, when the latest is bad).
 
-    Threads: the message handler runs in the scheduler's thread and only decodes the message and
-    adds it to a lock-guarded store (no Qt calls); a QTimer in the GUI thread pulls from it
-    ``update_rate`` times per second and repaints only when something new came, so any message rate
-    costs at most ``update_rate`` repaints per second. Build the block in the GUI thread (GRC's QT
-    GUI flowgraphs do); a QApplication is created if the process has none.
+    Threads: work() runs in the scheduler's thread and only takes the tags
+    (``get_tags_in_window``) and hands their values, undecoded, to a lock-guarded store (no PMT
+    reads, no numpy per tag, no Qt); a QTimer in the GUI thread takes from it ``update_rate``
+    times per second, decodes there, and repaints only when something new came, so any frame rate
+    costs at most ``update_rate`` repaints and ``update_rate`` x MAX_DECODED decodes per second. Build the
+    block in the GUI thread (GRC's QT GUI flowgraphs do); a QApplication is created if the process
+    has none.
 
     model_path: the classifier's model, a path or a shipped model's name (``runtime.resolve_model``;
     empty: the shipped default, ``runtime.default_model_path``);
@@ -308,19 +441,23 @@ class classification_sink(flowgraph_owned, gr.basic_block):
     sink the classifier's model. history_len: columns kept (int, 1 to 100,000). update_rate:
     repaints per second at most (Hz, > 0 and <= 1000). classes: names to show (list of str, any
     spelling ``canonical_class_name`` folds, ``noise``/``unknown`` included; empty = all, in the
-    model's order). label: a title above the widget (str, empty = none).
+    model's order). label: a title above the widget (str, empty = none). tag_key: the key of the
+    classifier's tags (str, non-blank; the classifier's ``tag_key``); tags with other keys are
+    ignored.
 
-    A message that is not such a dict (not a dict, ``probs`` missing, not an f32vector, of the wrong
+    Counters: ``frames``, the tags with ``tag_key`` seen (every one, decoded or not). A decoded
+    value that is not such a dict (not a dict, ``probs`` missing, not an f32vector, of the wrong
     length or not finite, ``index`` out of range, ``class`` not the model's name for ``index``,
-    ``confidence`` or ``snr_db`` not a number) is ignored, counted in ``bad_messages`` and logged
+    ``confidence`` or ``snr_db`` not a number) is skipped, counted in ``bad_values`` and logged
     with the field it fails on (the 1st, 10th, 100th and every 1000th); ``last_error`` keeps the
-    latest reason. The handler never raises. ``messages`` counts the messages taken for display.
+    latest reason. Values are checked when decoded, so a bad value among those not decoded goes
+    unseen. Neither work() nor the timer slot raises.
 
     Raises ValueError from the constructor for a bad argument, FileNotFoundError when the model
     (or the default) is missing, contract.ContractError for a file that is not a contract model.
     """
 
-    def __init__(self, model_path="", history_len=200, update_rate=10.0, classes=(), label=""):
+    def __init__(self, model_path="", history_len=200, update_rate=10.0, classes=(), label="", tag_key="modrec"):
         if not isinstance(model_path, (str, bytes)) and not hasattr(model_path, "__fspath__"):
             raise ValueError(f"model_path: expected a path, a shipped model's name or empty, got {model_path!r}")
         if isinstance(history_len, bool) or not isinstance(history_len, (int, np.integer)) \
@@ -338,38 +475,46 @@ class classification_sink(flowgraph_owned, gr.basic_block):
             label = ""
         if not isinstance(label, str):
             raise ValueError(f"label: expected a string, got {label!r}")
+        if not isinstance(tag_key, str) or not tag_key.strip():
+            raise ValueError(f"tag_key: expected the classifier's tag key, a non-blank string (default 'modrec'), "
+                             f"got {tag_key!r}")
 
         self.model_path = resolve_model(model_path)
         # the names the classifier gives its decisions, index -1 = labels[-1] = unknown; the model is
         # dropped after: the sink runs nothing through it
         self.labels = tuple(decision_labels(load_model(self.model_path)))
-        n_classes = len(self.labels) - 1
         rows = _shown_rows(self.labels, classes)
         if not any(self.labels[i] != UNKNOWN_CLASS for i in rows):
             raise ValueError(f"classes: name at least one of the model's classes ({', '.join(self.labels[:-1])}); "
                              f"got {list(classes)!r}")
 
-        gr.basic_block.__init__(self, name="modrec_classification_sink", in_sig=None, out_sig=None)
+        gr.sync_block.__init__(self, name="modrec_classification_sink", in_sig=[np.complex64], out_sig=None)
         self.history_len = int(history_len)
         self.update_rate = update_rate
         self.classes = tuple(self.labels[i] for i in rows)  # the rows shown, in display order
         self.label = label
-        self.messages = 0
-        self.bad_messages = 0
-        self.last_error = None
-        self._log = gr.logger("modrec_classification_sink")
-        # interned once: the handler may see thousands of messages per second
-        self._fields = {name: pmt.intern(name) for name in
-                        ("class", "index", "confidence", "probs", "snr_db", "sps_estimate", "sps_mismatch")}
-        self._symbols = [pmt.intern(name) for name in self.labels]
-        self._n_classes = n_classes
-        self._mailbox = _Mailbox(n_classes)
+        self.tag_key = tag_key
+        self._key = pmt.intern(tag_key)
+        self._mailbox = _Mailbox()
+        self._decoder = _Decoder(self.labels, self.model_path, tag_key, label)
         _qapplication()
-        self._view = _ClassificationView(self._mailbox, self.labels, rows, self.history_len,
+        self._view = _ClassificationView(self._mailbox, self._decoder.decode, self.labels, rows, self.history_len,
                                          _interval_ms(update_rate), label)
-        port = pmt.intern(CLASSIFICATION_PORT)
-        self.message_port_register_in(port)
-        self.set_msg_handler(port, self.handle_message)
+
+    @property
+    def frames(self):
+        """Tags with ``tag_key`` seen so far (int), decoded or not."""
+        return self._mailbox.total
+
+    @property
+    def bad_values(self):
+        """Decoded tag values that were not the classifier's dict (int)."""
+        return self._decoder.bad
+
+    @property
+    def last_error(self):
+        """Why the latest bad value was skipped (str, naming the field), or None."""
+        return self._decoder.last_error
 
     def qwidget(self):
         """The QWidget to place in a layout (GRC: ``self.top_grid_layout.addWidget(...)``)."""
@@ -384,78 +529,28 @@ class classification_sink(flowgraph_owned, gr.basic_block):
         self.update_rate = _check_update_rate(update_rate)
         self._view.set_interval(_interval_ms(self.update_rate))
 
-    def handle_message(self, msg):
-        """The ``classification`` port's handler (the scheduler's thread): decode ``msg`` and store it
-        for the next repaint, or count and log it as bad. Never raises, never touches a widget."""
-        # an exception here would end the block's thread, and the display with it
-        try:
-            frame = self._decode(msg)
-        except Exception as exc:  # noqa: BLE001 -- a bad message is logged, the next one may be good
-            self._bad(msg, exc)
-            return
-        self._mailbox.put(frame)
-        self.messages += 1
-
-    def _decode(self, msg):
-        # a PMT dict is an association list: empty (nil) or a list of (key . value) pairs
-        if not pmt.is_dict(msg) or not (pmt.is_null(msg) or pmt.is_pair(pmt.car(msg))):
-            raise _BadMessage("the message is not a dict")
-        f = self._fields
-        probs = pmt.dict_ref(msg, f["probs"], pmt.PMT_NIL)
-        if pmt.is_null(probs):
-            raise _BadMessage("field 'probs' is missing")
-        if not pmt.is_f32vector(probs):
-            raise _BadMessage("field 'probs' is not an f32vector")
-        probs = np.asarray(pmt.f32vector_elements(probs), dtype=np.float32)
-        if len(probs) != self._n_classes:
-            raise _BadMessage(f"field 'probs' has {len(probs)} values, this sink's model has {self._n_classes} "
-                              f"classes ({self.model_path}: give the sink the classifier's model)")
-        if not np.isfinite(probs).all():
-            raise _BadMessage("field 'probs' holds NaN or Inf")
-        index = pmt.dict_ref(msg, f["index"], pmt.PMT_NIL)
-        if pmt.is_uint64(index):
-            index = pmt.to_uint64(index)
-        elif pmt.is_integer(index):
-            index = pmt.to_long(index)
-        else:
-            raise _BadMessage("field 'index' is missing or not an integer")
-        if not -1 <= index < self._n_classes:
-            raise _BadMessage(f"field 'index' is {index}, expected -1 (unknown) to {self._n_classes - 1}")
-        name = pmt.dict_ref(msg, f["class"], pmt.PMT_NIL)
-        if not pmt.eqv(name, self._symbols[index]):
-            shown = pmt.symbol_to_string(name) if pmt.is_symbol(name) and not pmt.is_null(name) else \
-                pmt.write_string(name)
-            raise _BadMessage(f"field 'class' is {shown!r}, this sink's model calls index {index} "
-                              f"{self.labels[index]!r} ({self.model_path}: give the sink the classifier's model)")
-        confidence = _number(msg, f["confidence"], "confidence", required=True)
-        snr = _number(msg, f["snr_db"], "snr_db")
-        sps = _number(msg, f["sps_estimate"], "sps_estimate")
-        mismatch = pmt.dict_ref(msg, f["sps_mismatch"], pmt.PMT_F)
-        mismatch = pmt.is_bool(mismatch) and pmt.to_bool(mismatch)
-        return _Frame(probs, int(index), confidence, snr, sps, mismatch)
-
-    def _bad(self, msg, exc):
-        self.bad_messages += 1
-        self.last_error = str(exc)
-        n = self.bad_messages
-        if n in (1, 10, 100) or n % 1000 == 0:  # the log stays readable at thousands of messages/s
-            name = f"'{self.label}'" if self.label else "classification_sink"
-            self._log.error(f"{name}: message ignored: {exc} (expected the dict modrec.classifier publishes on "
-                            f"'{CLASSIFICATION_PORT}'; got {pmt.write_string(msg)[:200]}); {n} ignored so far")
+    def work(self, input_items, output_items):
+        # The scheduler's thread: one tag query and one locked store per call, the values left
+        # undecoded (the GUI thread decodes a bounded few at its repaint). The samples are dropped.
+        n = len(input_items[0])
+        tags = self.get_tags_in_window(0, 0, n, self._key)
+        if tags:
+            self._mailbox.put(tags)
+        return n
 
 
-def _number(msg, key, field, required=False):
-    """A dict entry as float, None when absent and not required; _BadMessage naming ``field`` otherwise."""
-    value = pmt.dict_ref(msg, key, pmt.PMT_NIL)
-    if pmt.is_null(value):
+def _number(value, key, field, required=False):
+    """A dict entry as float, None when absent and not required; _BadValue naming ``field`` otherwise."""
+    entry = pmt.dict_ref(value, key, pmt.PMT_NIL)
+    if pmt.is_null(entry):
         if required:
-            raise _BadMessage(f"field '{field}' is missing")
+            raise _BadValue(f"field '{field}' is missing")
         return None
-    if pmt.is_uint64(value):
-        return float(pmt.to_uint64(value))
-    if not pmt.is_number(value) or pmt.is_complex(value):
-        raise _BadMessage(f"field '{field}' is not a number")
-    return float(pmt.to_double(value))
+    if pmt.is_uint64(entry):
+        return float(pmt.to_uint64(entry))
+    if not pmt.is_number(entry) or pmt.is_complex(entry):
+        raise _BadValue(f"field '{field}' is not a number")
+    return float(pmt.to_double(entry))
 
 
 def _shown_rows(labels, classes):
