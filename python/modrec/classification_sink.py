@@ -13,6 +13,7 @@ import pyqtgraph as pg  # after PyQt5: pyqtgraph uses the Qt binding already imp
 
 from .classes import NOISE_LABEL, UNKNOWN_CLASS, canonical_class_name
 from .keepalive import flowgraph_owned
+from .pmt_values import pmt_int, pmt_real
 from .runtime import load_model, resolve_model
 from .runtime.decisions import decision_labels
 
@@ -353,12 +354,8 @@ class _Decoder:
                             f"classes ({self.model_path}: give the sink the classifier's model)")
         if not np.isfinite(probs).all():
             raise _BadValue("field 'probs' holds NaN or Inf")
-        index = pmt.dict_ref(value, f["index"], pmt.PMT_NIL)
-        if pmt.is_uint64(index):
-            index = pmt.to_uint64(index)
-        elif pmt.is_integer(index):
-            index = pmt.to_long(index)
-        else:
+        index = pmt_int(pmt.dict_ref(value, f["index"], pmt.PMT_NIL))
+        if index is None:
             raise _BadValue("field 'index' is missing or not an integer")
         if not -1 <= index < self._n_classes:
             raise _BadValue(f"field 'index' is {index}, expected -1 (unknown) to {self._n_classes - 1}")
@@ -546,11 +543,10 @@ def _number(value, key, field, required=False):
         if required:
             raise _BadValue(f"field '{field}' is missing")
         return None
-    if pmt.is_uint64(entry):
-        return float(pmt.to_uint64(entry))
-    if not pmt.is_number(entry) or pmt.is_complex(entry):
+    number = pmt_real(entry)
+    if number is None:
         raise _BadValue(f"field '{field}' is not a number")
-    return float(pmt.to_double(entry))
+    return number
 
 
 def _shown_rows(labels, classes):

@@ -16,7 +16,6 @@ mailbox. Tests that need no scheduler put tags into that mailbox as work() does 
 flowgraph tests go through work() itself."""
 
 import contextlib
-import importlib
 import os
 import subprocess
 import sys
@@ -40,20 +39,9 @@ _MODEL_V1 = str(_TESTS_DIR.parent / "models" / "mobilenet1d-skd.onnx")  # neithe
 if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
-try:
-    # Through the package's block registry, as users get it.
-    from gnuradio import modrec
+from qa_import import package_block  # noqa: E402
 
-    classification_sink = modrec.classification_sink
-except (ImportError, AttributeError):
-    # Plain run without tests/conftest.py, possibly with an older install of gr-modrec
-    # shadowing the checkout: build the same source-tree shim and forget the install.
-    import conftest  # noqa: F401
-
-    for _name in [m for m in sys.modules if m == "gnuradio.modrec" or m.startswith("gnuradio.modrec.")]:
-        del sys.modules[_name]
-    modrec = importlib.import_module("gnuradio.modrec")
-    classification_sink = modrec.classification_sink
+modrec, classification_sink = package_block("classification_sink")
 
 from flowgraph_run import finish_or_stop  # noqa: E402
 from gnuradio.modrec.keepalive import flowgraph_owned  # noqa: E402

@@ -9,7 +9,6 @@
 that agree with the tags, exact merging of hand-made tags, rewriting on a restart, a dataset
 written by a File Sink in the same flowgraph, and bad arguments."""
 
-import importlib
 import os
 import shutil
 import sys
@@ -29,21 +28,9 @@ _SHIPPED_MODEL = str(_TESTS_DIR.parent / "models" / "mobilenet1d-skd.onnx")
 if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
-try:
-    # Through the package's block registry, as users get it (importing the submodule directly
-    # would bind the module, not the class, to modrec.sigmf_annotation_sink).
-    from gnuradio import modrec
+from qa_import import package_block  # noqa: E402
 
-    sigmf_annotation_sink = modrec.sigmf_annotation_sink
-except (ImportError, AttributeError):
-    # Plain run without tests/conftest.py, possibly with an older install of gr-modrec
-    # shadowing the checkout: build the same source-tree shim and forget the install.
-    import conftest  # noqa: F401
-
-    for _name in [m for m in sys.modules if m == "gnuradio.modrec" or m.startswith("gnuradio.modrec.")]:
-        del sys.modules[_name]
-    modrec = importlib.import_module("gnuradio.modrec")
-    sigmf_annotation_sink = modrec.sigmf_annotation_sink
+modrec, sigmf_annotation_sink = package_block("sigmf_annotation_sink")
 
 from flowgraph_run import finish_or_stop  # noqa: E402
 from gnuradio.modrec.classes import UNKNOWN_CLASS  # noqa: E402

@@ -18,6 +18,7 @@ from .runtime.annotations import (
     write_annotations,
 )
 from .keepalive import flowgraph_owned
+from .pmt_values import pmt_int, pmt_real
 from .runtime.recording import SUPPORTED_DATATYPES
 
 _FIELDS = ("class", "frame_len", "confidence")
@@ -167,11 +168,10 @@ class sigmf_annotation_sink(flowgraph_owned, gr.sync_block):
                 label = pmt.symbol_to_string(label)
             else:
                 raise ValueError("class is not a symbol")
-            frame_len = _pmt_int(pmt.dict_ref(value, f["frame_len"], pmt.PMT_NIL))
-            confidence = pmt.dict_ref(value, f["confidence"], pmt.PMT_NIL)
-            if not pmt.is_number(confidence) or pmt.is_complex(confidence):
+            frame_len = _frame_len(pmt.dict_ref(value, f["frame_len"], pmt.PMT_NIL))
+            confidence = pmt_real(pmt.dict_ref(value, f["confidence"], pmt.PMT_NIL))
+            if confidence is None:
                 raise ValueError("confidence is not a number")
-            confidence = _pmt_float(confidence)
             return Decision(start=int(offset), length=frame_len, label=label, confidence=confidence)
         except (ValueError, TypeError, RuntimeError) as exc:
             self._skipped += 1
@@ -212,22 +212,13 @@ class sigmf_annotation_sink(flowgraph_owned, gr.sync_block):
         return True
 
 
-def _pmt_int(value):
-    if pmt.is_uint64(value):
-        number = pmt.to_uint64(value)
-    elif pmt.is_integer(value):
-        number = pmt.to_long(value)
-    else:
+def _frame_len(value):
+    number = pmt_int(value)
+    if number is None:
         raise ValueError("frame_len is not an integer")
     if number < 1:
         raise ValueError(f"frame_len {number} < 1")
-    return int(number)
-
-
-def _pmt_float(value):
-    if pmt.is_uint64(value):
-        return float(pmt.to_uint64(value))
-    return float(pmt.to_double(value))
+    return number
 
 
 def _check_writable(meta):
