@@ -54,6 +54,9 @@ def test_every_option_of_every_subcommand_has_help():
     assert sum(len(_options(p)) for p in parsers.values()) > 100  # the walk saw the options
     undocumented = [a.dest for a in _subparsers(parser)._choices_actions if not (a.help or "").strip()]
     assert not undocumented, f"subcommands without help: {undocumented}"
+    # and `modrec CMD --help` opens with that line too
+    bare = [name for name, p in commands.items() if not (p.description or "").strip()]
+    assert not bare, f"subcommands whose --help has no description: {bare}"
 
 
 def test_every_subcommand_usage_names_modrec_and_the_command(capsys):
@@ -141,6 +144,11 @@ def test_a_wrong_name_lists_the_shipped_models_and_where_it_looked():
     msg = str(info.value)
     assert "model 'cnn4' not found" in msg and "did you mean 'cnn3'?" in msg
     assert "mobilenet1d-skd-v2" in msg and str(MODELS / "cnn4.onnx") in msg and "MODREC_MODEL_DIR" in msg
+    # only places that exist are listed (an installed copy's "checkout models/" would be in site-packages)
+    listed = [line.strip() for line in msg.splitlines() if line.startswith("  ")]
+    assert listed and all(os.path.isdir(os.path.dirname(p)) for p in listed)
+    with pytest.raises(FileNotFoundError, match="did you mean 'cnn3'"):
+        resolve_model("CNN3")  # a case typo gets the same hint
     with pytest.raises(FileNotFoundError, match=r"(?s)runs/none\.onnx: model file does not exist.*shipped models"):
         resolve_model("runs/none.onnx")
 

@@ -370,7 +370,8 @@ def test_the_same_commands_reproduce_a_student_and_a_pruned_export_bit_for_bit(t
         assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-prune.yaml"), "--out", str(pruned), "--threads",
                      "1", "--no-progress", "--set", f"prune.checkpoint={base / 'best.pt'}"]) == 0
         for run in (base, pruned):
-            assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / f"{run.name}.onnx")]) == 0
+            assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / f"{run.name}.onnx"),
+                         "--force"]) == 0  # the second attempt replaces the first's file
             exported.setdefault(run.name, []).append((tmp_path / f"{run.name}.onnx").read_bytes())
     for name, (first, second) in exported.items():
         assert first == second, f"{name}.onnx differs between two runs of the same commands"

@@ -269,7 +269,13 @@ class _ClassificationView(QtWidgets.QWidget):
         color = UNKNOWN_COLOR if frame.index < 0 else NOISE_COLOR if frame.index == self._noise else None
         self.class_label.setStyleSheet(f"color: rgb{color}" if color else "")
         self.class_label.setText(name)
-        self.confidence_label.setText(f"{100.0 * frame.confidence:.1f} %")
+        if frame.index < 0 and frame.probs.any():
+            # an unknown frame's confidence is the top class's probability, not a confidence in
+            # "unknown": name the class the model leaned to, as its bar does
+            leaned = self.labels[int(np.argmax(frame.probs))]
+            self.confidence_label.setText(f"leaned {leaned} {100.0 * frame.confidence:.1f} %")
+        else:
+            self.confidence_label.setText(f"{100.0 * frame.confidence:.1f} %")
         if frame.snr_db is None:
             self.snr_label.hide()
             self.snr_label.setText("")

@@ -371,6 +371,8 @@ class qa_classification_sink(gr_unittest.TestCase):
         _store(sink, [_value(labels, leaning, index=-1, snr_db=float("nan")) for _ in range(4)])
         view.refresh()
         self.assertEqual(view.class_label.text(), "unknown")
+        # its confidence is QPSK's probability: shown as what the model leaned to, not as sure of "unknown"
+        self.assertEqual(view.confidence_label.text(), "leaned QPSK 45.0 %")
         self.assertEqual(view.snr_label.text(), "SNR n/a")  # a NaN estimate
         brushes = dict(zip(["BPSK", "QPSK", "noise"], (_brush_rgb(b) for b in view.bar_item.opts["brushes"])))
         self.assertEqual(brushes, {"BPSK": sink_module.BAR_COLOR, "QPSK": sink_module.UNKNOWN_COLOR,

@@ -105,7 +105,9 @@ def _shipped_names_line(name=None):
     names = list(shipped_models())
     if not names:
         return f"no shipped models found (set {MODEL_DIR_ENV} to a directory of .onnx files)"
-    close = difflib.get_close_matches(name, names, n=1) if name else []
+    # case-folded: CNN3 is a typo of cnn3 as much as cnn4 is
+    folded = {n.casefold(): n for n in names}
+    close = [folded[m] for m in difflib.get_close_matches(name.casefold(), list(folded), n=1)] if name else []
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"shipped models{hint}: {', '.join(names)}"
 
@@ -149,7 +151,10 @@ def resolve_model(name_or_path=""):
     if os.path.exists(text):
         return text
     if bare:
-        places = "\n  ".join(str(d / file_name) for d in dirs)
+        # where a model could be: a directory that exists (the checkout's models/ rule points into
+        # site-packages for an installed copy), or the one MODREC_MODEL_DIR names
+        env = os.environ.get(MODEL_DIR_ENV)
+        places = "\n  ".join(str(d / file_name) for d in dirs if d.is_dir() or (env and d == Path(env)))
         raise FileNotFoundError(f"model '{text}' not found: not a file here, nor in the model directories (set "
                                 f"{MODEL_DIR_ENV} to add one); looked for:\n  {places}\n"
                                 f"{_shipped_names_line(file_name[: -len('.onnx')])}")

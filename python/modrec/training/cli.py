@@ -219,6 +219,10 @@ def _parser():
     cl.add_argument("--plot", help="timeline PNG (default <base>.modrec.png beside the recording)")
     cl.add_argument("--no-plot", action="store_true", help="write no timeline PNG")
     cl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # `modrec CMD --help` opens with the line `modrec --help` lists for CMD
+    for action in sub._choices_actions:
+        command = sub.choices[action.dest]
+        command.description = command.description or action.help
     return p
 
 

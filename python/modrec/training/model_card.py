@@ -121,6 +121,13 @@ def render_model_card(summary, name, figures=None):
         lines.append(f"- exit rule: `{calibration['policy']}` <= {calibration['threshold']:.3f}, calibrated on the "
                      f"validation split to lose at most {calibration['budget_pp']:g} pp"
                      + (f" (also at SNR >= {calibration['snr_min']:g} dB)" if calibration.get("snr_min") is not None else ""))
+    detector = training.get("detector")
+    if detector:  # contract version 2: the signal detector joined at export, and the thresholds set there
+        export_flags += f" --detector {detector['checkpoint']} --noise-false-rate {detector['noise_false_rate']:g}"
+    if md.get(contract.UNKNOWN_SCORE):
+        export_flags += f" --unknown-score {md[contract.UNKNOWN_SCORE]}"
+        if md.get(contract.UNKNOWN_FALSE_RATE) is not None:
+            export_flags += f" --unknown-false-rate {float(md[contract.UNKNOWN_FALSE_RATE]):g}"
     if cfg.get("source"):
         experiment = cfg.get("experiment", name)
         lines += [
@@ -129,6 +136,8 @@ def render_model_card(summary, name, figures=None):
             "",
             "```sh",
             f"{_train_command(training, cfg)}      # the dataset is generated into the cache if missing",
+            *([f"modrec train --config configs/{Path(detector['checkpoint']).parent.name}.yaml      # the signal detector "
+               f"(runs/<experiment> is configs/<experiment>.yaml's run)"] if detector else []),
             # --force: these regenerate the model and card this page describes, which exist
             f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx{export_flags} --force",
             f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx "
