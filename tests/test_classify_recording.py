@@ -18,7 +18,7 @@ from sigmf import sigmffile
 from gnuradio.modrec.classes import UNKNOWN_CLASS
 from gnuradio.modrec.runtime import complex_to_iq, default_model_path, frame_starts, load_model
 from gnuradio.modrec.runtime.annotations import merge_decisions
-from gnuradio.modrec.runtime.classify import classify_recording, format_segments, write_outputs
+from gnuradio.modrec.runtime.classify import classify_recording, format_class_shares, format_segments, write_outputs
 from gnuradio.modrec.runtime.recording import open_recording
 from gnuradio.modrec.training.cli import main
 from gnuradio.modrec.training.data.generator import DEFAULT_CONFIG, generate_frames
@@ -116,6 +116,15 @@ def test_decisions_equal_scoring_the_same_frames_directly(model, signal, recordi
     table = format_segments(r)
     assert table.splitlines()[0].split() == ["start", "(s)", "duration", "(s)", "class", "confidence", "frames"]
     assert f"{r.segments[0].count / RATE:.6f}" in table.splitlines()[2]
+    # the summary: one row per label, most frames first, shares and frames adding up
+    shares = format_class_shares(r).splitlines()
+    assert shares[0].split() == ["class", "share", "frames", "time", "(s)", "confidence"]
+    rows = [line.split() for line in shares[2:]]
+    counts = {row[0]: int(row[3]) for row in rows}
+    assert counts == {label: r.labels.count(label) for label in set(r.labels)} and rows[0][0] == A
+    assert sum(int(row[3]) for row in rows) == r.n_frames
+    assert [int(row[3]) for row in rows] == sorted(counts.values(), reverse=True)
+    assert abs(sum(float(row[1]) for row in rows) - 100.0) < 0.1 * len(rows)
 
 
 def test_raw_ci16_capture_equals_direct_scoring(model, recordings):

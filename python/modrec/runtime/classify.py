@@ -294,6 +294,31 @@ def format_segments(result):
     return "\n".join(lines)
 
 
+def format_class_shares(result):
+    """What the recording holds, per decision label: its share of the frames, the frames, the
+    time its segments span (s: their samples / the sample rate), the mean confidence. Most frames
+    first. A str
+    (no trailing newline); empty when no frame was classified. The segment table can run to
+    thousands of rows on a long capture; this is the summary a reader looks for first."""
+    if not result.segments:
+        return ""
+    frames, samples, confidence = {}, {}, {}
+    for seg in result.segments:
+        frames[seg.label] = frames.get(seg.label, 0) + seg.frames
+        samples[seg.label] = samples.get(seg.label, 0) + seg.count
+        confidence[seg.label] = confidence.get(seg.label, 0.0) + seg.mean_confidence * seg.frames
+    total = sum(frames.values())
+    rows = [(label, f"{100.0 * n / total:.1f} %", str(n), f"{samples[label] / result.sample_rate:.3f}",
+             f"{confidence[label] / n:.3f}")
+            for label, n in sorted(frames.items(), key=lambda item: (-item[1], item[0]))]
+    header = ("class", "share", "frames", "time (s)", "confidence")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    align = [str.ljust, str.rjust, str.rjust, str.rjust, str.rjust]
+    lines = ["  ".join(a(c, w) for a, c, w in zip(align, row, widths)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def default_output_base(recording):
     """``<base>.modrec`` beside the recording (a str without extension).
 

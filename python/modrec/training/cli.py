@@ -510,7 +510,7 @@ def main(argv=None):
             print(write_open_set_report(result, args.json, args.markdown, args.plot))
         elif args.cmd == "classify":
             # Runtime code only: this runs on a GNU Radio box without torch.
-            from ..runtime.classify import classify_recording, format_segments, write_outputs
+            from ..runtime.classify import classify_recording, format_class_shares, format_segments, write_outputs
 
             if args.no_plot and args.plot:
                 raise ValueError("--plot and --no-plot: give one of them")
@@ -521,6 +521,8 @@ def main(argv=None):
                                         check_oversampling=not args.no_oversampling_check)
             written = write_outputs(result, meta_out=args.meta_out, plot=False if args.no_plot else args.plot)
             print(format_segments(result))
+            if result.segments:
+                print(f"\nper class:\n{format_class_shares(result)}")
             _oversampling_notes(result, check=not args.no_oversampling_check)
             print(f"{result.n_frames} frames of {result.recording.data_path} classified by {result.model_path} "
                   f"in {result.elapsed_s:.1f} s")
