@@ -378,3 +378,18 @@ def test_a_recording_at_the_wrong_oversampling_is_unknown_and_the_command_line_s
     short = _sigmf(tmp_path, "short", x[: WINDOW_LEN // 2])
     assert main(["classify", str(short), "--no-plot", "--no-progress"]) in (0, None)
     assert "the oversampling was not checked" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n_classes", [2, 9, 11, 12, 18])
+def test_the_timeline_gives_no_class_the_unknown_grey_and_no_two_classes_one_colour(n_classes):
+    from types import SimpleNamespace
+
+    from gnuradio.modrec.classes import UNKNOWN_CLASS
+    from gnuradio.modrec.runtime.timeline import _colours
+
+    colours = _colours(SimpleNamespace(classes=[f"c{i}" for i in range(n_classes)]))
+    grey = np.array(colours.pop(UNKNOWN_CLASS)[:3])
+    rgb = np.array([c[:3] for c in colours.values()])
+    assert len({tuple(c) for c in rgb}) == n_classes
+    # a grey has equal channels: no class colour is one
+    assert (np.ptp(rgb, axis=1) > 0.1).all() and (np.abs(rgb - grey).max(axis=1) > 0.1).all()

@@ -81,15 +81,16 @@ def _accumulate(windows, window, first_window, columns, n_windows, acc, counts):
 
 
 def _colours(result):
-    """class name -> colour: tab10 (tab20 beyond ten classes) in the model's class order, grey for unknown."""
+    """class name -> colour: tab10 (tab20 beyond nine classes) in the model's class order without
+    its greys, grey for unknown (so no class looks like unknown)."""
     from matplotlib import colormaps
 
-    if len(result.classes) <= 10:
-        cmap, order = colormaps["tab10"], list(range(10))
+    if len(result.classes) <= 9:
+        cmap, order = colormaps["tab10"], [i for i in range(10) if i != 7]  # 7: grey
     else:
-        # tab20 comes in dark/light pairs of one hue: take the ten dark ones first, so that
-        # neighbouring classes (and the first ten of any list) never share a hue
-        cmap, order = colormaps["tab20"], list(range(0, 20, 2)) + list(range(1, 20, 2))
+        # tab20 comes in dark/light pairs of one hue: take the dark ones first, so that
+        # neighbouring classes (and the first nine of any list) never share a hue; 14, 15: greys
+        cmap, order = colormaps["tab20"], [i for i in [*range(0, 20, 2), *range(1, 20, 2)] if i not in (14, 15)]
     colours = {name: cmap(order[i % len(order)]) for i, name in enumerate(result.classes)}
     colours[UNKNOWN_CLASS] = (0.55, 0.55, 0.55, 1.0)
     return colours
