@@ -371,6 +371,7 @@ def test_a_recording_at_the_wrong_oversampling_is_unknown_and_the_command_line_s
     err = capsys.readouterr().err
     assert f"{int(judged.sum())} of {r.n_frames} frames are 'unknown'" in err and "4.0 samples per symbol" in err
     assert f"give --symbol-rate (it looks like {RATE / 4:g} Hz)" in err
+    assert f"the first {int((~judged).sum())} frames end inside the first {WINDOW_LEN}-sample window" in err
     # a wrong symbol rate given: the message says which one the stream shows
     assert main(["classify", str(meta), "--no-plot", "--no-progress", "--symbol-rate", str(RATE / 8)]) in (0, None)
     assert f"the symbol rate looks like {RATE / 4:g} Hz" in capsys.readouterr().err

@@ -374,9 +374,15 @@ def _oversampling_notes(result, check):
         else:
             advice = (f"give --symbol-rate (it looks like {result.sample_rate / estimate:g} Hz) to resample it to "
                       f"{model_sps} samples per symbol")
+        up, down = result.resample
+        # judged as the block judges them (by the last window ending before the frame's end), so the
+        # frames ending inside the first window are not checked at all: say so
+        unjudged = int(np.sum((result.starts + result.lengths) * up / down < WINDOW_LEN))
+        before = (f"; the first {unjudged} frames end inside the first {WINDOW_LEN}-sample window (at the model's "
+                  f"rate) and were not checked, as in the classifier block") if unjudged else ""
         print(f"warning: {int(flagged.sum())} of {result.n_frames} frames are 'unknown' because the stream looks like "
-              f"{estimate:.1f} samples per symbol there (median estimate), not the model's {model_sps}; {advice}",
-              file=sys.stderr)
+              f"{estimate:.1f} samples per symbol there (median estimate), not the model's {model_sps}; {advice}"
+              f"{before}", file=sys.stderr)
     up, down = result.resample
     if check and result.recording.n_samples * up / down < WINDOW_LEN:
         print(f"note: the oversampling was not checked: the recording holds fewer than {WINDOW_LEN} samples at the "
