@@ -286,12 +286,7 @@ def format_segments(result):
                 f"{result.frame_len} at the model's rate")
     rows = [(f"{s.start / rate:.6f}", f"{s.count / rate:.6f}", s.label, f"{s.mean_confidence:.3f}", str(s.frames))
             for s in result.segments]
-    header = ("start (s)", "duration (s)", "class", "confidence", "frames")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    align = [str.rjust, str.rjust, str.ljust, str.rjust, str.rjust]
-    lines = ["  ".join(a(c, w) for a, c, w in zip(align, row, widths)).rstrip() for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return _text_table(("start (s)", "duration (s)", "class", "confidence", "frames"), rows, left=(2,))
 
 
 def format_class_shares(result):
@@ -311,9 +306,14 @@ def format_class_shares(result):
     rows = [(label, f"{100.0 * n / total:.1f} %", str(n), f"{samples[label] / result.sample_rate:.3f}",
              f"{confidence[label] / n:.3f}")
             for label, n in sorted(frames.items(), key=lambda item: (-item[1], item[0]))]
-    header = ("class", "share", "frames", "time (s)", "confidence")
+    return _text_table(("class", "share", "frames", "time (s)", "confidence"), rows, left=(0,))
+
+
+def _text_table(header, rows, left):
+    """Plain-text table of str cells: columns as wide as their widest cell, the ``left`` ones
+    left-aligned (text) and the rest right-aligned (numbers), a dashed rule under the header."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    align = [str.ljust, str.rjust, str.rjust, str.rjust, str.rjust]
+    align = [str.ljust if i in left else str.rjust for i in range(len(header))]
     lines = ["  ".join(a(c, w) for a, c, w in zip(align, row, widths)).rstrip() for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
