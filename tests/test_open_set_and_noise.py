@@ -94,6 +94,18 @@ def test_coloured_noise_around_a_signal_keeps_the_snr_and_leaves_old_datasets_al
     assert outer < 0.5 * 128 / 1024
     with pytest.raises(ValueError, match="coloured_noise_prob"):
         dataclasses.replace(DEFAULT_CONFIG, coloured_noise_prob=1.5)
+    # the filter's cutoff range: absent from the saved configuration at its default; a narrow one
+    # keeps the noise closer to the signal's band
+    assert "coloured_noise_cutoff" not in cfg.to_dict()
+    narrow = dataclasses.replace(cfg, coloured_noise_cutoff=(0.2, 0.25))
+    assert narrow.to_dict()["coloured_noise_cutoff"] == [0.2, 0.25]
+    assert GeneratorConfig.from_dict(narrow.to_dict()) == narrow
+    noisy, clean = generate_frames("QPSK", 200, 0.0, np.random.default_rng(0), narrow, return_clean=True)
+    spectrum = np.mean(np.abs(np.fft.fftshift(np.fft.fft(noisy - clean, axis=1), axes=1)) ** 2, axis=0)
+    f = np.fft.fftshift(np.fft.fftfreq(1024))
+    assert spectrum[np.abs(f) > 0.25].sum() / spectrum.sum() < 0.05  # cutoff <= 0.25 of Nyquist: |f| < 0.125
+    with pytest.raises(ValueError, match="coloured_noise_cutoff"):
+        dataclasses.replace(DEFAULT_CONFIG, coloured_noise_cutoff=(0.5, 0.2))
 
 
 def test_the_carrier_offset_augmentation_moves_a_carrier_but_not_a_receivers_dc_offset():

@@ -72,8 +72,10 @@ class GeneratorConfig:
       analog_silence_floor_db  see the module docstring, within [-60, 0]
       coloured_noise_prob  fraction of frames whose noise went through a receiver channel
                           filter around the signal (receiver_noise.coloured_noise, centred,
-                          cutoff 0.25-0.95 of Nyquist), as after a narrow channel filter or
-                          resampling a stream up; the SNR is that of the coloured noise, 0..1
+                          cutoff from coloured_noise_cutoff), as after a narrow channel filter
+                          or resampling a stream up; the SNR is that of the coloured noise, 0..1
+      coloured_noise_cutoff  that filter's cutoff U(lo, hi), fractions of Nyquist, within
+                          [0.05, 1] (default receiver_noise.SIGNAL_CHANNEL_CUTOFF, 0.25-0.95)
     """
 
     classes: tuple = RADIOML2016_CLASSES
@@ -104,6 +106,7 @@ class GeneratorConfig:
     gain_db_range: tuple = (-20.0, 20.0)
     analog_silence_floor_db: float = -20.0
     coloured_noise_prob: float = 0.0
+    coloured_noise_cutoff: tuple = receiver_noise.SIGNAL_CHANNEL_CUTOFF
 
     def __post_init__(self):
         # Lists from JSON (meta.json) become tuples so configs compare and hash consistently.
@@ -159,6 +162,7 @@ class GeneratorConfig:
         _check_range("gain_db_range", self.gain_db_range, -100, 100)
         _check_float("analog_silence_floor_db", self.analog_silence_floor_db, -60, 0)
         _check_float("coloured_noise_prob", self.coloured_noise_prob, 0, 1)
+        _check_range("coloured_noise_cutoff", self.coloured_noise_cutoff, 0.05, 1)
 
     def to_dict(self):
         """JSON-ready dict (tuples become lists). Fields added after a dataset format was in use
@@ -205,7 +209,7 @@ class GeneratorConfig:
 
 
 # field -> default of the fields to_dict leaves out at their default
-_LATER_FIELDS = {"coloured_noise_prob": 0.0}
+_LATER_FIELDS = {"coloured_noise_prob": 0.0, "coloured_noise_cutoff": receiver_noise.SIGNAL_CHANNEL_CUTOFF}
 
 
 def _is_number(v):
@@ -372,7 +376,7 @@ def _chunk(name, n, snr_db, rng, cfg, random_gain):
     noise = channel.awgn(n, L, noise_power, rng)
     if cfg.coloured_noise_prob > 0:  # (no draw at 0: datasets built before the option stay as they were)
         for i in np.flatnonzero(rng.uniform(size=n) < cfg.coloured_noise_prob):
-            shaped = receiver_noise.coloured_noise(rng, L, receiver_noise.SIGNAL_CHANNEL_CUTOFF, centred=True)
+            shaped = receiver_noise.coloured_noise(rng, L, cfg.coloured_noise_cutoff, centred=True)
             noise[i] = shaped * np.float32(np.sqrt(noise_power[i]))
     noisy = y + noise
     if random_gain:
