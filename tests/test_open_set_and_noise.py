@@ -104,8 +104,9 @@ def test_coloured_noise_around_a_signal_keeps_the_snr_and_leaves_old_datasets_al
     spectrum = np.mean(np.abs(np.fft.fftshift(np.fft.fft(noisy - clean, axis=1), axes=1)) ** 2, axis=0)
     f = np.fft.fftshift(np.fft.fftfreq(1024))
     assert spectrum[np.abs(f) > 0.25].sum() / spectrum.sum() < 0.05  # cutoff <= 0.25 of Nyquist: |f| < 0.125
-    with pytest.raises(ValueError, match="coloured_noise_cutoff"):
-        dataclasses.replace(DEFAULT_CONFIG, coloured_noise_cutoff=(0.5, 0.2))
+    for bad in ((0.5, 0.2), (0.5, 1.0), (0.01, 0.5)):  # reversed; up to Nyquist (firwin refuses it); too narrow
+        with pytest.raises(ValueError, match="coloured_noise_cutoff"):
+            dataclasses.replace(DEFAULT_CONFIG, coloured_noise_cutoff=bad)
 
 
 def test_the_carrier_offset_augmentation_moves_a_carrier_but_not_a_receivers_dc_offset():

@@ -383,6 +383,23 @@ def test_model_card_states_the_exit_rule_and_exports_with_it(tmp_path):
             "--exit-budget-pp 0.5 --exit-budget-snr-min 10 --force") in text
 
 
+def test_model_card_of_a_joined_model_reproduces_it_with_its_detector_and_thresholds(tmp_path):
+    from gnuradio.modrec.training.model_card import write_model_card
+
+    detector = {"checkpoint": "runs/signal_detector-dc-narrow/best.pt", "noise_false_rate": 0.005}
+    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "noise"],
+               "metadata": {"unknown_score": "energy", "unknown_threshold": "-3.4", "unknown_false_rate": "0.05",
+                            "training": {"detector": detector,
+                                         "config": {"source": "configs/x.yaml", "experiment": "x"}}}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    write_model_card(tmp_path / "summary.json", tmp_path / "x-v2.md")
+    text = (tmp_path / "x-v2.md").read_text()
+    assert "modrec train --config configs/signal_detector-dc-narrow.yaml      # the signal detector" in text
+    assert ("modrec export --checkpoint runs/x/best.pt --out models/x-v2.onnx --detector "
+            "runs/signal_detector-dc-narrow/best.pt --noise-false-rate 0.005 --unknown-score energy "
+            "--unknown-false-rate 0.05 --force") in text
+
+
 def test_model_card_shows_where_an_interrupted_invocation_ended_and_checkout_relative_paths(tmp_path, monkeypatch):
     from gnuradio.modrec.training.model_card import render_model_card
 

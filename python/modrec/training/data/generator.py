@@ -75,7 +75,7 @@ class GeneratorConfig:
                           cutoff from coloured_noise_cutoff), as after a narrow channel filter
                           or resampling a stream up; the SNR is that of the coloured noise, 0..1
       coloured_noise_cutoff  that filter's cutoff U(lo, hi), fractions of Nyquist, within
-                          [0.05, 1] (default receiver_noise.SIGNAL_CHANNEL_CUTOFF, 0.25-0.95)
+                          [0.05, 0.95] (default receiver_noise.SIGNAL_CHANNEL_CUTOFF, 0.25-0.95)
     """
 
     classes: tuple = RADIOML2016_CLASSES
@@ -162,7 +162,8 @@ class GeneratorConfig:
         _check_range("gain_db_range", self.gain_db_range, -100, 100)
         _check_float("analog_silence_floor_db", self.analog_silence_floor_db, -60, 0)
         _check_float("coloured_noise_prob", self.coloured_noise_prob, 0, 1)
-        _check_range("coloured_noise_cutoff", self.coloured_noise_cutoff, 0.05, 1)
+        # firwin needs a cutoff below Nyquist; 0.95 is also receiver_noise's own upper limit
+        _check_range("coloured_noise_cutoff", self.coloured_noise_cutoff, 0.05, 0.95)
 
     def to_dict(self):
         """JSON-ready dict (tuples become lists). Fields added after a dataset format was in use
