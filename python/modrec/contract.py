@@ -99,6 +99,15 @@ SCORE_MAXPROB = "maxprob"  # 1 - max softmax probability (Hendrycks & Gimpel, IC
 SCORE_ENERGY = "energy"  # -logsumexp(logits) (Liu et al., NeurIPS 2020); needs the logits output
 UNKNOWN_SCORES = (SCORE_MAXPROB, SCORE_ENERGY)
 
+# Optional keys of any version, informational (the runtime reads a graph the same way whatever
+# they say; `modrec models` and the cards show them):
+CONV_LAYOUT = "conv_layout"  # how the graph computes its 1-D convolutions: one of CONV_LAYOUTS
+CONV_LAYOUT_1D = "1d"  # Conv on (N, C, L)
+CONV_LAYOUT_2D = "2d"  # Conv on (N, C, 1, L), (1 x k) kernels: ONNX Runtime's faster NCHWc path (training/conv2d_layout.py)
+CONV_LAYOUTS = (CONV_LAYOUT_1D, CONV_LAYOUT_2D)
+QUANTIZATION = "quantization"  # QUANTIZATION_NONE, or how the weights and activations were quantised
+QUANTIZATION_NONE = "none"
+
 
 class ContractError(ValueError):
     """A model file does not honour the model contract; the message names file and field."""

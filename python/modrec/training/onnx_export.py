@@ -14,6 +14,7 @@ from torch import nn
 
 from .. import contract
 from ..classes import DEFAULT_SAMPLES_PER_SYMBOL, NOISE_LABEL
+from .conv2d_layout import as_conv2d, check_same_outputs
 from .flops import count_flops, count_params
 from .models.signal_detector import NOISE_COLUMN, SNR_COLUMN
 
@@ -170,13 +171,18 @@ def clean_exported(proto):
 def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_SAMPLES_PER_SYMBOL,
                 architecture=None, training=None, distillation="none", pruning="none", exits=1,
                 opset=18, dynamo=True, parity=True, real_like=None, extra_metadata=None, detector=None,
-                noise_bias=0.0):
+                noise_bias=0.0, conv_layout=contract.CONV_LAYOUT_2D):
     """Export ``model`` (logits) as a contract-conforming single-file ONNX model; returns info.
 
     Its outputs are ``probs`` and ``logits``; with a ``detector`` (a SignalDetector) joined to it
     (ContractOutputs, its noise logit less ``noise_bias``) also ``snr_db``, and ``classes`` gain ``noise`` (contract.NOISE_CLASS),
     as they are also when ``classes`` already hold it (a classifier trained on a noise class).
-    Returns {"path", "params", "flops", "parity_max_abs_diff", "parity", "bytes", "exporter"}.
+    ``conv_layout`` CONV_LAYOUT_2D (the default) writes the 1-D convolutions as (1 x k) 2-D ones
+    (conv2d_layout.py: the same arithmetic, 1.3-3.5x faster in ONNX Runtime), unless the 2-D copy
+    does not give the model's outputs, when it warns and writes the 1-D graph; CONV_LAYOUT_1D
+    writes the 1-D graph. The parity check always compares the file with the 1-D torch model.
+    Returns {"path", "params", "flops", "parity_max_abs_diff", "parity", "bytes", "exporter",
+    "opset", "conv_layout"}.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +195,20 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
         detector = copy.deepcopy(detector).eval().cpu()
         params, flops = params + count_params(detector), flops + count_flops(detector, frame_len)
         classes = [*classes, NOISE_LABEL]
+    if conv_layout not in contract.CONV_LAYOUTS:
+        raise ValueError(f"conv_layout must be one of {', '.join(contract.CONV_LAYOUTS)}, got {conv_layout!r}")
     wrapped = ContractOutputs(model, detector, noise_bias).eval()
+    if conv_layout == contract.CONV_LAYOUT_2D:
+        try:
+            twin = ContractOutputs(as_conv2d(model), None if detector is None else as_conv2d(detector), noise_bias).eval()
+            why = check_same_outputs(wrapped, twin, frame_len)
+        except ValueError as err:
+            why = str(err)
+        if why is None:
+            wrapped = twin
+        else:
+            warnings.warn(f"{path}: exported with 1-D convolutions, not the faster 2-D layout: {why}")
+            conv_layout = contract.CONV_LAYOUT_1D
     dummy = torch.randn(2, contract.IQ_ROWS, frame_len)
 
     # The dynamo exporter is still young, and writes its own opset (it only tries to convert to the
@@ -228,6 +247,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
         contract.PARAMS: int(params),
         contract.FLOPS: int(flops),
         contract.TRAINING: training if training is not None else {},
+        contract.CONV_LAYOUT: conv_layout,
         **({contract.NOISE_CLASS: NOISE_LABEL} if NOISE_LABEL in classes else {}),
         **(extra_metadata or {}),
     }
@@ -242,7 +262,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     contract.decode_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props}, source=str(path))
 
     info = {"path": str(path), "params": params, "flops": flops, "bytes": path.stat().st_size,
-            "exporter": exporter, "opset": written}
+            "exporter": exporter, "opset": written, "conv_layout": conv_layout}
     if parity:
         worst, report = check_parity(model, path, frame_len, real_like=real_like, detector=detector,
                                      noise_bias=noise_bias)

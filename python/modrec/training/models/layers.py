@@ -19,7 +19,8 @@ class RMSNormIQ(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        power = (x * x).sum(dim=1, keepdim=True).mean(dim=2, keepdim=True)
+        # time is the last axis in both layouts the exporter writes, (N, 2, L) and (N, 2, 1, L)
+        power = (x * x).sum(dim=1, keepdim=True).mean(dim=-1, keepdim=True)
         return x / torch.sqrt(torch.clamp(power, min=self.eps))
 
 
@@ -31,4 +32,5 @@ class GlobalAvgMaxPool1d(nn.Module):
     """
 
     def forward(self, x):
-        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
+        # flatten: (N, 2C) from (N, C, L) and from the exporter's (N, C, 1, L) alike (conv2d_layout.py)
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1).flatten(1)

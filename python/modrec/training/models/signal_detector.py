@@ -75,7 +75,7 @@ class DcRemovedSpectra(nn.Module):
         self.spectrum = LogPowerSpectrum(frame_len)
 
     def forward(self, x):
-        return torch.cat([self.spectrum(x), self.spectrum(x - x.mean(dim=2, keepdim=True))], dim=1)
+        return torch.cat([self.spectrum(x), self.spectrum(x - x.mean(dim=-1, keepdim=True))], dim=1)
 
 
 class SignalDetector(nn.Module):
