@@ -76,22 +76,101 @@ class _EndOfStreamProbe(flowgraph_owned, gr.sync_block):
         return True
 
 
-class _ClassifierCore(flowgraph_owned, gr.basic_block):
-    """Pass-through that holds samples back until the frames starting in them are classified."""
+class _Decider:
+    """What both cores ask of Python: a batch of frames' decisions (model, open-set rules, the
+    oversampling check) and the oversampling check's view of the framed samples. The Python core
+    builds its tags from ``decide``; the C++ core (lib/classifier_core_impl.cc) calls ``classify``
+    once per batch and ``observe`` once per chunk, and builds the tags itself."""
 
-    def __init__(self, model, framer, min_confidence, tag_key, watch, monitor, rates):
-        gr.basic_block.__init__(
-            self, name="modrec_classifier_core", in_sig=[np.complex64], out_sig=[np.complex64]
-        )
-        self._model = model
+    def __init__(self, model, min_confidence, monitor, rates):
+        self.model = model
         self.min_confidence = min_confidence
-        self._key = pmt.intern(tag_key)
-        self._srcid = pmt.intern("modrec_classifier")
-        self._watch = watch
-        self._framer = framer  # StreamFramer, or ResampledFramer when the stream is resampled
         self._monitor = monitor  # OversamplingMonitor on the framed (model-rate) stream, or None
         self._rates = rates  # (sample_rate, symbol_rate) in Hz as given (0: not given), for the log
         self._warned = False  # a wrong-oversampling warning stands (logged once, until a match)
+        self._log = gr.logger("modrec_classifier")
+        self.failed_frames = 0  # frames the model raised on (tagged unknown): see decide
+        self._failed_calls = 0
+
+    def reset(self):
+        """A new run (every start): the oversampling check starts over."""
+        if self._monitor is not None:
+            self._monitor.reset()
+            self._warned = False
+
+    def observe(self, framed):
+        """Samples taken in (model rate); None: a new run begins (the C++ core's start)."""
+        if framed is None:
+            self.reset()
+        elif self._monitor is not None and self._monitor.observe(framed):
+            self._log_oversampling()
+
+    def _log_oversampling(self):
+        """A warning when a mismatch starts, a note when an estimate matches again; windows with no
+        line (NaN) change nothing, so the log does not flap with a line at the edge of detection."""
+        monitor, model_sps = self._monitor, self.model.samples_per_symbol
+        if monitor.mismatch and not self._warned:
+            self._warned = True
+            sample_rate, symbol_rate = self._rates
+            if symbol_rate:
+                advice = (f"with the symbol_rate given ({symbol_rate:g} Hz) it should be {model_sps}: the symbol "
+                          f"rate looks like {symbol_rate * model_sps / monitor.estimate:g} Hz")
+            elif sample_rate:
+                advice = (f"give the block symbol_rate (it looks like {sample_rate / monitor.estimate:g} Hz at "
+                          f"{sample_rate:g} samples/s) to resample the stream to {model_sps} samples per symbol")
+            else:
+                advice = f"give the block sample_rate and symbol_rate to resample it to {model_sps} samples per symbol"
+            self._log.warn(f"the stream looks like {monitor.estimate:.1f} samples per symbol (a symbol-rate line "
+                           f"{monitor.strength:.0f} times its floor), the model expects {model_sps}: frames are "
+                           f"tagged '{UNKNOWN_CLASS}' (sps_mismatch) until it matches; {advice}")
+        elif self._warned and not monitor.mismatch and np.isfinite(monitor.estimate):
+            self._warned = False
+            self._log.info(f"the stream now looks like {monitor.estimate:.1f} samples per symbol, close to the "
+                           f"model's {model_sps}: frames are classified again")
+
+    def decide(self, frames):
+        """(probs, exits, index, confidence, snr_db, sps_estimate or None, mismatch or None) for
+        complex frames (K, frame_len); a model error tags the frames unknown (logged)."""
+        model = self.model
+        sps_estimate = mismatch = None
+        n = len(frames)
+        if self._monitor is not None:
+            sps_estimate, mismatch = self._monitor.judge(n)
+        try:
+            decided = classify_frames(model, frames, self.min_confidence, mismatch)
+            return (decided.probs, decided.exits, decided.index, decided.confidence, decided.snr_db,
+                    sps_estimate, mismatch)
+        except Exception as err:  # noqa: BLE001 -- whatever the model raises, samples keep flowing
+            # An exception out of general_work kills the block's thread and hangs the flowgraph
+            # with samples inside. The frames are tagged unknown (confidence 0), as bad samples are.
+            self.failed_frames += n
+            self._failed_calls += 1
+            if self._failed_calls in (1, 10, 100) or self._failed_calls % 1000 == 0:  # the log stays readable
+                self._log.error(f"{model.path}: classifying {n} frame(s) failed ({err}); they are tagged "
+                                f"'{UNKNOWN_CLASS}' and the samples flow on ({self.failed_frames} frames so far)")
+            return (np.zeros((n, model.n_classes), dtype=np.float32), np.full(n, -1), np.full(n, -1),
+                    np.zeros(n, dtype=np.float32), np.full(n, np.nan, dtype=np.float32), sps_estimate, mismatch)
+
+    def classify(self, frames):
+        """decide() in the C++ core's order: (index, confidence, probs, exits, snr_db,
+        sps_estimate, sps_mismatch)."""
+        probs, exits, index, confidence, snr, sps_estimate, mismatch = self.decide(frames)
+        return index, confidence, probs, exits, snr, sps_estimate, mismatch
+
+
+class _ClassifierCore(flowgraph_owned, gr.basic_block):
+    """Pass-through that holds samples back until the frames starting in them are classified."""
+
+    def __init__(self, decider, framer, tag_key, watch):
+        gr.basic_block.__init__(
+            self, name="modrec_classifier_core", in_sig=[np.complex64], out_sig=[np.complex64]
+        )
+        self._decider = decider
+        model = decider.model
+        self._key = pmt.intern(tag_key)
+        self._srcid = pmt.intern("modrec_classifier")
+        self._watch = watch
+        self._framer = framer  # ResampledFramer (the C++ core frames streams taken as they are)
         # The scheduler would shift propagated tags by our output lag; we re-emit them ourselves
         # at their original offsets when the samples they sit on are released.
         self.set_tag_propagation_policy(gr.TPP_DONT)
@@ -116,9 +195,6 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self._tag_snr = model.has_snr  # a version-2 model that estimates each frame's SNR
         # stream samples a frame covers: the model's frame_len, or its span at the stream's rate
         self._frame_len_pmt = pmt.from_long(framer.frame_span)
-        self._log = gr.logger("modrec_classifier")
-        self.failed_frames = 0  # frames the model raised on (tagged unknown): see _classify
-        self._failed_calls = 0
 
     def start(self):
         # Every start, including the restart of tb.lock()/unlock(), begins at item 0: GNU Radio
@@ -126,9 +202,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         # the old buffers are gone for every block. What this block held at the stop is not
         # lost: it leaves first (stop() kept it), and the new run's offsets follow it.
         self._framer.reset()
-        if self._monitor is not None:
-            self._monitor.reset()
-            self._warned = False
+        self._decider.reset()
         self._shift = 0  # output offset - input offset in this run: the carried samples sent so far
         return True
 
@@ -198,9 +272,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         if take:
             for tag in self.get_tags_in_window(0, 0, take):
                 self._pending_tags.append((tag.offset, tag.key, tag.value, tag.srcid))
-            framed = framer.push(inp[:take])
-            if self._monitor is not None and self._monitor.observe(framed):
-                self._log_oversampling()
+            self._decider.observe(framer.push(inp[:take]))
             self.consume(0, take)
             self.items_in += take
 
@@ -229,51 +301,9 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
                     self.add_item_tag(0, offset + self._shift, key, value, srcid)
         return n
 
-    def _log_oversampling(self):
-        """A warning when a mismatch starts, a note when an estimate matches again; windows with no
-        line (NaN) change nothing, so the log does not flap with a line at the edge of detection."""
-        monitor, model_sps = self._monitor, self._model.samples_per_symbol
-        if monitor.mismatch and not self._warned:
-            self._warned = True
-            sample_rate, symbol_rate = self._rates
-            if symbol_rate:
-                advice = (f"with the symbol_rate given ({symbol_rate:g} Hz) it should be {model_sps}: the symbol "
-                          f"rate looks like {symbol_rate * model_sps / monitor.estimate:g} Hz")
-            elif sample_rate:
-                advice = (f"give the block symbol_rate (it looks like {sample_rate / monitor.estimate:g} Hz at "
-                          f"{sample_rate:g} samples/s) to resample the stream to {model_sps} samples per symbol")
-            else:
-                advice = f"give the block sample_rate and symbol_rate to resample it to {model_sps} samples per symbol"
-            self._log.warn(f"the stream looks like {monitor.estimate:.1f} samples per symbol (a symbol-rate line "
-                           f"{monitor.strength:.0f} times its floor), the model expects {model_sps}: frames are "
-                           f"tagged '{UNKNOWN_CLASS}' (sps_mismatch) until it matches; {advice}")
-        elif self._warned and not monitor.mismatch and np.isfinite(monitor.estimate):
-            self._warned = False
-            self._log.info(f"the stream now looks like {monitor.estimate:.1f} samples per symbol, close to the "
-                           f"model's {model_sps}: frames are classified again")
-
     def _classify(self, starts, frames):
-        model = self._model
-        sps_estimate = mismatch = None
-        if self._monitor is not None:
-            sps_estimate, mismatch = self._monitor.judge(len(starts))
-        try:
-            decided = classify_frames(model, frames, self.min_confidence, mismatch)
-            probs, exits, index, confidence, snr = (decided.probs, decided.exits, decided.index, decided.confidence,
-                                                    decided.snr_db)
-        except Exception as err:  # noqa: BLE001 -- whatever the model raises, samples keep flowing
-            # An exception out of general_work kills the block's thread and hangs the flowgraph
-            # with samples inside. The frames are tagged unknown (confidence 0), as bad samples are.
-            n = len(starts)
-            probs = np.zeros((n, model.n_classes), dtype=np.float32)
-            exits, index, confidence = np.full(n, -1), np.full(n, -1), np.zeros(n, dtype=np.float32)
-            snr = np.full(n, np.nan, dtype=np.float32)
-            self.failed_frames += n
-            self._failed_calls += 1
-            if self._failed_calls in (1, 10, 100) or self._failed_calls % 1000 == 0:  # the log stays readable
-                self._log.error(f"{model.path}: classifying {n} frame(s) failed ({err}); they are tagged "
-                                f"'{UNKNOWN_CLASS}' and the samples flow on ({self.failed_frames} frames so far)")
-        n_classes = model.n_classes
+        probs, exits, index, confidence, snr, sps_estimate, mismatch = self._decider.decide(frames)
+        n_classes = self._decider.model.n_classes
         f = self._fields
         for k, start in enumerate(starts):
             idx = int(index[k])
@@ -367,7 +397,7 @@ class classifier(flowgraph_owned, gr.hier_block2):
     """
 
     def __init__(self, model_path="", hop=0, min_confidence=MODEL_RULE, tag_key="modrec", threads=1,
-                 sample_rate=0.0, symbol_rate=0.0, check_oversampling=True):
+                 sample_rate=0.0, symbol_rate=0.0, check_oversampling=True, _core="c++"):
         _check_int("hop", hop, minimum=0)
         sample_rate = _check_rate("sample_rate", sample_rate)
         symbol_rate = _check_rate("symbol_rate", symbol_rate)
@@ -408,24 +438,52 @@ class classifier(flowgraph_owned, gr.hier_block2):
                 framer = ResampledFramer(self.frame_len, self.hop, up, down)
 
         self.message_port_register_hier_out(CLASSIFICATION_PORT)
-        self._watch = _StreamWatch()
         self.check_oversampling = bool(check_oversampling)
         monitor = (OversamplingMonitor(self.samples_per_symbol, self.frame_len, self.hop,
                                        interpolated_by=self.resampling[0] if self.resampling else 1)
                    if self.check_oversampling else None)
-        self._core = _ClassifierCore(self.model, framer, min_confidence, tag_key, self._watch, monitor,
-                                     (sample_rate, symbol_rate))
-        self._probe = _EndOfStreamProbe(self._watch)
+        self._decider = _Decider(self.model, min_confidence, monitor, (sample_rate, symbol_rate))
+        if self.resampling is None and _core == "c++":
+            # Framing, tags and messages in C++ (lib/classifier_core_impl.cc): Python runs once per
+            # batch of frames, not once per frame (apps/bench_block.py measures the difference).
+            # It sees the end of the stream itself, so it needs no probe.
+            from .modrec_python import classifier_core
+
+            self._core = classifier_core(
+                self.frame_len, self.hop, tag_key, decision_labels(self.model), self.model.n_classes,
+                self.model.n_exits > 1, self.model.has_snr, monitor is not None, self._decider.classify,
+                self._decider.observe if monitor is not None else None)
+            self._probe = None
+        elif _core in ("c++", "python"):
+            # the Python core: a resampled stream (its resampler is numpy), or asked for by name
+            self._watch = _StreamWatch()
+            self._core = _ClassifierCore(self._decider, framer, tag_key, self._watch)
+            self._probe = _EndOfStreamProbe(self._watch)
+            self.connect(self, self._probe)
+        else:
+            raise ValueError(f"_core must be 'c++' or 'python', got {_core!r}")
         self.connect(self, self._core, self)
-        self.connect(self, self._probe)
         self.msg_connect(self._core, CLASSIFICATION_PORT, self, CLASSIFICATION_PORT)
 
     @property
     def min_confidence(self):
-        return self._core.min_confidence
+        return self._decider.min_confidence
 
     def set_min_confidence(self, min_confidence):
-        self._core.min_confidence = check_min_confidence(min_confidence)
+        self._decider.min_confidence = check_min_confidence(min_confidence)
+
+    @property
+    def failed_frames(self):
+        """Frames the model raised on since the block was made (they were tagged unknown)."""
+        return self._decider.failed_frames
+
+    def items_in_out(self):
+        """(samples taken in, samples sent out) by the core over every run: equal once a stream
+        has ended, even across lock()/unlock() and stop()/start()."""
+        core = self._core
+        if isinstance(core, _ClassifierCore):
+            return core.items_in, core.items_out
+        return core.items_in(), core.items_out()
 
 
 def _check_int(name, value, minimum):

@@ -46,14 +46,16 @@ L = 32
 
 
 class chunked_source(gr.sync_block):
-    """Emits ``data`` in random chunk sizes to shake out chunk-dependent behaviour."""
+    """Emits ``data`` in random chunk sizes to shake out chunk-dependent behaviour, with ``tags``
+    (gr.tag_t, offsets into ``data``) on their samples."""
 
-    def __init__(self, data, max_chunk, seed=0):
+    def __init__(self, data, max_chunk, seed=0, tags=None):
         gr.sync_block.__init__(self, name="chunked_source", in_sig=None, out_sig=[np.complex64])
         self._data = np.asarray(data, dtype=np.complex64)
         self._max_chunk = max_chunk
         self._rng = np.random.default_rng(seed)
         self._pos = 0
+        self._tags = sorted(tags or [], key=lambda t: t.offset)
 
     def work(self, input_items, output_items):
         left = len(self._data) - self._pos
@@ -61,6 +63,9 @@ class chunked_source(gr.sync_block):
             return -1
         n = min(len(output_items[0]), left, int(self._rng.integers(1, self._max_chunk + 1)))
         output_items[0][:n] = self._data[self._pos : self._pos + n]
+        for tag in self._tags:
+            if self._pos <= tag.offset < self._pos + n:
+                self.add_item_tag(0, tag.offset, tag.key, tag.value, tag.srcid)
         self._pos += n
         return n
 
@@ -144,6 +149,26 @@ def _pmt_items(value):
             for i in range(pmt.length(items))]
 
 
+def _assert_same_value(test, a, b):
+    """Two tag values (PMTs) alike: the same fields in the same order with the same PMT types;
+    symbols, integers and booleans equal, floats within float32 rounding. ONNX Runtime's last bit
+    depends on how frames were batched, and the scheduler batches each run its own way."""
+    if not pmt.is_dict(a):
+        test.assertTrue(pmt.equal(a, b), f"{a} != {b}")
+        return
+    fields_a, fields_b = _pmt_items(a), _pmt_items(b)
+    test.assertEqual([k for k, _ in fields_a], [k for k, _ in fields_b])
+    for (key, va), (_, vb) in zip(fields_a, fields_b):
+        if pmt.is_f32vector(va):
+            test.assertTrue(pmt.is_f32vector(vb), key)
+            np.testing.assert_allclose(pmt.f32vector_elements(va), pmt.f32vector_elements(vb), rtol=1e-5, atol=1e-6)
+        elif pmt.is_real(va) and not pmt.is_integer(va) and not pmt.is_uint64(va):
+            test.assertTrue(pmt.is_real(vb) and not pmt.is_integer(vb), key)
+            np.testing.assert_allclose(pmt.to_double(va), pmt.to_double(vb), rtol=1e-5, atol=1e-5, err_msg=key)
+        else:
+            test.assertTrue(pmt.equal(va, vb), f"{key}: {va} != {vb}")
+
+
 def _same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64))
 
@@ -172,10 +197,11 @@ class qa_classifier(gr_unittest.TestCase):
 
     def run_flowgraph(self, data, source="vector", max_chunk=None, max_noutput=None, seed=0, **kwargs):
         """Run data through the classifier; return (output samples, our tags, messages, block)."""
+        upstream_tags = kwargs.pop("upstream_tags", None)
         if source == "chunked":
-            src = chunked_source(data, max_chunk, seed=seed)
+            src = chunked_source(data, max_chunk, seed=seed, tags=upstream_tags)
         else:
-            src = blocks.vector_source_c(np.asarray(data).tolist(), False)
+            src = blocks.vector_source_c(np.asarray(data).tolist(), False, 1, upstream_tags or [])
         clf = classifier(kwargs.pop("model_path", self.model_path), **kwargs)
         snk = blocks.vector_sink_c()
         dbg = blocks.message_debug()
@@ -188,7 +214,7 @@ class qa_classifier(gr_unittest.TestCase):
         self._keep = (src, clf, snk, dbg)
         self.run_tb()
         key = kwargs.get("tag_key", "modrec")
-        tags = [t for t in snk.tags() if pmt.symbol_to_string(t.key) == key]
+        tags = [t for t in snk.tags() if upstream_tags is not None or pmt.symbol_to_string(t.key) == key]
         msgs = [dbg.get_message(i) for i in range(dbg.num_messages())]
         return np.array(snk.data(), dtype=np.complex64), tags, msgs, clf
 
@@ -289,6 +315,45 @@ class qa_classifier(gr_unittest.TestCase):
             runs.append([(t.offset, pmt.serialize_str(t.value)) for t in tags])
         for other in runs[1:]:
             self.assertEqual(other, runs[0])
+
+    def test_the_cxx_core_tags_and_passes_exactly_what_the_python_core_does(self):
+        # the C++ core (lib/classifier_core_impl.cc) against the Python one, on random chunkings,
+        # hops that overlap, abut and leave gaps, upstream tags, and each kind of model: the same
+        # output bits, and the same tags (offset, key, serialised value, srcid) in the same order
+        import onnx
+
+        v2_path = os.path.join(self.tmpdir, "v2-equal.onnx")
+        onnx.save(fx.build_v2_model(frame_len=L, threshold=-1.2), v2_path)
+        ee_path = fx.save_early_exit_model(self.tmpdir, L, threshold=0.6)
+        x = _signal(2500, seed=11) * np.repeat(10 ** np.linspace(-1, 1, 2500 // L + 1), L)[:2500].astype(np.float32)
+        x[700:705] = np.nan  # bad samples: tagged unknown, not run through the model
+        rng = np.random.default_rng(5)
+        cases = [dict(model_path=self.model_path, hop=hop) for hop in (7, L, 45)]
+        cases += [dict(model_path=v2_path, hop=20), dict(model_path=ee_path, hop=L),
+                  dict(model_path=self.model_path, hop=L, check_oversampling=False, min_confidence=0.5)]
+        for case in cases:
+            for trial in range(2):
+                chunking = {"source": "chunked", "max_chunk": int(rng.integers(1, 400)), "seed": int(rng.integers(1 << 30))}
+                if trial:
+                    chunking["max_noutput"] = int(rng.integers(1, 300))
+                results = []
+                for core in ("python", "c++"):
+                    self.setUp()
+                    src_tags = [gr.tag_utils.python_to_tag((int(o), pmt.intern("upstream"), pmt.from_long(int(o)),
+                                                            pmt.intern("src"))) for o in (0, 31, 32, 699, 2499)]
+                    out, tags, msgs, clf = self.run_flowgraph(x, _core=core, upstream_tags=src_tags, **case,
+                                                              **chunking)
+                    self.assertEqual(type(clf._core).__name__, "_ClassifierCore" if core == "python" else "classifier_core")
+                    results.append((out, [(t.offset, pmt.symbol_to_string(t.key), pmt.symbol_to_string(t.srcid),
+                                           t.value) for t in tags], msgs))
+                with self.subTest(case=case, **chunking):
+                    (out_py, tags_py, msgs_py), (out_cxx, tags_cxx, msgs_cxx) = results
+                    self.assertTrue(_same_bits(out_py, x) and _same_bits(out_cxx, x))
+                    self.assertGreater(len(tags_py), 10)
+                    self.assertEqual([t[:3] for t in tags_cxx], [t[:3] for t in tags_py])
+                    self.assertEqual(len(msgs_cxx), len(msgs_py))
+                    for a, b in zip([t[3] for t in tags_cxx] + msgs_cxx, [t[3] for t in tags_py] + msgs_py):
+                        _assert_same_value(self, a, b)
 
     def test_early_exit_model_tags_the_exit_and_the_branch_answer(self):
         ee_path = fx.save_early_exit_model(self.tmpdir, L, threshold=0.6)
@@ -407,10 +472,10 @@ class qa_classifier(gr_unittest.TestCase):
         if waiter.is_alive():
             self.tb.stop()
             self.fail("flowgraph did not finish after its restarts")
-        core = clf._core
         # GNU Radio drops what sits in its buffers at a restart, between any two blocks; the
         # classifier itself drops nothing
-        self.assertEqual(core.items_in, core.items_out, "samples the classifier held were lost at a restart")
+        items_in, items_out = clf.items_in_out()
+        self.assertEqual(items_in, items_out, "samples the classifier held were lost at a restart")
         self.assertGreaterEqual(len(snk.runs), 4)
         out = np.concatenate([data for data, _ in snk.runs])
         self.assertTrue(np.all(np.diff(out.real) > 0), "samples repeated or out of order")
@@ -519,7 +584,7 @@ class qa_classifier(gr_unittest.TestCase):
         values = [_tag_dict(t.value) for t in snk.tags() if pmt.symbol_to_string(t.key) == "modrec"]
         self.assertEqual(len(values), 40)
         failed = [v for v in values if v["class"] == UNKNOWN_CLASS]
-        self.assertEqual(len(failed), clf._core.failed_frames)
+        self.assertEqual(len(failed), clf.failed_frames)
         self.assertTrue(0 < len(failed) < 40, len(failed))
         self.assertTrue(all(v["confidence"] == 0.0 and not v["probs"].any() for v in failed))
 
@@ -609,7 +674,7 @@ class qa_classifier(gr_unittest.TestCase):
                 self.lines.append(("info", text))
 
         clf = classifier(self.model_path, sample_rate=32e3, symbol_rate=2e3)  # 16 -> 8 samples per symbol
-        core = clf._core
+        core = clf._decider
         core._log = Log()
         # windows: a mismatch, no line, the mismatch again, a match, no line
         for estimate, mismatch in ((4.0, True), (float("nan"), False), (4.1, True), (8.0, False), (float("nan"), False)):

@@ -32,9 +32,9 @@ MODEL_DIR_ENV = "MODREC_MODEL_DIR"
 def _package_dirs():
     here = Path(__file__).parent.parent
     dirs = [here]
-    # A checkout may be reached through a symlink (tests/conftest.py does that); the models/ dir
-    # sits beside the real source tree, not beside the link.
-    resolved = here.resolve()
+    # A checkout may be reached through symlinks (tests/conftest.py links each of its files); the
+    # models/ dir sits beside the real source tree, not beside the links.
+    resolved = Path(__file__).resolve().parent.parent
     if resolved != here:
         dirs.append(resolved)
     return dirs

@@ -23,6 +23,9 @@ from .. import contract
 from .models import create_model
 
 PREFIX = "model."  # the export wraps the network as ``model`` (softmax on top)
+# in the 2-D layout (conv2d_layout.Conv2dLayout) the network is that wrapper's ``model``, and each
+# convolution weight has a height axis of 1: (C_out, C_in / groups, 1, k)
+PREFIX_2D = "model.model."
 FOLDED_BIAS = "_bias"
 
 
@@ -59,7 +62,11 @@ def model_from_onnx(onnx_path, tol=1e-4):
         raise ValueError(f"{onnx_path}: cannot build architecture {metadata['architecture']!r} with "
                          f"config {model_cfg}: {err}") from None
 
-    weights = {t.name[len(PREFIX):]: numpy_helper.to_array(t) for t in proto.graph.initializer if t.name.startswith(PREFIX)}
+    prefix = PREFIX_2D if metadata.get(contract.CONV_LAYOUT) == contract.CONV_LAYOUT_2D else PREFIX
+    weights = {t.name[len(prefix):]: numpy_helper.to_array(t) for t in proto.graph.initializer if t.name.startswith(prefix)}
+    if prefix == PREFIX_2D:
+        weights = {name: value[:, :, 0] if value.ndim == 4 and value.shape[2] == 1 else value
+                   for name, value in weights.items()}
     state = model.state_dict()
     loaded = set()
     bn_of = _conv_batch_norms(model)
@@ -67,7 +74,7 @@ def model_from_onnx(onnx_path, tol=1e-4):
         if name.endswith(".weight" + FOLDED_BIAS):
             conv = name[: -len(".weight" + FOLDED_BIAS)]
             if conv not in bn_of:
-                raise ValueError(f"{onnx_path}: folded bias {PREFIX}{name} but {conv} is no convolution followed by a batch norm")
+                raise ValueError(f"{onnx_path}: folded bias {prefix}{name} but {conv} is no convolution followed by a batch norm")
             bn = bn_of[conv]
             eps = dict(model.named_modules())[bn].eps
             channels = value.shape[0]
@@ -78,7 +85,7 @@ def model_from_onnx(onnx_path, tol=1e-4):
         elif name in state:
             updates = {name: value}
         else:
-            raise ValueError(f"{onnx_path}: initializer {PREFIX}{name} matches no parameter of {metadata['architecture']}")
+            raise ValueError(f"{onnx_path}: initializer {prefix}{name} matches no parameter of {metadata['architecture']}")
         for key, array in updates.items():
             if tuple(state[key].shape) != tuple(array.shape):
                 raise ValueError(f"{onnx_path}: {key} has shape {tuple(array.shape)}, "

@@ -1,0 +1,343 @@
+/* -*- c++ -*- */
+/*
+ * Copyright 2026 gr-modrec developers.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+#include "classifier_core_impl.h"
+#include <gnuradio/block_detail.h>
+#include <gnuradio/buffer_reader.h>
+#include <gnuradio/io_signature.h>
+#include <algorithm>
+#include <stdexcept>
+
+namespace gr {
+namespace modrec {
+
+classifier_core::sptr classifier_core::make(int frame_len,
+                                            int hop,
+                                            const std::string& tag_key,
+                                            const std::vector<std::string>& labels,
+                                            int n_classes,
+                                            bool tag_exit,
+                                            bool tag_snr,
+                                            bool tag_sps,
+                                            classify_function classify,
+                                            observe_function observe)
+{
+    return gnuradio::make_block_sptr<classifier_core_impl>(frame_len,
+                                                           hop,
+                                                           tag_key,
+                                                           labels,
+                                                           n_classes,
+                                                           tag_exit,
+                                                           tag_snr,
+                                                           tag_sps,
+                                                           std::move(classify),
+                                                           std::move(observe));
+}
+
+static int checked_positive(const char* name, int value)
+{
+    if (value <= 0) {
+        throw std::invalid_argument(std::string("modrec classifier_core: ") + name +
+                                    " must be a positive integer, got " +
+                                    std::to_string(value));
+    }
+    return value;
+}
+
+classifier_core_impl::classifier_core_impl(int frame_len,
+                                           int hop,
+                                           const std::string& tag_key,
+                                           const std::vector<std::string>& labels,
+                                           int n_classes,
+                                           bool tag_exit,
+                                           bool tag_snr,
+                                           bool tag_sps,
+                                           classify_function classify,
+                                           observe_function observe)
+    : gr::block("modrec_classifier_core",
+                gr::io_signature::make(1, 1, sizeof(gr_complex)),
+                gr::io_signature::make(1, 1, sizeof(gr_complex))),
+      d_frame_len(checked_positive("frame_len", frame_len)),
+      d_hop(checked_positive("hop", hop)),
+      d_n_classes(checked_positive("n_classes", n_classes)),
+      d_tag_exit(tag_exit),
+      d_tag_snr(tag_snr),
+      d_tag_sps(tag_sps),
+      d_classify(std::move(classify)),
+      d_observe(std::move(observe)),
+      d_key(pmt::intern(tag_key)),
+      d_srcid(pmt::intern("modrec_classifier")),
+      d_port(pmt::intern("classification")),
+      d_frame_len_pmt(pmt::from_long(frame_len))
+{
+    if (labels.size() != static_cast<size_t>(n_classes) + 1) {
+        throw std::invalid_argument(
+            "modrec classifier_core: labels must be the n_classes class labels and "
+            "'unknown' last (" +
+            std::to_string(n_classes + 1) + "), got " + std::to_string(labels.size()));
+    }
+    if (!d_classify) {
+        throw std::invalid_argument("modrec classifier_core: a classify callback is needed");
+    }
+    for (const auto& label : labels) {
+        d_labels.push_back(pmt::intern(label));
+    }
+    d_f_class = pmt::intern("class");
+    d_f_index = pmt::intern("index");
+    d_f_confidence = pmt::intern("confidence");
+    d_f_probs = pmt::intern("probs");
+    d_f_frame_len = pmt::intern("frame_len");
+    d_f_frame_start = pmt::intern("frame_start");
+    d_f_exit = pmt::intern("exit");
+    d_f_snr = pmt::intern("snr_db");
+    d_f_sps_estimate = pmt::intern("sps_estimate");
+    d_f_sps_mismatch = pmt::intern("sps_mismatch");
+    // The scheduler would shift propagated tags by our output lag; they are re-emitted at their
+    // original offsets when the samples they sit on are released.
+    set_tag_propagation_policy(TPP_DONT);
+    message_port_register_out(d_port);
+    d_buf.reserve(std::max(4 * frame_len, 4096));
+}
+
+bool classifier_core_impl::start()
+{
+    // Every start, the restart of lock()/unlock() included, begins at item 0 (GNU Radio 3.10
+    // rebuilds buffers then); what stop() kept leaves first and the new offsets follow it.
+    d_len = 0;
+    d_start = 0;
+    d_next_frame = 0;
+    d_pending.clear();
+    d_shift = 0;
+    if (d_observe) {
+        d_observe(nullptr, 0); // a new run: the observer starts over
+    }
+    return block::start();
+}
+
+bool classifier_core_impl::stop()
+{
+    // Samples held behind an incomplete frame, and the tags on them, would vanish at the next
+    // start: keep them to send first then. At the end of a stream everything has been flushed.
+    if (d_len) {
+        const uint64_t kept = d_carry.size();
+        for (const auto& t : d_pending) {
+            d_carry_tags.push_back({ kept + t.offset - d_start, t.key, t.value, t.srcid });
+        }
+        d_carry.insert(d_carry.end(), d_buf.begin(), d_buf.begin() + d_len);
+        d_start += d_len;
+        d_buf.erase(d_buf.begin(), d_buf.begin() + d_len);
+        d_len = 0;
+    }
+    d_pending.clear();
+    return block::stop();
+}
+
+uint64_t classifier_core_impl::releasable(bool end_of_stream) const
+{
+    const uint64_t end = d_start + d_len;
+    return end_of_stream ? end : std::min(d_next_frame, end);
+}
+
+void classifier_core_impl::push(const gr_complex* samples, size_t n)
+{
+    d_buf.insert(d_buf.begin() + d_len, samples, samples + n);
+    d_len += n;
+}
+
+void classifier_core_impl::pop(gr_complex* out, size_t n)
+{
+    std::copy(d_buf.begin(), d_buf.begin() + n, out);
+    // shift rather than ring-buffer: what stays is under a frame plus a chunk, the copy is cheap
+    d_buf.erase(d_buf.begin(), d_buf.begin() + n);
+    d_len -= n;
+    d_start += n;
+    if (d_next_frame < d_start) { // only after an end-of-stream flush
+        d_next_frame = (d_start + d_hop - 1) / d_hop * d_hop;
+    }
+}
+
+pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame_decisions& d) const
+{
+    // the field order and PMT types of the Python core (python/modrec/classifier.py)
+    const int64_t idx = d.index[k];
+    const size_t label = idx < 0 ? d_labels.size() - 1 : static_cast<size_t>(idx);
+    pmt::pmt_t value = pmt::make_dict();
+    value = pmt::dict_add(value, d_f_class, d_labels.at(label));
+    value = pmt::dict_add(value, d_f_index, pmt::from_long(idx));
+    value = pmt::dict_add(value, d_f_confidence, pmt::from_double(d.confidence[k]));
+    value = pmt::dict_add(
+        value,
+        d_f_probs,
+        pmt::init_f32vector(d_n_classes, d.probs.data() + k * static_cast<size_t>(d_n_classes)));
+    value = pmt::dict_add(value, d_f_frame_len, d_frame_len_pmt);
+    value = pmt::dict_add(value, d_f_frame_start, pmt::from_uint64(start + d_shift));
+    if (d_tag_exit) {
+        value = pmt::dict_add(value, d_f_exit, pmt::from_long(d.exits[k]));
+    }
+    if (d_tag_snr) {
+        value = pmt::dict_add(value, d_f_snr, pmt::from_double(d.snr_db[k]));
+    }
+    if (d_tag_sps) {
+        value = pmt::dict_add(value, d_f_sps_estimate, pmt::from_double(d.sps_estimate[k]));
+        value = pmt::dict_add(value, d_f_sps_mismatch, pmt::from_bool(d.sps_mismatch[k] != 0));
+    }
+    return value;
+}
+
+void classifier_core_impl::classify_complete()
+{
+    const uint64_t end = d_start + d_len;
+    if (end < static_cast<uint64_t>(d_frame_len) || d_next_frame > end - d_frame_len) {
+        return;
+    }
+    const uint64_t last = end - d_frame_len;
+    const size_t n = (last - d_next_frame) / d_hop + 1;
+    d_frames.resize(n * d_frame_len);
+    for (size_t k = 0; k < n; k++) {
+        const size_t rel = d_next_frame + k * d_hop - d_start;
+        std::copy(d_buf.begin() + rel,
+                  d_buf.begin() + rel + d_frame_len,
+                  d_frames.begin() + k * d_frame_len);
+    }
+    frame_decisions& d = d_decisions;
+    d.index.assign(n, -1);
+    d.confidence.assign(n, 0.0f);
+    d.probs.assign(n * d_n_classes, 0.0f);
+    d.exits.assign(d_tag_exit ? n : 0, -1);
+    d.snr_db.assign(d_tag_snr ? n : 0, 0.0f);
+    d.sps_estimate.assign(d_tag_sps ? n : 0, 0.0);
+    d.sps_mismatch.assign(d_tag_sps ? n : 0, 0);
+    d_classify(d_frames.data(), n, d);
+    for (size_t k = 0; k < n; k++) {
+        const uint64_t start = d_next_frame + k * d_hop;
+        pmt::pmt_t value = frame_tag(k, start, d);
+        d_pending.push_back({ start, d_key, value, d_srcid });
+        message_port_pub(d_port, value);
+    }
+    d_next_frame += n * d_hop;
+}
+
+int classifier_core_impl::send_carry(gr_complex* out, int noutput_items)
+{
+    const size_t n = std::min(static_cast<size_t>(noutput_items), d_carry.size());
+    std::copy(d_carry.begin(), d_carry.begin() + n, out);
+    const uint64_t first = nitems_written(0);
+    std::stable_sort(d_carry_tags.begin(),
+                     d_carry_tags.end(),
+                     [](const held_tag& a, const held_tag& b) { return a.offset < b.offset; });
+    std::vector<held_tag> keep;
+    for (const auto& t : d_carry_tags) {
+        if (t.offset < n) {
+            add_item_tag(0, first + t.offset, t.key, t.value, t.srcid);
+        } else {
+            keep.push_back({ t.offset - n, t.key, t.value, t.srcid });
+        }
+    }
+    d_carry_tags.swap(keep);
+    d_carry.erase(d_carry.begin(), d_carry.begin() + n);
+    d_shift += n;
+    d_items_out += n;
+    return static_cast<int>(n);
+}
+
+bool classifier_core_impl::input_ended(int ninput, int taken)
+{
+    // Upstream is done and this call took everything it wrote: no more samples will come.
+    block_detail_sptr det = detail();
+    if (!det || taken != ninput) {
+        return false;
+    }
+    buffer_reader_sptr reader = det->input(0);
+    gr::thread::scoped_lock guard(*reader->mutex());
+    // done first: once set, items_available() is final (work() has not consumed yet)
+    return reader->done() && reader->items_available() == ninput;
+}
+
+void classifier_core_impl::forecast(int noutput_items, gr_vector_int& ninput_items_required)
+{
+    if (!d_carry.empty()) {
+        ninput_items_required[0] = 0; // samples kept at the last stop go out first
+    } else if (d_len == 0) {
+        ninput_items_required[0] = 1;
+    } else if (releasable(false) > d_start) {
+        ninput_items_required[0] = 0;
+    } else {
+        // Everything buffered is held behind an incomplete frame: only new input or the end of
+        // the stream can move us. At the end, ask for nothing, so that the scheduler calls
+        // general_work() once more to flush instead of retiring the block with samples inside.
+        // (It read items_available and done before this call; done only turns true, so asking
+        // for one item while upstream runs never retires us early.)
+        block_detail_sptr det = detail();
+        ninput_items_required[0] = (det && det->input(0)->done()) ? 0 : 1;
+    }
+}
+
+int classifier_core_impl::general_work(int noutput_items,
+                                       gr_vector_int& ninput_items,
+                                       gr_vector_const_void_star& input_items,
+                                       gr_vector_void_star& output_items)
+{
+    const gr_complex* in = static_cast<const gr_complex*>(input_items[0]);
+    gr_complex* out = static_cast<gr_complex*>(output_items[0]);
+    if (!d_carry.empty()) {
+        return send_carry(out, noutput_items);
+    }
+    const uint64_t read_before = nitems_read(0);
+
+    // Bounded intake: noutput + frame_len buffered always lets at least noutput items go.
+    const long room = static_cast<long>(noutput_items) + d_frame_len - static_cast<long>(d_len);
+    const int take =
+        static_cast<int>(std::min<long>(ninput_items[0], std::max<long>(0, room)));
+    if (take > 0) {
+        std::vector<tag_t> tags;
+        get_tags_in_range(tags, 0, read_before, read_before + take);
+        for (const auto& t : tags) {
+            d_pending.push_back({ t.offset, t.key, t.value, t.srcid });
+        }
+        push(in, take);
+        if (d_observe) {
+            d_observe(in, take);
+        }
+        consume(0, take);
+        d_items_in += take;
+    }
+    classify_complete();
+
+    const bool end_of_stream = input_ended(ninput_items[0], take);
+    const uint64_t to = releasable(end_of_stream);
+    if (to <= d_start) {
+        return 0;
+    }
+    const int n = static_cast<int>(std::min<uint64_t>(noutput_items, to - d_start));
+    pop(out, n);
+    d_items_out += n;
+    const uint64_t released_to = d_start;
+    if (!d_pending.empty()) {
+        std::vector<held_tag> ready;
+        std::deque<held_tag> rest;
+        for (auto& t : d_pending) {
+            if (t.offset < released_to) {
+                ready.push_back(t);
+            } else {
+                rest.push_back(t);
+            }
+        }
+        if (!ready.empty()) {
+            d_pending.swap(rest);
+            std::stable_sort(ready.begin(), ready.end(), [](const held_tag& a, const held_tag& b) {
+                return a.offset < b.offset;
+            });
+            for (const auto& t : ready) {
+                add_item_tag(0, t.offset + d_shift, t.key, t.value, t.srcid);
+            }
+        }
+    }
+    return n;
+}
+
+} /* namespace modrec */
+} /* namespace gr */

@@ -1,0 +1,83 @@
+/* -*- c++ -*- */
+/*
+ * Copyright 2026 gr-modrec developers.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+#ifndef INCLUDED_MODREC_CLASSIFIER_CORE_IMPL_H
+#define INCLUDED_MODREC_CLASSIFIER_CORE_IMPL_H
+
+#include <gnuradio/modrec/classifier_core.h>
+#include <pmt/pmt.h>
+#include <deque>
+
+namespace gr {
+namespace modrec {
+
+class classifier_core_impl : public classifier_core
+{
+public:
+    classifier_core_impl(int frame_len,
+                         int hop,
+                         const std::string& tag_key,
+                         const std::vector<std::string>& labels,
+                         int n_classes,
+                         bool tag_exit,
+                         bool tag_snr,
+                         bool tag_sps,
+                         classify_function classify,
+                         observe_function observe);
+
+    bool start() override;
+    bool stop() override;
+    void forecast(int noutput_items, gr_vector_int& ninput_items_required) override;
+    int general_work(int noutput_items,
+                     gr_vector_int& ninput_items,
+                     gr_vector_const_void_star& input_items,
+                     gr_vector_void_star& output_items) override;
+
+    uint64_t items_in() const override { return d_items_in; }
+    uint64_t items_out() const override { return d_items_out; }
+    size_t held() const override { return d_len + d_carry.size(); }
+
+private:
+    struct held_tag {
+        uint64_t offset; // absolute input offset (relative to the carry in d_carry_tags)
+        pmt::pmt_t key, value, srcid;
+    };
+
+    // the framer: samples [d_start, d_start + d_len) held, next frame start d_next_frame
+    uint64_t releasable(bool end_of_stream) const;
+    void push(const gr_complex* samples, size_t n);
+    void pop(gr_complex* out, size_t n);
+    void classify_complete();
+    pmt::pmt_t frame_tag(size_t k, uint64_t start, const frame_decisions& d) const;
+    int send_carry(gr_complex* out, int noutput_items);
+    bool input_ended(int ninput, int taken);
+
+    const int d_frame_len, d_hop, d_n_classes;
+    const bool d_tag_exit, d_tag_snr, d_tag_sps;
+    const classify_function d_classify;
+    const observe_function d_observe;
+    const pmt::pmt_t d_key, d_srcid, d_port, d_frame_len_pmt;
+    std::vector<pmt::pmt_t> d_labels;
+    pmt::pmt_t d_f_class, d_f_index, d_f_confidence, d_f_probs, d_f_frame_len, d_f_frame_start,
+        d_f_exit, d_f_snr, d_f_sps_estimate, d_f_sps_mismatch;
+
+    std::vector<gr_complex> d_buf;
+    size_t d_len = 0;
+    uint64_t d_start = 0, d_next_frame = 0;
+    std::deque<held_tag> d_pending; // in the order they arrived; released sorted by offset (stable)
+    std::vector<gr_complex> d_carry; // kept at a stop, sent first at the next start
+    std::vector<held_tag> d_carry_tags;
+    uint64_t d_shift = 0; // output offset - input offset in this run
+    uint64_t d_items_in = 0, d_items_out = 0;
+    std::vector<gr_complex> d_frames; // the batch handed to classify
+    frame_decisions d_decisions;
+};
+
+} // namespace modrec
+} // namespace gr
+
+#endif /* INCLUDED_MODREC_CLASSIFIER_CORE_IMPL_H */
