@@ -4,12 +4,15 @@
 Three flowgraphs push the same complex noise through `head` into a null sink:
   plain        source -> head -> sink                     (GNU Radio's own ceiling)
   passthrough  source -> head -> Python copy block -> sink (the Python block ceiling)
-  classifier   source -> head -> modrec.classifier -> sink (hop = frame_len)
+  classifier   source -> head -> modrec.classifier -> sink (hop = frame_len; the C++ core)
+  python core  the same with the Python core (what the C++ core buys)
   unchecked    the same with check_oversampling=False: what the oversampling check costs
   resampled    the same with sample_rate = 2 x the model's samples per symbol x symbol_rate: the
                block resamples by 1/2 before framing (a capture at 16 samples per symbol)
   viewed       the classifier's output also into a QT GUI Classification Sink (which reads its
                tags), whose Qt event loop runs (repaints at its default 10 Hz) while the stream flows
+  raw ORT      the model's ONNX Runtime session alone (one thread) on the same frames, in the batch
+               sizes the classifier's runs handed it (recorded): the ceiling the block works against
 Figures are samples/s (best of --repeats) and the classifier's ratio to each baseline.
 """
 
@@ -65,6 +68,39 @@ def run_once(make_middle, n_samples, noise):
     return n_samples / elapsed
 
 
+def recording_batches(clf, batches):
+    """``clf`` with its model's batch sizes appended to ``batches`` as it runs."""
+    model = clf.model
+    predict = model.predict_details
+
+    def recorded(frames):
+        batches.append(len(frames))
+        return predict(frames)
+
+    model.predict_details = recorded
+    return clf
+
+
+def raw_samples_per_second(model_path, batches, noise, frame_len):
+    """Samples/s of the model's ONNX Runtime session alone (one thread, the runtime's session
+    options) over sum(batches) frames of ``noise`` in those batch sizes, framing included as
+    numpy (complex frames -> (N, 2, L) float32, as the block's decisions do)."""
+    from gnuradio.modrec.runtime.onnx_model import open_session, session_options
+
+    session = open_session(model_path, session_options(1))
+    name = session.get_inputs()[0].name
+    total = sum(batches)
+    stream = np.resize(noise, total * frame_len).reshape(total, frame_len)
+    iq = np.empty((total, 2, frame_len), dtype=np.float32)
+    session.run(None, {name: iq[:1]})
+    start, pos = time.perf_counter(), 0
+    for b in batches:
+        iq[pos : pos + b, 0], iq[pos : pos + b, 1] = stream[pos : pos + b].real, stream[pos : pos + b].imag
+        session.run(None, {name: iq[pos : pos + b]})
+        pos += b
+    return total * frame_len / (time.perf_counter() - start)
+
+
 def viewed_classifier(model_path):
     """make_middle for the viewed run: the classifier with a classification sink on its output stream
     (next to the null sink), as a QT GUI flowgraph connects it."""
@@ -89,6 +125,7 @@ def main(argv=None):
     noise = (rng.standard_normal(1 << 16) + 1j * rng.standard_normal(1 << 16)).astype(np.complex64)
     # Build once outside the timing: loading the ONNX session is not stream throughput.
     probe = modrec.classifier(args.model)
+    batches = []  # frames per model call in the last classifier run
     frame_len = probe.frame_len
     model_path = probe.model_path
     sps = probe.samples_per_symbol
@@ -97,24 +134,33 @@ def main(argv=None):
     makers = {
         "plain": lambda tb: (None, []),
         "passthrough": lambda tb: (python_passthrough(), []),
-        "classifier": lambda tb: (modrec.classifier(model_path), []),
+        "classifier": lambda tb: (recording_batches(modrec.classifier(model_path), batches), []),
+        "python core": lambda tb: (modrec.classifier(model_path, _core="python"), []),
         "unchecked": lambda tb: (modrec.classifier(model_path, check_oversampling=False), []),
         "resampled": lambda tb: (modrec.classifier(model_path, sample_rate=2.0 * sps, symbol_rate=1.0), []),
         "viewed": viewed_classifier(model_path),
     }
     best = {name: 0.0 for name in makers}
+    best["raw ORT"] = 0.0
     # rounds, each running every flowgraph once: a slow spell of the machine hits all alike
     for _ in range(args.repeats):
         for name, make in makers.items():
+            batches.clear()
             best[name] = max(best[name], run_once(make, args.samples, noise))
+            if name == "classifier":
+                best["raw ORT"] = max(best["raw ORT"], raw_samples_per_second(model_path, batches, noise, frame_len))
 
     print(f"block throughput ({args.samples} samples, best of {args.repeats}, frame_len {frame_len}, hop {frame_len})")
     for name, rate in best.items():
         extra = {"classifier": f"  ({rate / frame_len:,.0f} frames/s)",
                  "unchecked": f"  ({rate / frame_len:,.0f} frames/s)",
+                 "python core": f"  ({rate / frame_len:,.0f} frames/s)",
+                 "raw ORT": f"  ({rate / frame_len:,.0f} frames/s; batches of {np.mean(batches):.0f} frames on average)",
                  "viewed": f"  ({rate / frame_len:,.0f} frames/s)",
                  "resampled": f"  ({rate / (2 * frame_len):,.0f} frames/s)"}.get(name, "")
         print(f"  {name:<12} {rate / 1e6:8.2f} MS/s{extra}")
+    print(f"  classifier / raw ORT     = {best['classifier'] / best['raw ORT']:.3f} (the same model, frames and batches)")
+    print(f"  classifier / python core = {best['classifier'] / best['python core']:.3f} (what the C++ core buys)")
     print(f"  classifier / passthrough = {best['classifier'] / best['passthrough']:.3f}")
     print(f"  classifier / plain       = {best['classifier'] / best['plain']:.3f}")
     print(f"  resampled / classifier   = {best['resampled'] / best['classifier']:.3f} (samples/s)")

@@ -17,6 +17,7 @@ namespace modrec {
 
 classifier_core::sptr classifier_core::make(int frame_len,
                                             int hop,
+                                            int min_batch,
                                             const std::string& tag_key,
                                             const std::vector<std::string>& labels,
                                             int n_classes,
@@ -28,6 +29,7 @@ classifier_core::sptr classifier_core::make(int frame_len,
 {
     return gnuradio::make_block_sptr<classifier_core_impl>(frame_len,
                                                            hop,
+                                                           min_batch,
                                                            tag_key,
                                                            labels,
                                                            n_classes,
@@ -50,6 +52,7 @@ static int checked_positive(const char* name, int value)
 
 classifier_core_impl::classifier_core_impl(int frame_len,
                                            int hop,
+                                           int min_batch,
                                            const std::string& tag_key,
                                            const std::vector<std::string>& labels,
                                            int n_classes,
@@ -63,6 +66,7 @@ classifier_core_impl::classifier_core_impl(int frame_len,
                 gr::io_signature::make(1, 1, sizeof(gr_complex))),
       d_frame_len(checked_positive("frame_len", frame_len)),
       d_hop(checked_positive("hop", hop)),
+      d_min_batch(checked_positive("min_batch", min_batch)),
       d_n_classes(checked_positive("n_classes", n_classes)),
       d_tag_exit(tag_exit),
       d_tag_snr(tag_snr),
@@ -121,7 +125,9 @@ bool classifier_core_impl::start()
 bool classifier_core_impl::stop()
 {
     // Samples held behind an incomplete frame, and the tags on them, would vanish at the next
-    // start: keep them to send first then. At the end of a stream everything has been flushed.
+    // start: keep them to send first then, the frames complete in them classified (the next run's
+    // frames start at its own offset 0). At the end of a stream everything has been flushed.
+    classify_complete(true);
     if (d_len) {
         const uint64_t kept = d_carry.size();
         for (const auto& t : d_pending) {
@@ -188,7 +194,7 @@ pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame
     return value;
 }
 
-void classifier_core_impl::classify_complete()
+void classifier_core_impl::classify_complete(bool any)
 {
     const uint64_t end = d_start + d_len;
     if (end < static_cast<uint64_t>(d_frame_len) || d_next_frame > end - d_frame_len) {
@@ -196,6 +202,9 @@ void classifier_core_impl::classify_complete()
     }
     const uint64_t last = end - d_frame_len;
     const size_t n = (last - d_next_frame) / d_hop + 1;
+    if (n < static_cast<size_t>(d_min_batch) && !any) {
+        return; // gathered until a batch is complete: larger batches run faster per frame
+    }
     d_frames.resize(n * d_frame_len);
     for (size_t k = 0; k < n; k++) {
         const size_t rel = d_next_frame + k * d_hop - d_start;
@@ -288,8 +297,9 @@ int classifier_core_impl::general_work(int noutput_items,
     }
     const uint64_t read_before = nitems_read(0);
 
-    // Bounded intake: noutput + frame_len buffered always lets at least noutput items go.
-    const long room = static_cast<long>(noutput_items) + d_frame_len - static_cast<long>(d_len);
+    // Bounded intake: noutput + one batch's span buffered always lets at least noutput items go.
+    const long hold = d_frame_len + static_cast<long>(d_min_batch - 1) * d_hop;
+    const long room = static_cast<long>(noutput_items) + hold - static_cast<long>(d_len);
     const int take =
         static_cast<int>(std::min<long>(ninput_items[0], std::max<long>(0, room)));
     if (take > 0) {
@@ -305,9 +315,9 @@ int classifier_core_impl::general_work(int noutput_items,
         consume(0, take);
         d_items_in += take;
     }
-    classify_complete();
-
     const bool end_of_stream = input_ended(ninput_items[0], take);
+    classify_complete(end_of_stream);
+
     const uint64_t to = releasable(end_of_stream);
     if (to <= d_start) {
         return 0;

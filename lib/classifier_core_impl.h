@@ -20,6 +20,7 @@ class classifier_core_impl : public classifier_core
 public:
     classifier_core_impl(int frame_len,
                          int hop,
+                         int min_batch,
                          const std::string& tag_key,
                          const std::vector<std::string>& labels,
                          int n_classes,
@@ -51,12 +52,12 @@ private:
     uint64_t releasable(bool end_of_stream) const;
     void push(const gr_complex* samples, size_t n);
     void pop(gr_complex* out, size_t n);
-    void classify_complete();
+    void classify_complete(bool any); // any: however few frames are complete
     pmt::pmt_t frame_tag(size_t k, uint64_t start, const frame_decisions& d) const;
     int send_carry(gr_complex* out, int noutput_items);
     bool input_ended(int ninput, int taken);
 
-    const int d_frame_len, d_hop, d_n_classes;
+    const int d_frame_len, d_hop, d_min_batch, d_n_classes;
     const bool d_tag_exit, d_tag_snr, d_tag_sps;
     const classify_function d_classify;
     const observe_function d_observe;

@@ -68,6 +68,7 @@ BOOST_AUTO_TEST_CASE(t1_passthrough_tags_and_tail)
         auto core = gr::modrec::classifier_core::make(
             frame_len,
             hop,
+            hop == 5 ? 1 : 7,
             "modrec",
             LABELS,
             2,
@@ -131,6 +132,7 @@ BOOST_AUTO_TEST_CASE(t2_unknown_and_bad_arguments)
     auto core = gr::modrec::classifier_core::make(
         16,
         16,
+        3,
         "modrec",
         LABELS,
         2,
@@ -162,15 +164,18 @@ BOOST_AUTO_TEST_CASE(t2_unknown_and_bad_arguments)
 
     auto noop = [](const gr_complex*, size_t, gr::modrec::frame_decisions&) {};
     BOOST_CHECK_THROW(
-        gr::modrec::classifier_core::make(0, 16, "k", LABELS, 2, false, false, false, noop, {}),
+        gr::modrec::classifier_core::make(0, 16, 1, "k", LABELS, 2, false, false, false, noop, {}),
         std::invalid_argument);
     BOOST_CHECK_THROW(
-        gr::modrec::classifier_core::make(16, 0, "k", LABELS, 2, false, false, false, noop, {}),
+        gr::modrec::classifier_core::make(16, 0, 1, "k", LABELS, 2, false, false, false, noop, {}),
         std::invalid_argument);
     BOOST_CHECK_THROW(
-        gr::modrec::classifier_core::make(16, 16, "k", LABELS, 3, false, false, false, noop, {}),
+        gr::modrec::classifier_core::make(16, 16, 1, "k", LABELS, 3, false, false, false, noop, {}),
         std::invalid_argument);
     BOOST_CHECK_THROW(
-        gr::modrec::classifier_core::make(16, 16, "k", LABELS, 2, false, false, false, {}, {}),
+        gr::modrec::classifier_core::make(16, 16, 1, "k", LABELS, 2, false, false, false, {}, {}),
+        std::invalid_argument);
+    BOOST_CHECK_THROW(
+        gr::modrec::classifier_core::make(16, 16, 0, "k", LABELS, 2, false, false, false, noop, {}),
         std::invalid_argument);
 }
