@@ -145,6 +145,15 @@ def _parser():
     fo.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out checkpoint") +
                     "; a training run's own best.pt is worth more than the rebuilt one")
 
+    q = sub.add_parser("quantize", help="an int8 copy of a contract model (static, QDQ, per-channel weights, "
+                                        "calibrated on generated frames; onnxruntime.quantization)")
+    q.add_argument("--onnx", required=True, metavar="MODEL", help=f"{_MODEL_ARG}; a plain (not early-exit) fp32 model")
+    q.add_argument("--out", required=True, help="the int8 model to write, e.g. models/cnn3-int8.onnx")
+    q.add_argument("--frames", type=_at_least(64), default=2048,
+                   help="generated calibration frames, over the model's classes and SNRs -20..18 dB (default 2048)")
+    q.add_argument("--seed", type=_at_least(0), default=0, help="seed of the calibration frames (default 0)")
+    q.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out model"))
+
     c = sub.add_parser("card", help="write a model card from an evaluation summary.json")
     c.add_argument("--summary", required=True, help="an evaluation's summary.json (modrec evaluate --out DIR writes "
                                                     "DIR/summary.json)")
@@ -474,6 +483,13 @@ def main(argv=None):
 
             print(f"wrote {checkpoint_from_onnx(onnx_path, args.out)} (batch norms folded: exact in evaluation, "
                   f"not for pruning or full fine-tuning)")
+        elif args.cmd == "quantize":
+            _refuse_overwrite(args.out, args.force, "quantize", "--out")
+            from .quantize import quantize_int8
+
+            info = quantize_int8(_model(args.onnx), args.out, n_frames=args.frames, seed=args.seed)
+            print(f"wrote {info['path']}: {info['bytes'] / 1024:.1f} KB (fp32 {info['fp32_bytes'] / 1024:.1f} KB), "
+                  f"{info['quantization']}, calibrated on {info['calibration_frames']:,} generated frames")
         elif args.cmd == "card":
             _refuse_overwrite(args.out, args.force, "card", "--out")
             from .model_card import write_model_card
