@@ -119,7 +119,12 @@ def main(argv=None):
     parser.add_argument("--model", default="", help="ONNX model: a path or a shipped model's name, e.g. cnn3 (default: the shipped default)")
     parser.add_argument("--samples", type=int, default=4_000_000, help="samples per run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cores", type=int, default=1,
+                        help="cores the process may run on (os.sched_setaffinity; default 1: every figure is one "
+                             "core's, the flowgraph's threads and ONNX Runtime's sharing it); 0: all")
     args = parser.parse_args(argv)
+    if args.cores:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
 
     rng = np.random.default_rng(0)
     noise = (rng.standard_normal(1 << 16) + 1j * rng.standard_normal(1 << 16)).astype(np.complex64)
@@ -150,7 +155,8 @@ def main(argv=None):
             if name == "classifier":
                 best["raw ORT"] = max(best["raw ORT"], raw_samples_per_second(model_path, batches, noise, frame_len))
 
-    print(f"block throughput ({args.samples} samples, best of {args.repeats}, frame_len {frame_len}, hop {frame_len})")
+    print(f"block throughput ({args.samples} samples, best of {args.repeats}, frame_len {frame_len}, hop {frame_len}, "
+          f"{len(os.sched_getaffinity(0))} core(s); model {model_path})")
     for name, rate in best.items():
         extra = {"classifier": f"  ({rate / frame_len:,.0f} frames/s)",
                  "unchecked": f"  ({rate / frame_len:,.0f} frames/s)",
