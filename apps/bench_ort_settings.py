@@ -10,6 +10,8 @@
   batch       frames per Session.run call: what the classifier block's batches cost per frame
   cores       one session with one and with two intra-op threads, and two one-thread sessions
               each fed half of the frames from its own Python thread (onnxruntime releases the GIL)
+  int8        the model against its int8 copy (modrec quantize's code: static QDQ, per-channel;
+              apps/quantization_study.py adds each shipped model's accuracy change)
 Figures are frames/s and ratios; every comparison within a group is measured in paired rounds
 (runtime/timing.py), the median round counts. Needs the training extra (torch) for "layout".
 """
@@ -131,6 +133,14 @@ def main(argv=None):
                         f"{contract.CONV_LAYOUT_1D} layout (classifier alone)", None)
         else:
             print("  layout: skipped (needs torch: the training extra)")
+        if files:
+            from gnuradio.modrec.training.quantize import quantize_int8
+
+            int8 = Path(tmp) / "int8.onnx"
+            quantize_int8(path, int8, n_frames=512)
+            times = paired_times({"fp32": runner(session(path)), "int8 (static QDQ, per-channel)": runner(session(int8))},
+                                 frames, rounds=args.rounds)
+            print_group("int8, batch 256", times, "fp32", flops)
 
         optimized = Path(tmp) / "optimized.onnx"
         session(path, optimized_path=optimized)

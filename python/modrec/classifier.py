@@ -361,11 +361,17 @@ class classifier(flowgraph_owned, gr.hier_block2):
     Why the output lags the input: a frame is known only once its last sample arrived, but its
     tag belongs on its first sample, and GNU Radio delivers a tag only if it is added before
     downstream reads that sample (a tag added behind the reader is silently lost). So the core
-    block holds back every sample from the start of the oldest still-incomplete frame (at most
-    ``frame_len - 1`` samples plus one scheduler chunk) and releases it, tags attached, once the
-    frame is classified. Upstream tags are re-emitted at their original offsets. Because GNU Radio
-    tells Python blocks nothing about end of stream, a tiny sink on the same input watches for it,
-    so the held-back tail of a finite stream is flushed, untagged, instead of being dropped.
+    block holds back every sample from the start of the oldest frame not yet classified and
+    releases it, tags attached, once the frame is classified. The core (C++,
+    ``lib/classifier_core_impl.cc``, for a stream framed as it is) runs the model once
+    BATCH_FRAMES (128) frames are complete, as larger batches run faster per frame: it holds up
+    to ``frame_len + 127 * hop`` samples plus one scheduler chunk (16,384 samples at hop =
+    frame_len = 128: 7 ms at 2.4 MS/s). A stream resampled for ``symbol_rate`` goes through a
+    Python core that classifies every frame as soon as it is complete (at most ``frame_len - 1``
+    samples plus one chunk held). Upstream tags are re-emitted at their original offsets. The
+    held-back tail of a finite stream is flushed, untagged, at its end instead of being dropped
+    (the C++ core reads the end of stream from its input buffer; GNU Radio tells Python blocks
+    nothing about it, so a tiny sink on the same input watches for the Python core).
 
     Model: ``model_path`` is a path to an ``.onnx`` file or a shipped model's name (``cnn3``,
     ``mobilenet1d-skd-v2``; ``runtime.resolve_model``); empty loads the shipped default,
@@ -388,9 +394,10 @@ class classifier(flowgraph_owned, gr.hier_block2):
     ``symbol_rate`` frames the stream as it is.
 
     Wrong oversampling: with ``check_oversampling`` (the default) the block estimates the
-    framed stream's samples per symbol from its symbol-rate line over every 16,384 samples
-    (``runtime/oversampling.py``: squared envelope and frequency changes, Gardner 1991). Each
-    frame is judged by the last such window ending at or before its end, and its tag gains
+    framed stream's samples per symbol from its symbol-rate line over one window of 16,384
+    samples in every 8 (every 131,072 samples: the estimate costs about half the inference of a
+    window's frames; ``runtime/oversampling.py``: squared envelope and frequency changes, Gardner
+    1991). Each frame is judged by the last such window ending at or before its end, and its tag gains
     ``sps_estimate`` (float, samples per symbol; NaN when no line was found: analog signals,
     noise, frames ending before the first window's end) and ``sps_mismatch`` (bool: the estimate
     is more than 1.4 times off the model's). A mismatched frame is tagged ``unknown`` (not

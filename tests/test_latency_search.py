@@ -1,0 +1,60 @@
+"""The latency search (apps/latency_search.py, configs/latency_search.yaml): its search space, the
+configs of the candidates it says were trained, and a measure-and-report run on a two-point space."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import yaml
+
+from gnuradio.modrec.training.config import load_config
+from gnuradio.modrec.training.flops import count_params
+from gnuradio.modrec.training.models import create_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = importlib.util.spec_from_file_location("latency_search", ROOT / "apps" / "latency_search.py")
+ls = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(ls)
+STUDY = yaml.safe_load((ROOT / "configs" / "latency_search.yaml").read_text())
+
+
+def test_the_trained_candidates_are_points_of_the_space_and_their_configs_build_them():
+    for name, axes in STUDY["trained"].items():
+        assert set(axes) == set(STUDY["axes"]) and all(axes[k] in STUDY["axes"][k] for k in axes), name
+        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+        assert cfg.experiment == name
+        assert [list(b) for b in cfg.model.cfg["blocks"]] == ls.candidate_cfg(axes)["blocks"]
+
+
+def test_the_axes_change_what_they_say():
+    base = {"squeeze_excite": True, "activation": "default", "expansion": 1.0, "width_mult": 1.0, "depth": 7,
+            "kernel": "default"}
+    default = create_model("mobilenet1d")
+    assert count_params(create_model("mobilenet1d", **ls.candidate_cfg(base))) == count_params(default)
+    no_se = ls.candidate_cfg({**base, "squeeze_excite": False})["blocks"]
+    assert not any(b[3] for b in no_se)
+    relu = ls.candidate_cfg({**base, "activation": "relu"})["blocks"]
+    assert {b[4] for b in relu} == {"relu"}
+    half = ls.candidate_cfg({**base, "expansion": 0.5})["blocks"]
+    assert half[0][1] == 16 and half[1][1] == 32  # the first block has no expansion to halve
+    assert len(ls.candidate_cfg({**base, "depth": 5})["blocks"]) == 5
+    assert {b[0] for b in ls.candidate_cfg({**base, "kernel": 7})["blocks"]} == {7}
+
+
+def test_measure_and_report_on_a_two_point_space(tmp_path, monkeypatch):
+    study = {**STUDY, "axes": {**{k: v[:1] for k, v in STUDY["axes"].items()}, "squeeze_excite": [True, False]},
+             "trained": {}}
+    measured = tmp_path / "latency.json"
+    ls.measure(study, measured, rounds=1)
+    rows = json.loads(measured.read_text())["candidates"]
+    assert len(rows) == 2 and all(r["frames_per_s"] > 0 and r["params"] > 0 and r["flops"] > 0 for r in rows)
+    import gnuradio.modrec.runtime as runtime
+
+    cnn3 = runtime.shipped_models()["cnn3"]
+    monkeypatch.setattr(runtime, "shipped_models", lambda: {"cnn3": cnn3})  # one of today's students: quick
+    page = tmp_path / "LATENCY.md"
+    page.write_text(f"# x\n\n{ls.BEGIN}\nold\n{ls.END}\nafter\n")
+    ls.report(study, measured, page, tmp_path / "plot.png", rounds=1)
+    text = page.read_text()
+    assert "old" not in text and text.endswith("after\n") and "squeeze_excite False" in text
+    assert (tmp_path / "plot.png").stat().st_size > 1000
