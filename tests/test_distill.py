@@ -5,6 +5,7 @@ with resume and ONNX export.
 Reference values are computed in numpy here (and written out), never by the torch code under test.
 """
 
+import dataclasses
 import json
 import math
 
@@ -182,6 +183,10 @@ def _write(tmp_path, distill, **extra):
     ({"method": "bdkd", "teacher": {"model": "cnn3"}, "cache_teacher": True}, r"field 'distill.cache_teacher' expected false"),
     ({"method": "kd", "teacher": {"checkpoint": "t.pt"}, "cache_teacher": "yes"}, r"field 'distill.cache_teacher' expected true/false"),
     ({"methd": "kd"}, r"unknown field 'distill.methd' \(did you mean 'distill.method'\?\)"),
+    ({"method": "kd", "teacher": {"checkpoints": ["a.pt"]}}, r"'distill.teacher.checkpoints' expected a list of at least 2"),
+    ({"method": "kd", "teacher": {"checkpoints": "a.pt"}}, r"'distill.teacher.checkpoints' expected a list of at least 2"),
+    ({"method": "kd", "teacher": {"checkpoint": "a.pt", "checkpoints": ["a.pt", "b.pt"]}}, r"both checkpoint and checkpoints"),
+    ({"method": "bdkd", "teacher": {"checkpoints": ["a.pt", "b.pt"]}}, r"unknown key\(s\) checkpoints for method 'bdkd'"),
 ])
 def test_distill_config_errors_name_file_and_field(tmp_path, distill, match):
     with pytest.raises(ConfigError, match=match):
@@ -435,3 +440,45 @@ def test_a_teacher_without_features_is_refused_for_feature_distillation(tmp_path
     _check_features(create_model("clst"), "teacher", "skd")  # every registry architecture has them
     with pytest.raises(ValueError, match=r"the teacher \(cnn3_ee\) has no forward_features/feature_dim"):
         _check_features(create_model("cnn3_ee"), "teacher", "skd")
+
+
+@pytest.fixture(scope="module")
+def second_teacher_ckpt(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher2")
+    cfg = _cfg(dataset, out, epochs=1, model_cfg={"channels": [8, 8, 24], "hidden": 16})
+    train(dataclasses.replace(cfg, seed=9), progress=False, log=lambda *a: None)
+    return out / "best.pt"
+
+
+def test_an_ensemble_teacher_averages_logits_and_joins_features(dataset, teacher_ckpt, second_teacher_ckpt, tmp_path,
+                                                                  monkeypatch):
+    from gnuradio.modrec.training.checkpoint import model_from_checkpoint
+    from gnuradio.modrec.training.distill.ensemble import TeacherEnsemble
+
+    members = [model_from_checkpoint(teacher_ckpt), model_from_checkpoint(second_teacher_ckpt)]
+    ensemble = TeacherEnsemble(members).eval()
+    x = torch.randn(5, 2, 128)
+    with torch.no_grad():
+        feats, logits = ensemble.forward_features(x)
+        assert ensemble.feature_dim == 32 + 48 and feats.shape == (5, 80)
+        torch.testing.assert_close(logits, (members[0](x) + members[1](x)) / 2)
+        torch.testing.assert_close(ensemble(x), logits)
+        torch.testing.assert_close(feats[:, :32], members[0].forward_features(x)[0])
+    with pytest.raises(ValueError, match="at least 2 members"):
+        TeacherEnsemble(members[:1])
+
+    monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
+    distill = {"method": "skd", "teacher": {"checkpoints": [str(teacher_ckpt), str(second_teacher_ckpt)]},
+               "cache_teacher": True}
+    run = train(_cfg(dataset, tmp_path / "run", epochs=2, distill=distill), progress=False, log=lambda *a: None,
+                stop_after_epochs=1)
+    ckpt = load_checkpoint(run / "last.pt")
+    teacher = ckpt["distill"]["teacher"]
+    assert [m["checkpoint"] for m in teacher["members"]] == [str(teacher_ckpt), str(second_teacher_ckpt)]
+    assert teacher["model"] == "ensemble(cnn3, cnn3)"
+    assert ckpt["distill"]["distiller"]["proj.weight"].shape == (80, 16)  # student 16 -> the members' 32 + 48
+    # the same members in another order are another teacher (its cache and its resume check say so)
+    swapped = {**distill, "teacher": {"checkpoints": [str(second_teacher_ckpt), str(teacher_ckpt)]}}
+    with pytest.raises(ValueError, match="resuming would mix teachers"):
+        train(_cfg(dataset, tmp_path / "run", epochs=2, distill=swapped), resume=True, progress=False,
+              log=lambda *a: None)

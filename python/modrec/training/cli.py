@@ -322,6 +322,8 @@ def _shipped_figures(path):
     kind = (f"early-exit ({exits} exits)" if exits > 1 else
             "classifier + detector" if md.get(contract.NOISE_CLASS) else "classifier")
     training = [t for t in (md.get(contract.DISTILLATION), md.get(contract.PRUNING)) if t and t != "none"]
+    if md.get(contract.QUANTIZATION, contract.QUANTIZATION_NONE) != contract.QUANTIZATION_NONE:
+        training.append("int8")
     return {"architecture": md.get(contract.ARCHITECTURE), "kind": kind, "version": md.get(contract.VERSION),
             "training": ", ".join(training) or "none", **figures}
 

@@ -368,13 +368,22 @@ def _validate_distill(dc, source):
     if cls.online:
         allowed, required = ("model", "cfg"), "model"
     else:
-        allowed, required = ("checkpoint",), "checkpoint"
+        # a trained checkpoint, or several (an ensemble teacher: distill/ensemble.py)
+        allowed, required = ("checkpoint", "checkpoints"), "checkpoints" if "checkpoints" in teacher else "checkpoint"
     unknown = sorted(set(teacher) - set(allowed))
     if unknown:
         raise ConfigError(f"{source}: field 'distill.teacher' has unknown key(s) {', '.join(map(str, unknown))} for "
-                          f"method '{dc.method}' ({'online: the teacher is built and trained' if cls.online else 'offline: the teacher is a trained checkpoint'}); "
-                          f"expected {', '.join(allowed)}")
-    if not isinstance(teacher.get(required), str) or not teacher[required]:
+                          f"method '{dc.method}' ({'online: the teacher is built and trained' if cls.online else 'offline: the teacher is a trained checkpoint, or a list of them'}); "
+                          f"expected {' or '.join(allowed)}")
+    if not cls.online and len(set(teacher) & set(allowed)) > 1:
+        raise ConfigError(f"{source}: field 'distill.teacher' has both checkpoint and checkpoints; give one "
+                          f"checkpoint, or a list of them for an ensemble teacher")
+    if required == "checkpoints":
+        members = teacher["checkpoints"]
+        if not (isinstance(members, list) and len(members) >= 2 and all(isinstance(p, str) and p for p in members)):
+            raise ConfigError(f"{source}: field 'distill.teacher.checkpoints' expected a list of at least 2 checkpoint "
+                              f"paths (an ensemble teacher), got {members!r}")
+    elif not isinstance(teacher.get(required), str) or not teacher[required]:
         raise ConfigError(f"{source}: field 'distill.teacher.{required}' expected a string (method '{dc.method}' "
                           f"needs it), got {teacher.get(required)!r}")
     if cls.online:

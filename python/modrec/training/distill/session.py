@@ -19,6 +19,7 @@ saved in every checkpoint, so --resume continues both networks exactly.
 """
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import torch
@@ -31,6 +32,7 @@ from ..models import create_model
 from ..models.interface import ModRecModel
 from ..objective import Objective, distill_method
 from ..predict import predict_logits
+from .ensemble import TeacherEnsemble
 from .registry import create_distiller, get_distiller
 from .teacher_cache import teacher_outputs, weights_sha256
 
@@ -98,17 +100,28 @@ class DistillSession(Objective):
             self.teacher = create_model(dc.teacher["model"], **tcfg).to(device)
             self.teacher_desc = {"model": dc.teacher["model"], "model_cfg": self.teacher.model_cfg, "online": True}
         else:
-            path = Path(dc.teacher["checkpoint"]).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(f"{source}: field 'distill.teacher.checkpoint': {path} not found "
-                                        f"(train the teacher first)")
-            ckpt = load_checkpoint(path)
-            if list(ckpt.get("classes", [])) != classes:
-                raise ValueError(f"{source}: field 'distill.teacher.checkpoint': {path} was trained on classes "
-                                 f"{ckpt.get('classes')}, the dataset has {classes}")
-            self.teacher = model_from_checkpoint(ckpt, device).requires_grad_(False).eval()
-            self.teacher_desc = {"checkpoint": str(path), "weights_sha256": weights_sha256(ckpt), "model": ckpt["model_name"],
-                                 "model_cfg": ckpt["model_cfg"], "val_acc": ckpt.get("val_acc"), "online": False}
+            # one checkpoint, or several: an ensemble teacher (distill/ensemble.py)
+            paths = [dc.teacher["checkpoint"]] if "checkpoint" in dc.teacher else list(dc.teacher["checkpoints"])
+            field = "distill.teacher.checkpoint" if "checkpoint" in dc.teacher else "distill.teacher.checkpoints"
+            members, descs = [], []
+            for path in map(lambda p: Path(p).expanduser(), paths):
+                if not path.is_file():
+                    raise FileNotFoundError(f"{source}: field '{field}': {path} not found (train the teacher first)")
+                ckpt = load_checkpoint(path)
+                if list(ckpt.get("classes", [])) != classes:
+                    raise ValueError(f"{source}: field '{field}': {path} was trained on classes "
+                                     f"{ckpt.get('classes')}, the dataset has {classes}")
+                members.append(model_from_checkpoint(ckpt, device).requires_grad_(False).eval())
+                descs.append({"checkpoint": str(path), "weights_sha256": weights_sha256(ckpt), "model": ckpt["model_name"],
+                              "model_cfg": ckpt["model_cfg"], "val_acc": ckpt.get("val_acc"), "online": False})
+            if len(members) == 1:
+                self.teacher, self.teacher_desc = members[0], descs[0]
+            else:
+                self.teacher = TeacherEnsemble(members).to(device).requires_grad_(False).eval()
+                joined = hashlib.sha256("".join(d["weights_sha256"] for d in descs).encode()).hexdigest()
+                self.teacher_desc = {"checkpoint": ", ".join(d["checkpoint"] for d in descs), "weights_sha256": joined,
+                                     "model": self.teacher.model_name, "model_cfg": [d["model_cfg"] for d in descs],
+                                     "members": descs, "online": False}
 
         dims = {}
         if self.needs_features:
