@@ -161,6 +161,10 @@ def report(study, measured, out_md, out_png, rounds):
     for name in students:
         points.append((f"{name} (shipped, {OnnxModel(students[name]).metadata.get(contract.CONV_LAYOUT, '1d')})",
                        ratio[name], results[name]["accuracy_snr_ge_0"]))
+    # the reference is the default's classifier: its accuracy at the 2-D layout's speed
+    default_student = study.get("reference_student")
+    if default_student in results:
+        points.append((f"{default_student} (2-D export: the reference)", 1.0, results[default_student]["accuracy_snr_ge_0"]))
     text = (f"Reference: {data['architecture']} with its default config (today's default's classifier), "
             f"{fps['reference']:,.0f} frames/s in the 2-D layout in the report's run. Candidates timed in "
             f"the measure run; shipped students timed as shipped, paired with the same reference.\n\n"

@@ -447,3 +447,20 @@ def test_a_shipped_card_rerendered_from_its_summary_copy_keeps_its_own_figures(t
     text = (models / "m.md").read_text()
     assert "](m-accuracy_vs_snr.png)" in text and "](m-confusion.png)" in text
     assert (models / "m-accuracy_vs_snr.png").read_bytes() == b"run figure"
+
+
+def test_model_card_of_an_int8_file_says_how_it_was_quantised_and_reproduces_it(tmp_path):
+    from gnuradio.modrec.training.model_card import write_model_card
+
+    quantization = {"method": "onnxruntime.quantization.quantize_static", "format": "QDQ", "ops": ["Conv", "Gemm"],
+                    "activations": "QInt8", "weights": "QInt8 per channel", "calibration": "minmax",
+                    "calibration_frames": 2048, "calibration_seed": 0, "from": "x.onnx"}
+    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "B"],
+               "training": {"quantization": quantization, "config": {"source": "configs/x.yaml", "experiment": "x"}}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    write_model_card(tmp_path / "summary.json", tmp_path / "x-int8.md")
+    text = (tmp_path / "x-int8.md").read_text()
+    assert "- quantization: QDQ QInt8 activations, QInt8 per channel weights on Conv, Gemm, minmax calibration on 2,048" in text
+    # the fp32 file is exported, then quantised into the file the card describes
+    assert "modrec export --checkpoint runs/x/best.pt --out models/x.onnx --force" in text
+    assert "modrec quantize --onnx models/x.onnx --out models/x-int8.onnx --frames 2048 --seed 0 --force" in text

@@ -176,7 +176,7 @@ class _ClassifierCore(flowgraph_owned, gr.basic_block):
         self._key = pmt.intern(tag_key)
         self._srcid = pmt.intern("modrec_classifier")
         self._watch = watch
-        self._framer = framer  # ResampledFramer (the C++ core frames streams taken as they are)
+        self._framer = framer  # ResampledFramer for a resampled stream; StreamFramer when asked for (tests)
         # The scheduler would shift propagated tags by our output lag; we re-emit them ourselves
         # at their original offsets when the samples they sit on are released.
         self.set_tag_propagation_policy(gr.TPP_DONT)

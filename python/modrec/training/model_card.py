@@ -128,8 +128,16 @@ def render_model_card(summary, name, figures=None):
         export_flags += f" --unknown-score {md[contract.UNKNOWN_SCORE]}"
         if md.get(contract.UNKNOWN_FALSE_RATE) is not None:
             export_flags += f" --unknown-false-rate {float(md[contract.UNKNOWN_FALSE_RATE]):g}"
+    quantized = training.get("quantization")
+    if quantized:  # an int8 copy of an exported model (training/quantize.py)
+        lines.append(f"- quantization: {quantized['format']} {quantized['activations']} activations, "
+                     f"{quantized['weights']} weights on {', '.join(quantized.get('ops', []))}, "
+                     f"{quantized['calibration']} calibration on {quantized['calibration_frames']:,} generated frames "
+                     f"(seed {quantized['calibration_seed']}), from `{quantized['from']}`")
     if cfg.get("source"):
         experiment = cfg.get("experiment", name)
+        # an int8 file is quantised from the fp32 file its export writes
+        exported = Path(quantized["from"]).stem if quantized else name
         lines += [
             "",
             "## Reproduce",
@@ -139,7 +147,9 @@ def render_model_card(summary, name, figures=None):
             *([f"modrec train --config configs/{Path(detector['checkpoint']).parent.name}.yaml      # the signal detector "
                f"(runs/<experiment> is configs/<experiment>.yaml's run)"] if detector else []),
             # --force: these regenerate the model and card this page describes, which exist
-            f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx{export_flags} --force",
+            f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{exported}.onnx{export_flags} --force",
+            *([f"modrec quantize --onnx models/{exported}.onnx --out models/{name}.onnx --frames "
+               f"{quantized['calibration_frames']} --seed {quantized['calibration_seed']} --force"] if quantized else []),
             f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx "
             f"--out runs/{experiment}/eval --card models/{name}.md --force",
             "```",
