@@ -154,6 +154,7 @@ def main(argv=None):
             best[name] = max(best[name], run_once(make, args.samples, noise))
             if name == "classifier":
                 best["raw ORT"] = max(best["raw ORT"], raw_samples_per_second(model_path, batches, noise, frame_len))
+                mean_batch = float(np.mean(batches))
 
     print(f"block throughput ({args.samples} samples, best of {args.repeats}, frame_len {frame_len}, hop {frame_len}, "
           f"{len(os.sched_getaffinity(0))} core(s); model {model_path})")
@@ -161,7 +162,7 @@ def main(argv=None):
         extra = {"classifier": f"  ({rate / frame_len:,.0f} frames/s)",
                  "unchecked": f"  ({rate / frame_len:,.0f} frames/s)",
                  "python core": f"  ({rate / frame_len:,.0f} frames/s)",
-                 "raw ORT": f"  ({rate / frame_len:,.0f} frames/s; batches of {np.mean(batches):.0f} frames on average)",
+                 "raw ORT": f"  ({rate / frame_len:,.0f} frames/s; batches of {mean_batch:.0f} frames on average)",
                  "viewed": f"  ({rate / frame_len:,.0f} frames/s)",
                  "resampled": f"  ({rate / (2 * frame_len):,.0f} frames/s)"}.get(name, "")
         print(f"  {name:<12} {rate / 1e6:8.2f} MS/s{extra}")

@@ -18,10 +18,11 @@ from .runtime.resample import resample_ratio_for
 CLASSIFICATION_PORT = "classification"
 
 # Frames the C++ core gathers before it runs the model (fewer at the end of a stream and at a
-# stop): ONNX Runtime runs a batch of 128 frames 10-20 % faster per frame than the 32 that one
-# work() call brings through GNU Radio's default 32 KiB buffers (apps/bench_ort_settings.py,
-# "frames per Session.run call"). It holds BATCH_FRAMES * hop samples more: 7 ms at 2.4 MS/s.
-BATCH_FRAMES = 128
+# stop). Measured on one core (2026-11-30, mobilenet1d_exp05-skd-v2, best of 3): gathering 32,
+# 128 or 512 frames per call ran within 3 % of 1 (each work() call's own frames, about 32 with
+# GNU Radio's default buffers), and ONNX Runtime's frames/s is flat from 16 frames per call up
+# (apps/bench_ort_settings.py): so none are gathered, and no latency is added for it.
+BATCH_FRAMES = 1
 
 # forecast() waits for news from the end-of-stream probe in slices of this length; the wait
 # itself only ends on news (new input or end of stream), so correctness never hangs on a timeout.
@@ -362,16 +363,13 @@ class classifier(flowgraph_owned, gr.hier_block2):
     tag belongs on its first sample, and GNU Radio delivers a tag only if it is added before
     downstream reads that sample (a tag added behind the reader is silently lost). So the core
     block holds back every sample from the start of the oldest frame not yet classified and
-    releases it, tags attached, once the frame is classified. The core (C++,
-    ``lib/classifier_core_impl.cc``, for a stream framed as it is) runs the model once
-    BATCH_FRAMES (128) frames are complete, as larger batches run faster per frame: it holds up
-    to ``frame_len + 127 * hop`` samples plus one scheduler chunk (16,384 samples at hop =
-    frame_len = 128: 7 ms at 2.4 MS/s). A stream resampled for ``symbol_rate`` goes through a
-    Python core that classifies every frame as soon as it is complete (at most ``frame_len - 1``
-    samples plus one chunk held). Upstream tags are re-emitted at their original offsets. The
-    held-back tail of a finite stream is flushed, untagged, at its end instead of being dropped
-    (the C++ core reads the end of stream from its input buffer; GNU Radio tells Python blocks
-    nothing about it, so a tiny sink on the same input watches for the Python core).
+    releases it, tags attached, once the frame is classified: at most ``frame_len - 1`` samples
+    plus one scheduler chunk. The core is C++ (``lib/classifier_core_impl.cc``) for a stream
+    framed as it is, and Python for a stream resampled for ``symbol_rate``. Upstream tags are
+    re-emitted at their original offsets. The held-back tail of a finite stream is flushed,
+    untagged, at its end instead of being dropped (the C++ core reads the end of stream from its
+    input buffer; GNU Radio tells Python blocks nothing about it, so a tiny sink on the same input
+    watches for the Python core).
 
     Model: ``model_path`` is a path to an ``.onnx`` file or a shipped model's name (``cnn3``,
     ``mobilenet1d-skd-v2``; ``runtime.resolve_model``); empty loads the shipped default,

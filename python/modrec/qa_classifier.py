@@ -562,7 +562,7 @@ class qa_classifier(gr_unittest.TestCase):
 
     def test_a_model_error_tags_frames_unknown_and_samples_keep_flowing(self):
         # issue 19.2: an exception in work() used to kill the block's thread and hang tb.wait()
-        n_frames = 520  # several batches of the C++ core (BATCH_FRAMES), so some calls fail and some do not
+        n_frames = 520  # many model calls, so some fail and some do not
         x = _signal(n_frames * L, seed=8)
         src = chunked_source(x, 3 * L, seed=1)
         clf = classifier(self.model_path)
