@@ -3,7 +3,7 @@
 
 FLOPs are the wrong guide on a CPU (depthwise convolutions and squeeze-excite cost more time per
 FLOP than dense ones; MnasNet, Tan et al. CVPR 2019, and MobileNetV3, Howard et al. ICCV 2019,
-search with latency measured on the target device for the same reason). configs/latency_search.yaml
+search with latency measured on the target device for the same reason). configs/studies/latency_search.yaml
 names the axes; every combination is a candidate.
 
   --stage measure  each candidate (fresh weights) exported in the 2-D layout (conv2d_layout.py)
@@ -35,7 +35,7 @@ BEGIN, END = "<!-- latency:begin -->", "<!-- latency:end -->"
 
 
 def candidate_cfg(axes):
-    """mobilenet1d build settings for one point of the search space (configs/latency_search.yaml)."""
+    """mobilenet1d build settings for one point of the search space (configs/studies/latency_search.yaml)."""
     from gnuradio.modrec.training.models.mobilenet1d import DEFAULT_BLOCKS
 
     blocks = []
@@ -193,7 +193,7 @@ def report(study, measured, out_md, out_png, rounds):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=("measure", "report"), required=True)
-    parser.add_argument("--config", default=str(ROOT / "configs" / "latency_search.yaml"))
+    parser.add_argument("--config", default=str(ROOT / "configs" / "studies" / "latency_search.yaml"))
     parser.add_argument("--measured", default=str(ROOT / "runs" / "latency_search" / "latency.json"),
                         help="the measure stage's output, the report stage's input")
     parser.add_argument("--rounds", type=int, default=3, help="paired timing rounds per comparison (the median counts)")

@@ -1,4 +1,4 @@
-"""The latency search (apps/latency_search.py, configs/latency_search.yaml): its search space, the
+"""The latency search (apps/latency_search.py, configs/studies/latency_search.yaml): its search space, the
 configs of the candidates it says were trained, and a measure-and-report run on a two-point space."""
 
 import importlib.util
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = importlib.util.spec_from_file_location("latency_search", ROOT / "apps" / "latency_search.py")
 ls = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(ls)
-STUDY = yaml.safe_load((ROOT / "configs" / "latency_search.yaml").read_text())
+STUDY = yaml.safe_load((ROOT / "configs" / "studies" / "latency_search.yaml").read_text())
 
 
 def test_the_trained_candidates_are_points_of_the_space_and_their_configs_build_them():

@@ -392,10 +392,9 @@ class classifier(flowgraph_owned, gr.hier_block2):
     ``symbol_rate`` frames the stream as it is.
 
     Wrong oversampling: with ``check_oversampling`` (the default) the block estimates the
-    framed stream's samples per symbol from its symbol-rate line over one window of 16,384
-    samples in every 8 (every 131,072 samples: the estimate costs about half the inference of a
-    window's frames; ``runtime/oversampling.py``: squared envelope and frequency changes, Gardner
-    1991). Each frame is judged by the last such window ending at or before its end, and its tag gains
+    framed stream's samples per symbol from its symbol-rate line over every 16,384 samples
+    (``runtime/oversampling.py``: squared envelope and frequency changes, Gardner 1991). Each
+    frame is judged by the last such window ending at or before its end, and its tag gains
     ``sps_estimate`` (float, samples per symbol; NaN when no line was found: analog signals,
     noise, frames ending before the first window's end) and ``sps_mismatch`` (bool: the estimate
     is more than 1.4 times off the model's). A mismatched frame is tagged ``unknown`` (not

@@ -34,10 +34,12 @@ from scipy.signal import welch
 
 SEGMENT_LEN = 1024  # samples per Welch segment: cyclic-frequency resolution 1/1024 cycles/sample
 WINDOW_LEN = 16384  # samples per estimate (16 segments; 128 frames of 128 samples)
-# windows estimated: one in WINDOW_EVERY (OversamplingMonitor); every 131,072 samples, 55 ms at an
-# RTL-SDR's 2.4 MS/s. Chosen by measured cost (apps/bench_block.py's "unchecked" row): an estimate
-# took 2.5-3.2 ms, against 5-6 ms for the 128 frames of a window through the fast default model.
-WINDOW_EVERY = 8
+# windows estimated: one in WINDOW_EVERY (OversamplingMonitor). Every one: with one in 8 (an
+# estimate every 131,072 samples, the check's cost at a quarter) a window's verdict judged the
+# next 7 windows too, and a stream whose content changes got verdicts of other signals: the
+# demo's stream, which switches modulation every 4,096 samples, fell from 76.7 to 63.8 % correct
+# (measured 2026-11-30). The estimate costs 2.5-3.5 ms per window.
+WINDOW_EVERY = 1
 MIN_SPS, MAX_SPS = 1.6, 40.0  # oversampling searched: cyclic frequencies 1/40 .. 1/1.6 cycles/sample
 LINE_STRENGTH = 10.0  # a line is at least this many times the running median of its spectrum
 MISMATCH_RATIO = 1.4  # an estimate more than this factor (either way) off the model's is a mismatch
@@ -184,10 +186,10 @@ class OversamplingMonitor:
 
     ``observe(samples)`` takes the stream at the model's rate (after any resampling), in order;
     the stream is cut into consecutive ``window_len``-sample windows, and windows 0, every,
-    2 * every, ... are estimated (``estimate_samples_per_symbol``; the others are skipped, unread:
-    the estimate costs about half the inference of a window's frames with the fast students, and
-    a stream's oversampling is a setting of its receiver, not something that changes from one
-    window to the next). ``judge(n)`` gives the next ``n`` frames, in order (frame i of the run
+    2 * every, ... are estimated (``estimate_samples_per_symbol``). ``every`` > 1 skips the others,
+    unread, which is cheaper, but a window's verdict then also judges the frames of the windows
+    skipped after it: right for a stream whose content stays, wrong for one that changes (see
+    WINDOW_EVERY). ``judge(n)`` gives the next ``n`` frames, in order (frame i of the run
     starts at model-rate sample ``i * hop`` and ends at ``i * hop + frame_len``), the verdict of
     the last estimated window that ended at or before the frame's end: its estimate (float, NaN:
     no line, or no window yet) and whether that is a mismatch (more than MISMATCH_RATIO off
