@@ -12,7 +12,6 @@ from gnuradio.modrec.runtime import OnnxModel
 from gnuradio.modrec.runtime.decisions import MODEL_RULE, classify_frames, decision_labels
 from gnuradio.modrec.runtime.oversampling import (
     MISMATCH_RATIO,
-    WINDOW_EVERY,
     WINDOW_LEN,
     OversamplingMonitor,
     estimate_samples_per_symbol,
@@ -104,7 +103,7 @@ def test_the_monitor_judges_each_frame_by_the_last_window_before_its_end_however
     ends = np.arange(n_frames) * hop + frame_len
 
     def verdicts(cuts, batches):
-        monitor = OversamplingMonitor(8, frame_len, hop, every=1)
+        monitor = OversamplingMonitor(8, frame_len, hop)
         estimates, mismatch, judged = [], [], 0
         for part in np.split(x, cuts):
             monitor.observe(part)
@@ -128,28 +127,6 @@ def test_the_monitor_judges_each_frame_by_the_last_window_before_its_end_however
     np.testing.assert_allclose(est_a[window == 2], 4, rtol=0.05)
     assert mis_a[window == 2].all()
     assert not mis_a[window == 3].any()
-
-
-def test_the_monitor_estimates_one_window_in_every_and_skips_the_others_unread():
-    frame_len = hop = 128
-    x = np.concatenate([_stream("QPSK", 4, seed=6), _stream("QPSK", 8, seed=7), _stream("QPSK", 8, seed=8),
-                        _stream("QPSK", 8, seed=9)])
-    x[WINDOW_LEN : 2 * WINDOW_LEN] = np.nan  # in window 1, which every=2 skips
-    monitor = OversamplingMonitor(8, frame_len, hop, every=2)
-    assert monitor.every == 2
-    for part in np.array_split(x, 7):
-        monitor.observe(part)
-    assert monitor.windows == 2  # windows 0 and 2 of 0-3
-    n = (len(x) - frame_len) // hop + 1
-    estimates, mismatch = monitor.judge(n)
-    window = (np.arange(n) * hop + frame_len) // WINDOW_LEN
-    np.testing.assert_allclose(estimates[(window >= 1) & (window <= 2)], 4, rtol=0.05)  # window 0's verdict
-    assert mismatch[(window >= 1) & (window <= 2)].all()
-    np.testing.assert_allclose(estimates[window >= 3], 8, rtol=0.05)  # window 2's
-    assert not mismatch[window >= 3].any()
-    assert OversamplingMonitor(8, 128, 128).every == WINDOW_EVERY
-    with pytest.raises(ValueError, match="every"):
-        OversamplingMonitor(8, 128, 128, every=0)
 
 
 def test_a_mismatch_makes_frames_unknown_noise_included(tmp_path):
@@ -207,3 +184,13 @@ def test_a_resampler_s_own_lines_are_not_symbol_rates(sps, up):
     assert any(line.samples_per_symbol == pytest.approx(8, rel=0.05) for line in lines)
     with pytest.raises(ValueError, match="interpolated_by"):
         estimate_samples_per_symbol(windows[0], interpolated_by=0)
+
+
+def test_the_running_median_is_scipy_s_median_filter_bit_for_bit():
+    from scipy.ndimage import median_filter
+
+    from gnuradio.modrec.runtime.oversampling import _running_median
+
+    rng = np.random.default_rng(3)
+    for values in (rng.random(1025), rng.exponential(size=40), np.repeat(rng.random(50), 7)):
+        np.testing.assert_array_equal(_running_median(values, 16), median_filter(values, size=33, mode="nearest"))

@@ -34,12 +34,9 @@ from scipy.signal import welch
 
 SEGMENT_LEN = 1024  # samples per Welch segment: cyclic-frequency resolution 1/1024 cycles/sample
 WINDOW_LEN = 16384  # samples per estimate (16 segments; 128 frames of 128 samples)
-# windows estimated: one in WINDOW_EVERY (OversamplingMonitor). Every one: with one in 8 (an
-# estimate every 131,072 samples, the check's cost at a quarter) a window's verdict judged the
-# next 7 windows too, and a stream whose content changes got verdicts of other signals: the
-# demo's stream, which switches modulation every 4,096 samples, fell from 76.7 to 63.8 % correct
-# (measured 2026-11-30). The estimate costs 2.5-3.5 ms per window.
-WINDOW_EVERY = 1
+# Every window is estimated (2.5-3.5 ms each). Estimating one in 8 cut the check's cost from 25 to
+# 7 % of the block, but a window's verdict then judged the next seven too, and the demo's stream
+# (a new modulation every 4,096 samples) fell from 76.7 to 63.8 % correct (measured 2026-11-30).
 MIN_SPS, MAX_SPS = 1.6, 40.0  # oversampling searched: cyclic frequencies 1/40 .. 1/1.6 cycles/sample
 LINE_STRENGTH = 10.0  # a line is at least this many times the running median of its spectrum
 MISMATCH_RATIO = 1.4  # an estimate more than this factor (either way) off the model's is a mismatch
@@ -181,42 +178,33 @@ def is_mismatch(samples_per_symbol, model_samples_per_symbol, ratio=MISMATCH_RAT
 
 
 class OversamplingMonitor:
-    """The samples per symbol of a stream, estimated over every ``every``-th run of ``window_len``
-    samples (default WINDOW_EVERY), and the verdict on each frame cut from it.
+    """The samples per symbol of a stream, estimated over each ``window_len`` samples, and the
+    verdict on each frame cut from it.
 
     ``observe(samples)`` takes the stream at the model's rate (after any resampling), in order;
-    the stream is cut into consecutive ``window_len``-sample windows, and windows 0, every,
-    2 * every, ... are estimated (``estimate_samples_per_symbol``). ``every`` > 1 skips the others,
-    unread, which is cheaper, but a window's verdict then also judges the frames of the windows
-    skipped after it: right for a stream whose content stays, wrong for one that changes (see
-    WINDOW_EVERY). ``judge(n)`` gives the next ``n`` frames, in order (frame i of the run
-    starts at model-rate sample ``i * hop`` and ends at ``i * hop + frame_len``), the verdict of
-    the last estimated window that ended at or before the frame's end: its estimate (float, NaN:
-    no line, or no window yet) and whether that is a mismatch (more than MISMATCH_RATIO off
-    ``model_samples_per_symbol``). So the verdicts depend on the stream alone, not on how it is
-    cut into calls: the classifier block and ``modrec classify`` agree frame for frame. Frames
-    ending within the first ``window_len`` samples are never called a mismatch.
-    ``interpolated_by``: the ``up`` factor of the resampler in front (framing.ResampledFramer),
-    whose own lines are not symbol rates.
+    every ``window_len`` samples it estimates over those samples (``estimate_samples_per_symbol``).
+    ``judge(n)`` gives the next ``n`` frames, in order (frame i of the run starts at model-rate
+    sample ``i * hop`` and ends at ``i * hop + frame_len``), the verdict of the last window that
+    ended at or before the frame's end: its estimate (float, NaN: no line, or no window yet) and
+    whether that is a mismatch (more than MISMATCH_RATIO off ``model_samples_per_symbol``). So the
+    verdicts depend on the stream alone, not on how it is cut into calls: the classifier block and
+    ``modrec classify`` agree frame for frame. Frames ending within the first ``window_len``
+    samples are never called a mismatch. ``interpolated_by``: the ``up`` factor of the resampler
+    in front (framing.ResampledFramer), whose own lines are not symbol rates.
     """
 
-    def __init__(self, model_samples_per_symbol, frame_len, hop, window_len=WINDOW_LEN, interpolated_by=1,
-                 every=WINDOW_EVERY):
+    def __init__(self, model_samples_per_symbol, frame_len, hop, window_len=WINDOW_LEN, interpolated_by=1):
         if not (isinstance(window_len, (int, np.integer)) and window_len >= 4 * SEGMENT_LEN):
             raise ValueError(f"window_len: expected an integer >= {4 * SEGMENT_LEN}, got {window_len!r}")
-        if not (isinstance(every, (int, np.integer)) and every >= 1):
-            raise ValueError(f"every: expected an integer >= 1, got {every!r}")
         self.model_samples_per_symbol = float(model_samples_per_symbol)
         self.frame_len, self.hop = int(frame_len), int(hop)
         self.window_len = int(window_len)
         self.interpolated_by = int(interpolated_by)
-        self.every = int(every)
         self.reset()
 
     def reset(self):
         """Forget the stream (a new run starts at sample 0): no windows, no frames judged."""
         self._chunks, self._n = [], 0
-        self._window = 0  # index of the window now filling
         self._seen = 0  # model-rate samples observed
         self._frames = 0  # frames judged
         self._verdicts = []  # (window end, estimate, mismatch), ends ascending
@@ -232,23 +220,19 @@ class OversamplingMonitor:
         fresh = False  # whether the last kept chunk is a view of this call's samples
         while len(samples):
             take = min(len(samples), self.window_len - self._n)
-            estimated = self._window % self.every == 0
-            if estimated:
-                self._chunks.append(samples[:take])
-                fresh = True
+            self._chunks.append(samples[:take])
+            fresh = True
             self._n += take
             self._seen += take
             samples = samples[take:]
             if self._n == self.window_len:
-                if estimated:
-                    window = self._chunks[0] if len(self._chunks) == 1 else np.concatenate(self._chunks)
-                    line = estimate_samples_per_symbol(window, interpolated_by=self.interpolated_by)
-                    self.estimate, self.strength = line.samples_per_symbol, line.strength
-                    self.mismatch = is_mismatch(self.estimate, self.model_samples_per_symbol)
-                    self._verdicts.append((self._seen, self.estimate, self.mismatch))
-                    self.windows += 1
+                window = self._chunks[0] if len(self._chunks) == 1 else np.concatenate(self._chunks)
                 self._chunks, self._n, fresh = [], 0, False
-                self._window += 1
+                line = estimate_samples_per_symbol(window, interpolated_by=self.interpolated_by)
+                self.estimate, self.strength = line.samples_per_symbol, line.strength
+                self.mismatch = is_mismatch(self.estimate, self.model_samples_per_symbol)
+                self._verdicts.append((self._seen, self.estimate, self.mismatch))
+                self.windows += 1
         if fresh:
             # the rest of this call's samples, kept as a copy: the caller may reuse its buffer
             # (GNU Radio does); chunks kept from earlier calls are copies already
