@@ -262,7 +262,7 @@ bool classifier_core_impl::input_ended(int ninput, int taken)
     }
     buffer_reader_sptr reader = det->input(0);
     gr::thread::scoped_lock guard(*reader->mutex());
-    // done first: once set, items_available() is final (work() has not consumed yet)
+    // done first: once set, items_available() is final (called before this call's consume())
     return reader->done() && reader->items_available() == ninput;
 }
 
@@ -312,10 +312,15 @@ int classifier_core_impl::general_work(int noutput_items,
         if (d_observe) {
             d_observe(in, take);
         }
+    }
+    // Before consume(), which moves the read pointer at once: after it, items_available() counts
+    // only what upstream wrote since, and its last chunk, arriving just then, read as "nothing
+    // left" (a frame spanning it went unclassified, 1 run in 60 with 50-item chunks).
+    const bool end_of_stream = input_ended(ninput_items[0], take);
+    if (take > 0) {
         consume(0, take);
         d_items_in += take;
     }
-    const bool end_of_stream = input_ended(ninput_items[0], take);
     classify_complete(end_of_stream);
 
     const uint64_t to = releasable(end_of_stream);

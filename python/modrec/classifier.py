@@ -12,7 +12,7 @@ from .keepalive import flowgraph_owned
 from .runtime import StreamFramer, load_model, resolve_model
 from .runtime.decisions import MODEL_RULE, check_min_confidence, classify_frames, decision_labels
 from .runtime.framing import ResampledFramer
-from .runtime.oversampling import OversamplingMonitor
+from .runtime.oversampling import OversamplingMonitor, SymbolRateLine, estimator_constants
 from .runtime.resample import resample_ratio_for
 
 CLASSIFICATION_PORT = "classification"
@@ -56,6 +56,21 @@ class _StreamWatch:
         with self._cond:
             self._cond.wait_for(lambda: self.ended or self.seen > offset, timeout)
             return self.ended, self.seen
+
+
+def compiled_estimate():
+    """A new C++ symbol-rate estimator (lib/symbol_rate_estimator.cc, about ten times the numpy
+    one's speed) as a function with runtime.oversampling.estimate_samples_per_symbol's signature:
+    (samples complex64 (N,), interpolated_by=1) -> SymbolRateLine. It keeps FFT plans and work
+    buffers: one per thread (one per block)."""
+    from .modrec_python import symbol_rate_estimator
+
+    estimator = symbol_rate_estimator(**estimator_constants())
+
+    def estimate(samples, interpolated_by=1):
+        return SymbolRateLine(*estimator.estimate(samples, interpolated_by))
+
+    return estimate
 
 
 class _EndOfStreamProbe(flowgraph_owned, gr.sync_block):
@@ -450,7 +465,8 @@ class classifier(flowgraph_owned, gr.hier_block2):
         self.message_port_register_hier_out(CLASSIFICATION_PORT)
         self.check_oversampling = bool(check_oversampling)
         monitor = (OversamplingMonitor(self.samples_per_symbol, self.frame_len, self.hop,
-                                       interpolated_by=self.resampling[0] if self.resampling else 1)
+                                       interpolated_by=self.resampling[0] if self.resampling else 1,
+                                       estimate=compiled_estimate())
                    if self.check_oversampling else None)
         self._decider = _Decider(self.model, min_confidence, monitor, (sample_rate, symbol_rate))
         if self.resampling is None and _core == "c++":

@@ -23,6 +23,7 @@ namespace py = pybind11;
 // BINDING_FUNCTION_PROTOTYPES(
 void bind_version(py::module& m);
 void bind_classifier_core(py::module& m);
+void bind_symbol_rate_estimator(py::module& m);
 // ) END BINDING_FUNCTION_PROTOTYPES
 
 
@@ -53,5 +54,6 @@ PYBIND11_MODULE(modrec_python, m)
     // BINDING_FUNCTION_CALLS(
     bind_version(m);
     bind_classifier_core(m);
+    bind_symbol_rate_estimator(m);
     // ) END BINDING_FUNCTION_CALLS
 }

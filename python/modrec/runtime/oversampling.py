@@ -22,7 +22,10 @@ and analog signals, which have no symbol rate, much less), 12-25 % at 16, where 
 lower over a fading channel's slow variations, and 0-0.8 % at the model's own 8 (an AM-SSB
 voice's harmonics). Receiver noise with DC offsets and spurs gave no mismatch (tests).
 
-numpy and scipy only.
+numpy and scipy only. The classifier block runs the same method in C++
+(lib/symbol_rate_estimator.cc, built from ``estimator_constants()``), about ten times faster (the
+check's cost in the block); its estimates are these, its strengths these within float32 rounding
+(tests/test_oversampling.py runs every behaviour test on both).
 """
 
 import math
@@ -169,6 +172,15 @@ def estimate_samples_per_symbol(samples, segment_len=SEGMENT_LEN, min_sps=MIN_SP
     return best
 
 
+def estimator_constants():
+    """The method's constants as the keyword arguments of its C++ twin
+    (``gnuradio.modrec.modrec_python.symbol_rate_estimator``): this module is their one home."""
+    return dict(segment_len=SEGMENT_LEN, min_sps=MIN_SPS, max_sps=MAX_SPS, line_strength=LINE_STRENGTH,
+                half_sample_taps=[float(t) for t in _HALF_SAMPLE], median_half_width=_MEDIAN_HALF_WIDTH,
+                harmonic_share=_HARMONIC_SHARE, min_line_amplitude=_MIN_LINE_AMPLITUDE,
+                max_non_finite=_MAX_NON_FINITE)
+
+
 def is_mismatch(samples_per_symbol, model_samples_per_symbol, ratio=MISMATCH_RATIO):
     """Whether an estimate (NaN: none, never a mismatch) is more than ``ratio`` times off the
     model's samples per symbol, either way."""
@@ -190,16 +202,20 @@ class OversamplingMonitor:
     verdicts depend on the stream alone, not on how it is cut into calls: the classifier block and
     ``modrec classify`` agree frame for frame. Frames ending within the first ``window_len``
     samples are never called a mismatch. ``interpolated_by``: the ``up`` factor of the resampler
-    in front (framing.ResampledFramer), whose own lines are not symbol rates.
+    in front (framing.ResampledFramer), whose own lines are not symbol rates. ``estimate``: the
+    estimator, a callable with ``estimate_samples_per_symbol``'s signature returning a
+    SymbolRateLine (the classifier block passes the C++ twin's, classifier.compiled_estimate).
     """
 
-    def __init__(self, model_samples_per_symbol, frame_len, hop, window_len=WINDOW_LEN, interpolated_by=1):
+    def __init__(self, model_samples_per_symbol, frame_len, hop, window_len=WINDOW_LEN, interpolated_by=1,
+                 estimate=estimate_samples_per_symbol):
         if not (isinstance(window_len, (int, np.integer)) and window_len >= 4 * SEGMENT_LEN):
             raise ValueError(f"window_len: expected an integer >= {4 * SEGMENT_LEN}, got {window_len!r}")
         self.model_samples_per_symbol = float(model_samples_per_symbol)
         self.frame_len, self.hop = int(frame_len), int(hop)
         self.window_len = int(window_len)
         self.interpolated_by = int(interpolated_by)
+        self._estimate = estimate
         self.reset()
 
     def reset(self):
@@ -228,7 +244,7 @@ class OversamplingMonitor:
             if self._n == self.window_len:
                 window = self._chunks[0] if len(self._chunks) == 1 else np.concatenate(self._chunks)
                 self._chunks, self._n, fresh = [], 0, False
-                line = estimate_samples_per_symbol(window, interpolated_by=self.interpolated_by)
+                line = self._estimate(window, interpolated_by=self.interpolated_by)
                 self.estimate, self.strength = line.samples_per_symbol, line.strength
                 self.mismatch = is_mismatch(self.estimate, self.model_samples_per_symbol)
                 self._verdicts.append((self._seen, self.estimate, self.mismatch))
