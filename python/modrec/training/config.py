@@ -48,6 +48,11 @@ class DataConfig:
     seed: int = 2016  # the generator's seed, or a file source's split seed
     workers: int = 0  # 0 = all cores
     generator: Dict[str, Any] = field(default_factory=dict)  # GeneratorConfig overrides
+    # synthetic data only: every epoch after the first trains on frames generated anew for the
+    # train split's labels, seeded by (seed, epoch), instead of the same frames again
+    # (data/fresh.py); fresh_workers processes generate the next epoch's while one trains
+    fresh_frames: bool = False
+    fresh_workers: int = 1
 
 
 @dataclass
@@ -281,6 +286,15 @@ def _validate(cfg, source):
         bad("train.device", "auto, cpu, cuda, cuda:N or mps", dev)
     if cfg.data.source is not None:
         _validate_source(cfg.data, source)
+    if cfg.data.fresh_workers < 0:
+        bad("data.fresh_workers", ">= 0 (0 = each epoch's frames generated when it starts)", cfg.data.fresh_workers)
+    if cfg.data.fresh_frames and cfg.data.source is not None:
+        raise ConfigError(f"{source}: field 'data.fresh_frames' is true, but data.source ({cfg.data.source!r}) is a "
+                          f"file: fresh frames come from the synthetic generator (remove one of the two)")
+    if cfg.data.fresh_frames and cfg.distill.cache_teacher:
+        raise ConfigError(f"{source}: field 'data.fresh_frames' is true, but distill.cache_teacher is too: the "
+                          f"teacher's outputs are cached for the stored frames, and every epoch brings new ones "
+                          f"(set cache_teacher: false, the teacher then runs on each batch)")
     for split in ("train", "val"):
         n = cfg.data.frames_per_class_snr.get(split)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:

@@ -20,6 +20,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .detection import DetectorObjective
 from .device import resolve_device
 from .distill.session import DistillSession
+from .data.fresh import FreshFrames
 from .exits import ExitTraining
 from .flops import count_flops, count_params
 from .models import create_model, default_config
@@ -167,9 +168,12 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
     # BN-gamma sparsity (network slimming) adds its subgradient to whatever the objective's loss is
     bn_sparsity = BnSparsity(model, cfg.train.bn_sparsity, frame_len) if cfg.train.bn_sparsity > 0 else None
 
+    # data.fresh_frames: each epoch after the first draws new frames for the same labels
+    fresh = _fresh_frames(cfg, source, meta, y_tr, snr_tr, log) if cfg.data.fresh_frames else None
     for epoch in range(start_epoch, end_epoch):
         t0 = time.time()
-        x_epoch = objective.start_epoch(epoch, x_tr)
+        x_frames = x_tr if fresh is None or epoch == 0 else torch.as_tensor(fresh.frames(epoch), device=device)
+        x_epoch = objective.start_epoch(epoch, x_frames)
         perm = torch.randperm(len(x_tr), generator=gen, device=device)
         tot_loss = tot_correct = tot_n = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress,
@@ -209,6 +213,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
             "train_acc": tot_correct / max(tot_n, 1),
             **objective.validate(x_va, y_va),
             "time_s": round(time.time() - t0, 2),
+            # train frames drawn so far (distinct ones: the split's size, or that each epoch when fresh)
+            "frames_seen": (epoch + 1) * len(x_tr),
         }
         val_loss, val_acc = row["val_loss"], row["val_acc"]
         row.update(objective.epoch_row(x_va, y_va))
@@ -231,6 +237,8 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
         distributed.barrier(ctx)  # a resumed or later rank reads what rank 0 just wrote
         log(f"epoch {epoch + 1}/{cfg.train.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
             f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['time_s']:.1f}s")
+    if fresh is not None:
+        fresh.close()
     if ctx.enabled:
         # every rank leaves its final weights and buffers, so a job can be audited for drift
         torch.save(objective.trainable.state_dict(), run_dir / f"rank{ctx.rank}.final.pt")
@@ -238,6 +246,19 @@ def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, 
 
 
 # ----------------------------------------------------------------------------- set-up steps of a run
+
+
+def _fresh_frames(cfg, source, meta, y_tr, snr_tr, log):
+    """FreshFrames (data/fresh.py) for a synthetic train split: its generator config and seed come
+    from the dataset's meta. ValueError for a source that was not generated."""
+    generator, seed = meta.get("config"), meta.get("seed")
+    if not isinstance(generator, dict) or seed is None:
+        raise ValueError(f"{cfg.source}: data.fresh_frames needs a dataset made by the generator; {source.path} "
+                         f"has no generator config in its meta (a file source?)")
+    log(f"fresh frames: each epoch after the first trains on {len(y_tr):,} new frames "
+        f"({cfg.data.fresh_workers} worker(s) generating ahead)")
+    return FreshFrames(generator, y_tr.cpu().numpy(), snr_tr.cpu().numpy(), seed, workers=cfg.data.fresh_workers)
+
 
 
 def _load_splits(cfg, ctx, device, log, progress):
