@@ -1,5 +1,6 @@
 """The runtime-side apps run without torch: the demo flowgraph (apps/modrec_demo) runs
-headless and scores every frame; the robustness tool scores a model on channel variants."""
+headless and scores every frame; the robustness tool scores a model on channel variants; the
+parameter sweep scores it against one generator parameter at a time."""
 
 import os
 import queue
@@ -139,3 +140,39 @@ def test_robustness_tool_scores_every_variant(tmp_path):
     rows = re.findall(r"^  (.+?)\s+([\d.]+) %$", result.stdout, re.M)
     assert len(rows) == 8 and rows[0][0] == "default (training recipe)", result.stdout
     assert "44 frames per variant" in result.stdout  # 11 classes x 2 SNRs x 2 frames
+
+
+def test_parameter_sweep_scores_each_value_and_marks_the_training_range(tmp_path):
+    model = fx.save_model(tmp_path / "fixture.onnx", frame_len=128, classes=RADIOML2016_CLASSES)
+    out, figure = tmp_path / "sweep.md", tmp_path / "sweep.png"
+    result = run_app(ROOT / "apps" / "parameter_sweep.py", "--model", model, "--frames", "2", "--snrs", "10",
+                     "--sweeps", "gfsk_index,cfo", "--out", str(out), "--figure", str(figure))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = re.findall(r"^\| ([\d.]+)( \(outside training\))? \| ([\d.]+) % \|", out.read_text(), re.M)
+    # gfsk_index: 10 values, trained on 0.3-0.8; cfo: 6 values, trained on 0-0.01
+    assert [r[0] for r in rows] == ["0.15", "0.2", "0.25", "0.3", "0.35", "0.45", "0.5", "0.6", "0.8", "1",
+                                    "0", "0.005", "0.01", "0.02", "0.04", "0.08"]
+    outside = [r[0] for r in rows if r[1]]
+    assert outside == ["0.15", "0.2", "0.25", "1", "0.02", "0.04", "0.08"]
+    assert all(0 <= float(r[2]) <= 100 for r in rows)
+    assert figure.stat().st_size > 10_000
+    bad = run_app(ROOT / "apps" / "parameter_sweep.py", "--model", model, "--sweeps", "gfsk_index,nope")
+    assert bad.returncode == 2 and "unknown ['nope']" in bad.stderr
+
+
+def test_a_sweep_point_pins_exactly_its_parameter():
+    sys.path.insert(0, str(ROOT / "apps"))
+    try:
+        import parameter_sweep as ps
+    finally:
+        sys.path.pop(0)
+    from gnuradio.modrec.training.data import GeneratorConfig
+
+    base = GeneratorConfig()
+    point = ps.pinned(base, ps.SWEEPS["gfsk_index"], 0.25)
+    assert point.gfsk_index_range == (0.25, 0.25) and point.gfsk_bt_range == base.gfsk_bt_range
+    assert ps.pinned(base, ps.SWEEPS["cfo"], 0.04).cfo_max == 0.04
+    doppler = ps.pinned(base, ps.SWEEPS["doppler"], 0.01)
+    assert doppler.doppler_range == (0.01, 0.01) and doppler.fading_prob == 1.0
+    assert ps.training_range(base, "cfo_max") == (0.0, base.cfo_max)
+    assert ps.training_range(base, "gfsk_index_range") == base.gfsk_index_range
