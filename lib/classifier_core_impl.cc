@@ -17,7 +17,7 @@ namespace modrec {
 
 classifier_core::sptr classifier_core::make(int frame_len,
                                             int hop,
-                                            int min_batch,
+                                            int max_batch,
                                             const std::string& tag_key,
                                             const std::vector<std::string>& labels,
                                             int n_classes,
@@ -29,7 +29,7 @@ classifier_core::sptr classifier_core::make(int frame_len,
 {
     return gnuradio::make_block_sptr<classifier_core_impl>(frame_len,
                                                            hop,
-                                                           min_batch,
+                                                           max_batch,
                                                            tag_key,
                                                            labels,
                                                            n_classes,
@@ -52,7 +52,7 @@ static int checked_positive(const char* name, int value)
 
 classifier_core_impl::classifier_core_impl(int frame_len,
                                            int hop,
-                                           int min_batch,
+                                           int max_batch,
                                            const std::string& tag_key,
                                            const std::vector<std::string>& labels,
                                            int n_classes,
@@ -66,7 +66,7 @@ classifier_core_impl::classifier_core_impl(int frame_len,
                 gr::io_signature::make(1, 1, sizeof(gr_complex))),
       d_frame_len(checked_positive("frame_len", frame_len)),
       d_hop(checked_positive("hop", hop)),
-      d_min_batch(checked_positive("min_batch", min_batch)),
+      d_max_batch(checked_positive("max_batch", max_batch)),
       d_n_classes(checked_positive("n_classes", n_classes)),
       d_tag_exit(tag_exit),
       d_tag_snr(tag_snr),
@@ -116,6 +116,8 @@ bool classifier_core_impl::start()
     d_next_frame = 0;
     d_pending.clear();
     d_shift = 0;
+    d_returned_at.reset();
+    d_gathering_since.reset();
     if (d_observe) {
         d_observe(nullptr, 0); // a new run: the observer starts over
     }
@@ -127,7 +129,7 @@ bool classifier_core_impl::stop()
     // Samples held behind an incomplete frame, and the tags on them, would vanish at the next
     // start: keep them to send first then, the frames complete in them classified (the next run's
     // frames start at its own offset 0). At the end of a stream everything has been flushed.
-    classify_complete(true);
+    classify_complete(true, false);
     if (d_len) {
         const uint64_t kept = d_carry.size();
         for (const auto& t : d_pending) {
@@ -194,7 +196,7 @@ pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame
     return value;
 }
 
-void classifier_core_impl::classify_complete(bool any)
+void classifier_core_impl::classify_complete(bool any, bool gather)
 {
     const uint64_t end = d_start + d_len;
     if (end < static_cast<uint64_t>(d_frame_len) || d_next_frame > end - d_frame_len) {
@@ -202,8 +204,8 @@ void classifier_core_impl::classify_complete(bool any)
     }
     const uint64_t last = end - d_frame_len;
     const size_t n = (last - d_next_frame) / d_hop + 1;
-    if (n < static_cast<size_t>(d_min_batch) && !any) {
-        return; // gathered until a batch is complete: larger batches run faster per frame
+    if (n < static_cast<size_t>(d_max_batch) && gather && !any) {
+        return; // gathered into a larger batch (see general_work)
     }
     d_frames.resize(n * d_frame_len);
     for (size_t k = 0; k < n; k++) {
@@ -292,13 +294,25 @@ int classifier_core_impl::general_work(int noutput_items,
 {
     const gr_complex* in = static_cast<const gr_complex*>(input_items[0]);
     gr_complex* out = static_cast<gr_complex*>(output_items[0]);
+    // Behind the stream: this call starts right after the last one returned (its input was
+    // already waiting). Then the complete frames are gathered, up to max_batch and for at most
+    // GATHER_WAIT, into one batch: Python, numpy and ONNX Runtime cost less per frame in larger
+    // batches, and the input behind them is waiting anyway. A block that keeps up (the gap is the
+    // time until the next chunk arrives: a throttled or slow stream) classifies each call's
+    // frames at once, so gathering never delays a stream the block keeps up with.
+    const clock::time_point now = clock::now();
+    const bool behind = d_returned_at && now - *d_returned_at < BEHIND_GAP;
+    struct stamp {
+        std::optional<clock::time_point>& at;
+        ~stamp() { at = clock::now(); }
+    } returned{ d_returned_at };
     if (!d_carry.empty()) {
         return send_carry(out, noutput_items);
     }
     const uint64_t read_before = nitems_read(0);
 
     // Bounded intake: noutput + one batch's span buffered always lets at least noutput items go.
-    const long hold = d_frame_len + static_cast<long>(d_min_batch - 1) * d_hop;
+    const long hold = d_frame_len + static_cast<long>(d_max_batch - 1) * d_hop;
     const long room = static_cast<long>(noutput_items) + hold - static_cast<long>(d_len);
     const int take =
         static_cast<int>(std::min<long>(ninput_items[0], std::max<long>(0, room)));
@@ -321,7 +335,15 @@ int classifier_core_impl::general_work(int noutput_items,
         consume(0, take);
         d_items_in += take;
     }
-    classify_complete(end_of_stream);
+    if (!behind || !d_gathering_since) {
+        d_gathering_since = now; // the first call of a gathering (it ends at the next classify)
+    }
+    const bool gather = behind && now - *d_gathering_since < GATHER_WAIT;
+    const uint64_t classified = d_next_frame;
+    classify_complete(end_of_stream, gather);
+    if (d_next_frame != classified) {
+        d_gathering_since.reset();
+    }
 
     const uint64_t to = releasable(end_of_stream);
     if (to <= d_start) {

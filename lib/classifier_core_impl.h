@@ -10,7 +10,9 @@
 
 #include <gnuradio/modrec/classifier_core.h>
 #include <pmt/pmt.h>
+#include <chrono>
 #include <deque>
+#include <optional>
 
 namespace gr {
 namespace modrec {
@@ -20,7 +22,7 @@ class classifier_core_impl : public classifier_core
 public:
     classifier_core_impl(int frame_len,
                          int hop,
-                         int min_batch,
+                         int max_batch,
                          const std::string& tag_key,
                          const std::vector<std::string>& labels,
                          int n_classes,
@@ -52,12 +54,18 @@ private:
     uint64_t releasable(bool end_of_stream) const;
     void push(const gr_complex* samples, size_t n);
     void pop(gr_complex* out, size_t n);
-    void classify_complete(bool any); // any: however few frames are complete
+    void classify_complete(bool any, bool gather); // any: however few frames are complete
     pmt::pmt_t frame_tag(size_t k, uint64_t start, const frame_decisions& d) const;
     int send_carry(gr_complex* out, int noutput_items);
     bool input_ended(int ninput, int taken);
 
-    const int d_frame_len, d_hop, d_min_batch, d_n_classes;
+    using clock = std::chrono::steady_clock;
+    // a call starting within BEHIND_GAP of the last one's return is behind the stream; frames are
+    // gathered for at most GATHER_WAIT (see general_work)
+    static constexpr std::chrono::microseconds BEHIND_GAP{ 1000 };
+    static constexpr std::chrono::milliseconds GATHER_WAIT{ 10 };
+    std::optional<clock::time_point> d_returned_at, d_gathering_since;
+    const int d_frame_len, d_hop, d_max_batch, d_n_classes;
     const bool d_tag_exit, d_tag_snr, d_tag_sps;
     const classify_function d_classify;
     const observe_function d_observe;

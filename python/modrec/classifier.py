@@ -17,18 +17,17 @@ from .runtime.resample import resample_ratio_for
 
 CLASSIFICATION_PORT = "classification"
 
-# Frames the C++ core gathers before it runs the model (fewer at the end of a stream and at a
-# stop). Measured on one core (2026-11-30, mobilenet1d_exp05-skd-v2, best of 3): gathering 32,
-# 128 or 512 frames per call ran within 3 % of 1 (each work() call's own frames, about 32 with
-# GNU Radio's default buffers), and ONNX Runtime's frames/s is flat from 16 frames per call up
-# (apps/bench_ort_settings.py): so none are gathered, and no latency is added for it. Measured
-# again with the C++ estimator (default model, best of 3): gathering 256 ran 4.6 % faster (the
-# per-call costs around ONNX Runtime: Python, numpy, thread switches). Gathering only while the
-# block is behind (its input buffer a quarter full) kept that, but a throttled 32 kS/s stream
-# comes in chunks that large too, and the demo's live view then repainted twice in 3 s (its test
-# asks for more than 5: tests/test_demo.py); enlarging the buffers instead (a history of 32k
-# samples, so GNU Radio sizes the input buffer to 64k) made the throttle's bursts as large.
-BATCH_FRAMES = 1
+# The most frames the C++ core gathers into one batch while it is behind the stream (a work()
+# call starting within 1 ms of the last one's return; for at most 10 ms: lib/classifier_core_impl.cc).
+# A block that keeps up classifies each call's frames (about 32 with GNU Radio's default buffers)
+# at once. ONNX Runtime's own frames/s is flat from 16 frames per call up
+# (apps/bench_ort_settings.py), but the per-call costs around it (Python, numpy, pybind11, thread
+# switches) are not: measured on one core with the default model (2026-11-30, best of 3), always
+# gathering 256 ran 4.6 % faster than gathering none. Gathering whenever the input buffer was a
+# quarter full was rejected: a throttled 32 kS/s stream comes in chunks that large too, and the
+# demo's live view then repainted twice in 3 s (tests/test_demo.py); so was enlarging the input
+# buffer (a history of 32k samples), which made the throttle's bursts as large.
+BATCH_FRAMES = 256
 
 # forecast() waits for news from the end-of-stream probe in slices of this length; the wait
 # itself only ends on news (new input or end of stream), so correctness never hangs on a timeout.

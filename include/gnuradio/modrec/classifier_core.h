@@ -49,8 +49,11 @@ struct MODREC_API frame_decisions {
  * sps_estimate + sps_mismatch where the flags ask for them.
  *
  * \p classify gets K frames as K x frame_len contiguous gr_complex samples and fills a
- * frame_decisions; it is called once \p min_batch frames are complete (more when a work() call
- * completes more), and with those left at the end of the stream and at a stop. \p observe (may be
+ * frame_decisions; it is called with the frames each work() call completes, and, while the block
+ * is behind the stream (a call starts within a millisecond of the last one's return: its input
+ * was waiting), with up to \p max_batch of them gathered over several calls for at most 10 ms,
+ * since larger batches cost less per frame; and with those left at the end of the stream and at
+ * a stop. \p observe (may be
  * empty) gets every chunk of samples taken in, before the frames it completes are classified
  * (the oversampling check reads them), and (nullptr, 0) at every start: a new run begins. Neither may throw: an exception out of work() stops the
  * flowgraph (the Python bindings catch Python errors and tag the frames unknown).
@@ -70,19 +73,19 @@ public:
     /*!
      * \param frame_len samples per frame (> 0)
      * \param hop samples between frame starts (> 0)
-     * \param min_batch frames gathered before classify is called (> 0); fewer at the end of the
-     * stream and at a stop, so no frame leaves untagged
+     * \param max_batch the most frames gathered while the block is behind the stream (> 0;
+     * 1: never gathered)
      * \param tag_key key of the frame tags
      * \param labels decision labels: the model's classes (noise as "noise"), "unknown" last
      * \param n_classes columns of probs (labels.size() - 1)
      * \param tag_exit, tag_snr, tag_sps which optional fields the tags carry
      * \param classify, observe the callbacks (above)
-     * Throws std::invalid_argument for a non-positive frame_len, hop or min_batch, an empty label list, or
+     * Throws std::invalid_argument for a non-positive frame_len, hop or max_batch, an empty label list, or
      * an empty classify callback.
      */
     static sptr make(int frame_len,
                      int hop,
-                     int min_batch,
+                     int max_batch,
                      const std::string& tag_key,
                      const std::vector<std::string>& labels,
                      int n_classes,

@@ -130,7 +130,7 @@ void bind_classifier_core(py::module& m)
         "modrec.classifier builds it.")
         .def(py::init([](int frame_len,
                          int hop,
-                         int min_batch,
+                         int max_batch,
                          const std::string& tag_key,
                          const std::vector<std::string>& labels,
                          int n_classes,
@@ -147,7 +147,7 @@ void bind_classifier_core(py::module& m)
                  }
                  return classifier_core::make(frame_len,
                                               hop,
-                                              min_batch,
+                                              max_batch,
                                               tag_key,
                                               labels,
                                               n_classes,
@@ -159,7 +159,7 @@ void bind_classifier_core(py::module& m)
              }),
              py::arg("frame_len"),
              py::arg("hop"),
-             py::arg("min_batch"),
+             py::arg("max_batch"),
              py::arg("tag_key"),
              py::arg("labels"),
              py::arg("n_classes"),

@@ -200,7 +200,8 @@ class OversamplingMonitor:
     ended at or before the frame's end: its estimate (float, NaN: no line, or no window yet) and
     whether that is a mismatch (more than MISMATCH_RATIO off ``model_samples_per_symbol``). So the
     verdicts depend on the stream alone, not on how it is cut into calls: the classifier block and
-    ``modrec classify`` agree frame for frame. Frames ending within the first ``window_len``
+    ``modrec classify`` agree frame for frame (but where a window's line is within float32
+    rounding of LINE_STRENGTH: the block's estimator is the C++ twin). Frames ending within the first ``window_len``
     samples are never called a mismatch. ``interpolated_by``: the ``up`` factor of the resampler
     in front (framing.ResampledFramer), whose own lines are not symbol rates. ``estimate``: the
     estimator, a callable with ``estimate_samples_per_symbol``'s signature returning a
