@@ -52,8 +52,9 @@ struct MODREC_API frame_decisions {
  * frame_decisions; it is called with the frames each work() call completes, and, while the block
  * is behind the stream (a call starts within a millisecond of the last one's return: its input
  * was waiting), with up to \p max_batch of them gathered over several calls for at most 10 ms,
- * since larger batches cost less per frame; and with those left at the end of the stream and at
- * a stop. \p observe (may be
+ * since larger batches cost less per frame (should upstream stall, neither ending nor sending,
+ * right after such a call, the gathered frames wait for its next samples or the stop); and with
+ * those left at the end of the stream and at a stop. \p observe (may be
  * empty) gets every chunk of samples taken in, before the frames it completes are classified
  * (the oversampling check reads them), and (nullptr, 0) at every start: a new run begins. Neither may throw: an exception out of work() stops the
  * flowgraph (the Python bindings catch Python errors and tag the frames unknown).
