@@ -355,45 +355,39 @@ def test_model_card_keeps_hand_written_notes(tmp_path):
     assert again.count("## Notes") == 1 and "- trained on a borrowed GPU" in again
 
 
-def test_model_card_states_the_distillation_recipe(tmp_path):
+def _card_text(tmp_path, name, classes=("A", "B"), **fields):
+    """The model card write_model_card renders for a summary of one 0 dB row plus ``fields``."""
     from gnuradio.modrec.training.model_card import write_model_card
 
+    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": list(classes), **fields}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    write_model_card(tmp_path / "summary.json", tmp_path / name)
+    return (tmp_path / name).read_text()
+
+
+def test_model_card_states_the_distillation_recipe(tmp_path):
     distill = {"method": "kd", "cfg": {"temperature": 4.0, "alpha": 0.9}, "cache_teacher": True, "cache_views": 4,
                "teacher": {"checkpoint": "runs/inception_resnet/best.pt", "model": "inception_resnet", "val_acc": 0.5175}}
-    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "B"],
-               "training": {"distill": distill}}
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
-    write_model_card(tmp_path / "summary.json", tmp_path / "m.md")
-    text = (tmp_path / "m.md").read_text()
+    text = _card_text(tmp_path, "m.md", training={"distill": distill})
     assert ("- distillation: kd `{\"alpha\": 0.9, \"temperature\": 4.0}` from `runs/inception_resnet/best.pt` "
             "(inception_resnet, validation accuracy 51.7 %); teacher outputs cached on 4 augmented copies") in text
 
 
 def test_model_card_states_the_exit_rule_and_exports_with_it(tmp_path):
-    from gnuradio.modrec.training.model_card import write_model_card
-
     calibration = {"policy": "gate", "threshold": 0.04, "budget_pp": 0.5, "snr_min": 10.0}
-    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "B"],
-               "training": {"exit_calibration": calibration, "config": {"source": "configs/x_ee.yaml", "experiment": "x-p4"}}}
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
-    write_model_card(tmp_path / "summary.json", tmp_path / "x_ee.md")
-    text = (tmp_path / "x_ee.md").read_text()
+    text = _card_text(tmp_path, "x_ee.md", training={
+        "exit_calibration": calibration, "config": {"source": "configs/x_ee.yaml", "experiment": "x-p4"}})
     assert "- exit rule: `gate` <= 0.040, calibrated on the validation split to lose at most 0.5 pp (also at SNR >= 10 dB)" in text
     assert ("modrec export --checkpoint runs/x-p4/best.pt --out models/x_ee.onnx --exit-policy gate "
             "--exit-budget-pp 0.5 --exit-budget-snr-min 10 --force") in text
 
 
 def test_model_card_of_a_joined_model_reproduces_it_with_its_detector_and_thresholds(tmp_path):
-    from gnuradio.modrec.training.model_card import write_model_card
-
     detector = {"checkpoint": "runs/signal_detector-dc-narrow/best.pt", "noise_false_rate": 0.005}
-    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "noise"],
-               "metadata": {"unknown_score": "energy", "unknown_threshold": "-3.4", "unknown_false_rate": "0.05",
-                            "training": {"detector": detector,
-                                         "config": {"source": "configs/x.yaml", "experiment": "x"}}}}
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
-    write_model_card(tmp_path / "summary.json", tmp_path / "x-v2.md")
-    text = (tmp_path / "x-v2.md").read_text()
+    text = _card_text(tmp_path, "x-v2.md", classes=("A", "noise"),
+                      metadata={"unknown_score": "energy", "unknown_threshold": "-3.4", "unknown_false_rate": "0.05",
+                                "training": {"detector": detector,
+                                             "config": {"source": "configs/x.yaml", "experiment": "x"}}})
     assert "modrec train --config configs/signal_detector-dc-narrow.yaml      # the signal detector" in text
     assert ("modrec export --checkpoint runs/x/best.pt --out models/x-v2.onnx --detector "
             "runs/signal_detector-dc-narrow/best.pt --noise-false-rate 0.005 --unknown-score energy "
@@ -450,16 +444,11 @@ def test_a_shipped_card_rerendered_from_its_summary_copy_keeps_its_own_figures(t
 
 
 def test_model_card_of_an_int8_file_says_how_it_was_quantised_and_reproduces_it(tmp_path):
-    from gnuradio.modrec.training.model_card import write_model_card
-
     quantization = {"method": "onnxruntime.quantization.quantize_static", "format": "QDQ", "ops": ["Conv", "Gemm"],
                     "activations": "QInt8", "weights": "QInt8 per channel", "calibration": "minmax",
                     "calibration_frames": 2048, "calibration_seed": 0, "from": "x.onnx"}
-    summary = {"accuracy": 0.5, "per_snr": [{"snr_db": 0, "n": 10, "accuracy": 0.5}], "classes": ["A", "B"],
-               "training": {"quantization": quantization, "config": {"source": "configs/x.yaml", "experiment": "x"}}}
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
-    write_model_card(tmp_path / "summary.json", tmp_path / "x-int8.md")
-    text = (tmp_path / "x-int8.md").read_text()
+    text = _card_text(tmp_path, "x-int8.md", training={
+        "quantization": quantization, "config": {"source": "configs/x.yaml", "experiment": "x"}})
     assert "- quantization: QDQ QInt8 activations, QInt8 per channel weights on Conv, Gemm, minmax calibration on 2,048" in text
     # the fp32 file is exported, then quantised into the file the card describes
     assert "modrec export --checkpoint runs/x/best.pt --out models/x.onnx --force" in text
