@@ -58,19 +58,33 @@ SWEEPS = {
     "wbfm_deviation": Sweep("wbfm_deviation_range", ("WBFM",), (0.02, 0.05, 0.1, 0.2, 0.35, 0.5),
                             "WBFM peak deviation (cycles/sample)"),
     "am_depth": Sweep("am_depth_range", ("AM-DSB",), (0.1, 0.3, 0.5, 0.8, 1.0), "AM-DSB modulation depth"),
+    # The channel model's gaps against GNU Radio's dynamic channel model (docs/GENERATOR_AUDIT.md):
+    # whole-sample tap delays (0) against fractional ones (1), and offsets that drift in a frame.
+    "fractional_delays": Sweep("fractional_delays", DIGITAL, (0, 1),
+                               "tap delays: whole samples (0) or fractional (1), fading on", {"fading_prob": 1.0}),
+    "cfo_drift": Sweep("cfo_drift_std", DIGITAL, (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3),
+                       "carrier offset drift, std per sample (cycles/sample)"),
+    "clock_drift": Sweep("clock_drift_std", DIGITAL, (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3),
+                         "sample clock drift, std per sample (fraction of the rate)"),
 }
 
 
 def training_range(base, field):
-    """(lo, hi) the default recipe draws ``field`` from (a scalar x: cfo_max is U(-x, x), so 0..x)."""
+    """(lo, hi) the default recipe draws ``field`` from (a scalar x: cfo_max is U(-x, x), so 0..x;
+    a switch: (0, 0) when off, (1, 1) when on)."""
     value = getattr(base, field)
+    if isinstance(value, bool):
+        return (float(value), float(value))
     return (0.0, float(value)) if np.isscalar(value) else (float(value[0]), float(value[1]))
 
 
 def pinned(base, sweep, value):
     """The generator config of one point of a sweep."""
     current = getattr(base, sweep.field)
-    setting = float(value) if np.isscalar(current) else (float(value), float(value))
+    if isinstance(current, bool):
+        setting = bool(value)
+    else:
+        setting = float(value) if np.isscalar(current) else (float(value), float(value))
     return dataclasses.replace(base, **{sweep.field: setting, **sweep.fixed})
 
 
@@ -122,6 +136,9 @@ def draw(results, base, path, title):
         lo, hi = training_range(base, sweep.field)
         ax.axvspan(lo, hi, color="0.88", label="training range")
         ax.plot([r[0] for r in rows], [100 * r[1] for r in rows], "o-")
+        positive = [r[0] for r in rows if r[0] > 0]
+        if positive and max(positive) > 100 * min(positive):  # values over decades (the drifts)
+            ax.set_xscale("symlog", linthresh=min(positive))
         ax.set_xlabel(sweep.label, fontsize=8)
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)

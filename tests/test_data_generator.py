@@ -81,6 +81,9 @@ def test_synthesize_helpers():
         ({"cfo_max": -0.1}, "cfo_max"),
         ({"fading_prob": 2.0}, "fading_prob"),
         ({"wbfm_deviation_range": (0.1,)}, "wbfm_deviation_range"),
+        ({"fractional_delays": "yes"}, "fractional_delays"),
+        ({"cfo_drift_std": -1e-6}, "cfo_drift_std"),
+        ({"clock_drift_std": 0.1}, "clock_drift_std"),
     ],
 )
 def test_config_validation_names_field(kwargs, field):
@@ -171,6 +174,96 @@ def test_channel_randomises_per_frame():
     assert np.ptp(power_db) > 20  # random receiver gain
     c = generate_frames("QPSK", 200, 100.0, np.random.default_rng(5), CLEAN)
     assert np.ptp(10 * np.log10(np.mean(np.abs(c) ** 2, 1))) < 6
+
+
+# ---- the channel model's options against GNU Radio's (fractional delays, drifting offsets) ---
+
+
+def test_fractional_delay_fir_delays_a_tone_by_its_fraction():
+    from gnuradio.modrec.training.data import channel
+
+    k = channel.FRACTIONAL_DELAY_TAPS
+    assert np.allclose(channel.fractional_delay_fir(0.0), np.eye(k)[k // 2 - 1], atol=1e-7)
+    frac = np.linspace(0.0, 0.95, 20)
+    h = channel.fractional_delay_fir(frac)
+    assert h.shape == (20, k) and h.dtype == np.float32 and np.allclose(h.sum(1), 1, atol=1e-6)
+    for f in (0.02, 0.05, 0.1):  # cycles/sample, the band a 128-sample frame's signals use
+        response = (h * np.exp(-2j * np.pi * f * np.arange(k))).sum(1)  # H(f) of each filter
+        delay = -np.angle(response) / (2 * np.pi * f)
+        assert np.allclose(delay, k // 2 - 1 + frac, atol=2e-3), (f, delay - frac)
+        assert np.allclose(np.abs(response), 1, atol=1e-2)  # flat within 1 % up to 0.1 cycles/sample
+
+
+def _estimated_responses(fractional, n=300, seed=3):
+    """Least-squares impulse responses of time-invariant two-tap channels (no Doppler), and the
+    largest residual of the fit."""
+    from gnuradio.modrec.training.data import channel
+
+    cfg = GeneratorConfig(fading_prob=1.0, max_taps=2, max_delay_samples=4, doppler_range=(0.0, 0.0),
+                          fractional_delays=fractional)
+    lead, m = channel.lead_samples(cfg), 256
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, m + lead)) + 1j * rng.standard_normal((n, m + lead))).astype(np.complex64)
+    y, _ = channel.multipath(x, m, rng, cfg)
+    rows = np.stack([x[:, lead - d : lead - d + m] for d in range(lead + 1)], axis=2)  # (n, m, lead+1)
+    h = np.stack([np.linalg.lstsq(rows[i], y[i], rcond=None)[0] for i in range(n)])
+    residual = np.abs(np.einsum("nmd,nd->nm", rows, h) - y).max()
+    return h, residual
+
+
+def test_fractional_tap_delays_spread_a_tap_over_its_neighbours():
+    h, residual = _estimated_responses(False)
+    assert residual < 1e-3  # the channel is exactly a whole-sample FIR
+    significant = (np.abs(h) ** 2 > 1e-4 * (np.abs(h) ** 2).sum(1, keepdims=True)).sum(1)
+    assert significant.max() <= 2  # two taps at whole delays
+
+    h, residual = _estimated_responses(True)
+    assert residual < 1e-3  # still a time-invariant FIR: the interpolated taps, 3 samples later
+    significant = (np.abs(h) ** 2 > 1e-4 * (np.abs(h) ** 2).sum(1, keepdims=True)).sum(1)
+    # half the channels have a second tap (1..max_taps); one between samples rings over its neighbours
+    assert np.mean(significant > 2) > 0.35
+    peak = np.abs(h).argmax(1)
+    assert peak.min() >= 3  # the interpolator's fixed delay: nothing arrives before it
+
+
+def test_carrier_offset_drift_walks_the_frequency_within_a_frame():
+    from gnuradio.modrec.training.data import channel
+
+    std = 1e-4
+    cfg = GeneratorConfig(cfo_max=0.0, phase_noise_range=(0.0, 0.0), cfo_drift_std=std)
+    y = channel.oscillator(np.ones((4000, 128), dtype=np.complex64), np.random.default_rng(0), cfg)
+    freq = np.diff(np.unwrap(np.angle(y), axis=1), axis=1) / (2 * np.pi)  # (n, 127), cycles/sample
+    # freq[k] is the walk after k + 1 steps: std * sqrt(k + 1)
+    for k in (0, 15, 63, 126):
+        assert freq[:, k].std() == pytest.approx(std * np.sqrt(k + 1), rel=0.08)
+    still = channel.oscillator(np.ones((4, 128), dtype=np.complex64), np.random.default_rng(0),
+                               GeneratorConfig(cfo_max=0.0, phase_noise_range=(0.0, 0.0)))
+    assert np.allclose(np.diff(np.unwrap(np.angle(still), axis=1), axis=1), 0, atol=1e-5)
+
+
+def test_sample_clock_drift_walks_the_symbol_rate_within_a_frame():
+    from gnuradio.modrec.training.data import generator
+
+    std = 1e-4
+    cfg = GeneratorConfig(sps_jitter=0.0, clock_offset_ppm=0.0, clock_drift_std=std)
+    t, _ = generator._symbol_times(4000, 128, np.random.default_rng(0), cfg)
+    rate = np.diff(t, axis=1) * cfg.samples_per_symbol - 1  # relative offset of each step
+    for k in (0, 15, 63, 126):
+        assert rate[:, k].std() == pytest.approx(std * np.sqrt(k + 1), rel=0.08)
+    steady, _ = generator._symbol_times(4, 128, np.random.default_rng(0), GeneratorConfig(sps_jitter=0.0, clock_offset_ppm=0.0))
+    assert np.allclose(np.diff(steady, axis=1), 1 / cfg.samples_per_symbol)
+
+
+def test_channel_options_leave_the_default_recipe_and_its_datasets_as_they_were():
+    assert not {"fractional_delays", "cfo_drift_std", "clock_drift_std"} & set(DEFAULT_CONFIG.to_dict())
+    cfg = GeneratorConfig(fractional_delays=True, cfo_drift_std=1e-6, clock_drift_std=1e-6)
+    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    for name in ("QPSK", "GFSK", "WBFM"):
+        a = generate_frames(name, 64, 10.0, np.random.default_rng(1))
+        b = generate_frames(name, 64, 10.0, np.random.default_rng(1), GeneratorConfig(cfo_drift_std=0.0))
+        assert np.array_equal(a, b)
+        c = generate_frames(name, 64, 10.0, np.random.default_rng(1), cfg)
+        assert c.shape == a.shape and np.all(np.isfinite(c)) and not np.array_equal(a, c)
 
 
 def test_data_package_imports_neither_torch_nor_gnuradio_runtime():

@@ -176,3 +176,19 @@ def test_a_sweep_point_pins_exactly_its_parameter():
     assert doppler.doppler_range == (0.01, 0.01) and doppler.fading_prob == 1.0
     assert ps.training_range(base, "cfo_max") == (0.0, base.cfo_max)
     assert ps.training_range(base, "gfsk_index_range") == base.gfsk_index_range
+
+
+def test_the_channel_sweeps_pin_the_switch_and_the_drifts():
+    sys.path.insert(0, str(ROOT / "apps"))
+    try:
+        import parameter_sweep as ps
+    finally:
+        sys.path.pop(0)
+    from gnuradio.modrec.training.data import GeneratorConfig
+
+    base = GeneratorConfig()
+    off, on = (ps.pinned(base, ps.SWEEPS["fractional_delays"], v) for v in (0, 1))
+    assert off.fractional_delays is False and on.fractional_delays is True and on.fading_prob == 1.0
+    assert ps.training_range(base, "fractional_delays") == (0.0, 0.0)
+    assert ps.pinned(base, ps.SWEEPS["cfo_drift"], 1e-5).cfo_drift_std == 1e-5
+    assert ps.pinned(base, ps.SWEEPS["clock_drift"], 1e-6).clock_drift_std == 1e-6

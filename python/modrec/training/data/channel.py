@@ -1,7 +1,7 @@
 """Vectorised channel impairments, every parameter drawn per frame.
 
-Order (transmitter -> receiver): multipath fading with Doppler, carrier frequency offset,
-carrier phase and phase noise, receiver IQ imbalance, AWGN, receiver gain.
+Order (transmitter -> receiver): multipath fading with Doppler, carrier frequency offset (with
+its drift), carrier phase and phase noise, receiver IQ imbalance, AWGN, receiver gain.
 """
 
 from functools import lru_cache
@@ -10,6 +10,30 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 _SINUSOIDS = 8  # sum-of-sinusoids terms per tap; enough for a Rayleigh-like envelope
+
+# Length of the interpolator that puts a tap at a fractional delay (GeneratorConfig.
+# fractional_delays); RadioML 2016's generation scripts give GNU Radio's selective fading model
+# the same 8 (`ntaps_mpath`) for its taps at 0, 0.9 and 1.7 samples.
+FRACTIONAL_DELAY_TAPS = 8
+
+
+def lead_samples(cfg):
+    """Samples a transmitter must produce before a frame so that every delayed tap sees signal."""
+    return cfg.max_delay_samples + (FRACTIONAL_DELAY_TAPS - 1 if cfg.fractional_delays else 0)
+
+
+def fractional_delay_fir(frac):
+    """Windowed-sinc fractional-delay filters (Laakso et al., "Splitting the unit delay", IEEE
+    Signal Processing Magazine, 1996, section on windowed sinc design; Hann window).
+
+    ``frac`` float array (...,) in [0, 1). Returns float32 (..., FRACTIONAL_DELAY_TAPS): the
+    filter h with y[n] = sum_k h[k] x[n - k] delays x by (FRACTIONAL_DELAY_TAPS / 2 - 1) + frac
+    samples, with unit gain at 0 Hz. frac = 0 gives a pure delay (one tap of 1, to rounding).
+    """
+    half = FRACTIONAL_DELAY_TAPS / 2
+    t = np.arange(FRACTIONAL_DELAY_TAPS) - (half - 1) - np.asarray(frac, dtype=np.float64)[..., None]
+    h = np.sinc(t) * 0.5 * (1 + np.cos(np.pi * t / half))
+    return (h / h.sum(-1, keepdims=True)).astype(np.float32)
 
 
 @lru_cache(maxsize=32)
@@ -27,8 +51,11 @@ def _knot_matrix(n_out, n_knots):
 def multipath(x, n_out, rng, cfg):
     """Apply a per-frame tapped-delay-line fading channel.
 
-    ``x`` (n, n_out + max_delay) complex64: the signal with ``max_delay`` lead-in samples so
-    delayed taps see real signal. Returns (y (n, n_out) complex64, power_gain (n,)) where
+    ``x`` (n, n_out + lead_samples(cfg)) complex64: the signal with lead-in samples so delayed
+    taps see real signal. Tap delays are whole samples, or with ``cfg.fractional_delays`` any
+    real delay (each tap through fractional_delay_fir, the whole channel then a further
+    FRACTIONAL_DELAY_TAPS / 2 - 1 samples later, which a random symbol timing makes invisible).
+    Returns (y (n, n_out) complex64, power_gain (n,)) where
     power_gain is the mean over the frame of sum_p |g_p(k)|^2 (1 for a flat channel).
     """
     n = x.shape[0]
@@ -56,10 +83,14 @@ def multipath(x, n_out, rng, cfg):
         return y, power_gain
     m = fi.size
     n_taps, spread, fd = n_taps[fi], spread[fi], fd[fi]
-    # Integer tap delays: 0 for the first tap, sorted random lags up to a per-frame spread.
-    lags = np.sort(np.floor(lag_u[fi] * (spread[:, None] + 1)), axis=1).astype(np.int64)
+    # Tap delays: 0 for the first tap, sorted random lags up to a per-frame spread; whole
+    # samples (0..spread) or real (0 <= lag < spread).
+    if cfg.fractional_delays:
+        lags = np.sort(lag_u[fi] * spread[:, None], axis=1)
+    else:
+        lags = np.sort(np.floor(lag_u[fi] * (spread[:, None] + 1)), axis=1)
     lags[:, 0] = 0
-    lags = np.minimum(lags, lead)
+    lags = np.minimum(lags, cfg.max_delay_samples)
     power = np.exp(-lags / (decay_u[fi] * spread)[:, None])
     power[np.arange(taps)[None, :] >= n_taps[:, None]] = 0.0
     power /= power.sum(1, keepdims=True)
@@ -82,18 +113,37 @@ def multipath(x, n_out, rng, cfg):
     yf = np.zeros((m, n_out), dtype=np.complex64)
     base = (fi.astype(np.int64) * x.shape[1])[:, None] + np.arange(n_out)[None, :] + lead
     flat = x.ravel()
-    for p in range(int(n_taps.max())):
-        yf += gains[:, p] * flat.take(base - lags[:, p : p + 1])
+    if cfg.fractional_delays:
+        whole = np.floor(lags).astype(np.int64)
+        fir = fractional_delay_fir(lags - whole)  # (m, taps, K)
+        for p in range(int(n_taps.max())):
+            delayed = np.zeros((m, n_out), dtype=np.complex64)
+            for k in range(FRACTIONAL_DELAY_TAPS):
+                delayed += fir[:, p, k : k + 1] * flat.take(base - whole[:, p : p + 1] - k)
+            yf += gains[:, p] * delayed
+    else:
+        lags = lags.astype(np.int64)
+        for p in range(int(n_taps.max())):
+            yf += gains[:, p] * flat.take(base - lags[:, p : p + 1])
     y[fi] = yf
     power_gain[fi] = np.mean(gains.real**2 + gains.imag**2, axis=2).sum(1)
     return y, power_gain
 
 
 def oscillator(y, rng, cfg):
-    """Carrier frequency offset, random carrier phase and Wiener phase noise (in place)."""
+    """Carrier frequency offset, its drift, random carrier phase and Wiener phase noise (in place).
+
+    The offset is drawn per frame, U(-cfo_max, cfo_max) cycles/sample; with cfo_drift_std > 0 it
+    then walks within the frame (a Gaussian step of that std, cycles/sample, per sample: GNU
+    Radio's channels.cfo_model, whose bound is the per-frame range here) and the phase is its
+    running sum.
+    """
     n, m = y.shape
     cfo = rng.uniform(-cfg.cfo_max, cfg.cfo_max, size=n)
     theta = (2 * np.pi * cfo)[:, None] * np.arange(m)[None, :] + rng.uniform(0, 2 * np.pi, size=(n, 1))
+    if cfg.cfo_drift_std > 0:  # (no draw at 0: datasets built before the option stay as they were)
+        drift = np.cumsum(rng.standard_normal((n, m)) * cfg.cfo_drift_std, axis=1)
+        theta += 2 * np.pi * (np.cumsum(drift, axis=1) - drift)  # phase at k: the offsets of samples 0..k-1
     pn = rng.uniform(*cfg.phase_noise_range, size=n).astype(np.float32)
     if np.any(pn > 0):
         # Uniform increments with the same variance: after the running sum the walk is

@@ -46,6 +46,9 @@ class GeneratorConfig:
     Transmitter
       sps_jitter          relative spread of the oversampling: sps * U(1-x, 1+x), 0..0.25
       clock_offset_ppm    extra sample-clock offset, U(-x, x) ppm, 0..10000
+      clock_drift_std     the sample-clock offset's random walk within a frame: a Gaussian step
+                          of this std (fraction of the rate, e.g. 1e-6 = 1 ppm) per sample, as in
+                          GNU Radio's channels.sro_model, 0..1e-3
       rolloff_range       RRC roll-off of PSK/PAM/QAM, within [0.05, 1]
       cpfsk_index_range   CPFSK modulation index h, within [0.1, 2]
       gfsk_index_range    GFSK modulation index h, within [0.1, 2]
@@ -61,10 +64,15 @@ class GeneratorConfig:
       fading_prob         fraction of frames with multipath fading (rest: flat, no Doppler)
       max_taps            taps of a faded channel are drawn from 1..max_taps, 1..16
       max_delay_samples   largest tap delay (samples) of the per-frame delay spread, 0..256
+      fractional_delays   tap delays are any real value (windowed-sinc interpolated, as GNU Radio's
+                          selective fading model and 3GPP's TDL profiles place them) instead of
+                          whole samples
       rayleigh_prob       fraction of faded frames without line of sight (Rayleigh), 0..1
       rician_k_db_range   Rician K factor of the first tap otherwise, within [-30, 40] dB
       doppler_range       maximum Doppler shift, cycles/sample, within [0, 0.05]
       cfo_max             carrier frequency offset U(-x, x), cycles/sample, 0..0.25
+      cfo_drift_std       the carrier offset's random walk within a frame: a Gaussian step of this
+                          std (cycles/sample) per sample, as in GNU Radio's channels.cfo_model, 0..1e-3
       phase_noise_range   std of the phase random walk per sample (rad), within [0, 0.5]
       iq_gain_imbalance_db  receiver IQ gain imbalance U(-x, x) dB, 0..6
       iq_phase_imbalance_deg  receiver IQ phase imbalance U(-x, x) degrees, 0..30
@@ -107,6 +115,9 @@ class GeneratorConfig:
     analog_silence_floor_db: float = -20.0
     coloured_noise_prob: float = 0.0
     coloured_noise_cutoff: tuple = receiver_noise.SIGNAL_CHANNEL_CUTOFF
+    fractional_delays: bool = False
+    cfo_drift_std: float = 0.0
+    clock_drift_std: float = 0.0
 
     def __post_init__(self):
         # Lists from JSON (meta.json) become tuples so configs compare and hash consistently.
@@ -164,6 +175,10 @@ class GeneratorConfig:
         _check_float("coloured_noise_prob", self.coloured_noise_prob, 0, 1)
         # firwin needs a cutoff below Nyquist; 0.95 is also receiver_noise's own upper limit
         _check_range("coloured_noise_cutoff", self.coloured_noise_cutoff, 0.05, 0.95)
+        if not isinstance(self.fractional_delays, (bool, np.bool_)):
+            raise ValueError(f"GeneratorConfig.fractional_delays: expected true or false, got {self.fractional_delays!r}")
+        _check_float("cfo_drift_std", self.cfo_drift_std, 0, 1e-3)
+        _check_float("clock_drift_std", self.clock_drift_std, 0, 1e-3)
 
     def to_dict(self):
         """JSON-ready dict (tuples become lists). Fields added after a dataset format was in use
@@ -210,7 +225,8 @@ class GeneratorConfig:
 
 
 # field -> default of the fields to_dict leaves out at their default
-_LATER_FIELDS = {"coloured_noise_prob": 0.0, "coloured_noise_cutoff": receiver_noise.SIGNAL_CHANNEL_CUTOFF}
+_LATER_FIELDS = {"coloured_noise_prob": 0.0, "coloured_noise_cutoff": receiver_noise.SIGNAL_CHANNEL_CUTOFF,
+                 "fractional_delays": False, "cfo_drift_std": 0.0, "clock_drift_std": 0.0}
 
 
 def _is_number(v):
@@ -246,11 +262,15 @@ DEFAULT_CONFIG = GeneratorConfig()
 
 
 def _symbol_times(n, m, rng, cfg):
-    """Per-frame sample instants in symbol periods: random fractional timing and oversampling."""
+    """Per-frame sample instants in symbol periods: random fractional timing and oversampling,
+    and with clock_drift_std > 0 a sample clock whose offset walks within the frame."""
     sps = cfg.samples_per_symbol * rng.uniform(1 - cfg.sps_jitter, 1 + cfg.sps_jitter, size=n)
     step = (1 + rng.uniform(-1, 1, size=n) * cfg.clock_offset_ppm * 1e-6) / sps
     t0 = mod.TAPS / 2 + rng.uniform(size=n)
     t = t0[:, None] + step[:, None] * np.arange(m)[None, :]
+    if cfg.clock_drift_std > 0:  # (no draw at 0: datasets built before the option stay as they were)
+        drift = np.cumsum(rng.standard_normal((n, m)) * cfg.clock_drift_std, axis=1)
+        t += step[:, None] * (np.cumsum(drift, axis=1) - drift)
     return t, mod.symbols_needed(t[:, -1].max())
 
 
@@ -364,7 +384,7 @@ def _as_rng(rng):
 
 def _chunk(name, n, snr_db, rng, cfg, random_gain):
     L = cfg.frame_len
-    lead = cfg.max_delay_samples
+    lead = channel.lead_samples(cfg)
     x = _transmit(name, n, L + lead, rng, cfg)
     y, chan_gain = channel.multipath(x, L, rng, cfg)
     channel.oscillator(y, rng, cfg)
