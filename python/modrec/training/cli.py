@@ -174,6 +174,10 @@ def _parser():
     r.add_argument("--json", help="write the rows and the gap-closed fractions here")
     r.add_argument("--plot", help="write the accuracy-vs-SNR plot here (PNG)")
     r.add_argument("--remeasure", action="store_true", help="time all models' ORT speed side by side in this run")
+    lc = sub.add_parser("learning-curves", help="validation accuracy against training frames seen, over training runs")
+    lc.add_argument("runs", nargs="+", metavar="RUN", help="run directories (each with the history.csv modrec train writes)")
+    lc.add_argument("--markdown", help="write the table here (between the results markers, if the file has them)")
+    lc.add_argument("--plot", help="write the curves here (PNG)")
     pr = sub.add_parser("prune-report", help="pruning sweep table, summary and accuracy-vs-FLOPs plots")
     pr.add_argument("summaries", nargs="+", metavar="SUMMARY", help="summary.json of pruned runs and their unpruned baselines")
     pr.add_argument("--markdown", help="write the tables here (between the results markers, if the file has them)")
@@ -502,6 +506,10 @@ def main(argv=None):
 
             entries = [load_entry(p, "teacher") for p in args.teacher] + [load_entry(p, "student") for p in args.student]
             print(write_comparison(entries, args.markdown, args.json, args.plot, remeasure=args.remeasure))
+        elif args.cmd == "learning-curves":
+            from .learning_curves import write_learning_curves
+
+            print(write_learning_curves(args.runs, args.markdown, args.plot))
         elif args.cmd == "prune-report":
             from .prune.report import write_pruning_report
 
