@@ -170,28 +170,30 @@ void classifier_core_impl::pop(gr_complex* out, size_t n)
 
 pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame_decisions& d) const
 {
-    // the field order and PMT types of the Python core (python/modrec/classifier.py)
+    // the field order and PMT types of the Python core (python/modrec/classifier.py). Each field
+    // is prepended with acons, which is what pmt::dict_add does for a key the dict lacks, without
+    // dict_add's search of the dict for it first (the keys here are distinct by construction).
     const int64_t idx = d.index[k];
     const size_t label = idx < 0 ? d_labels.size() - 1 : static_cast<size_t>(idx);
     pmt::pmt_t value = pmt::make_dict();
-    value = pmt::dict_add(value, d_f_class, d_labels.at(label));
-    value = pmt::dict_add(value, d_f_index, pmt::from_long(idx));
-    value = pmt::dict_add(value, d_f_confidence, pmt::from_double(d.confidence[k]));
-    value = pmt::dict_add(
-        value,
+    value = pmt::acons(d_f_class, d_labels.at(label), value);
+    value = pmt::acons(d_f_index, pmt::from_long(idx), value);
+    value = pmt::acons(d_f_confidence, pmt::from_double(d.confidence[k]), value);
+    value = pmt::acons(
         d_f_probs,
-        pmt::init_f32vector(d_n_classes, d.probs.data() + k * static_cast<size_t>(d_n_classes)));
-    value = pmt::dict_add(value, d_f_frame_len, d_frame_len_pmt);
-    value = pmt::dict_add(value, d_f_frame_start, pmt::from_uint64(start + d_shift));
+        pmt::init_f32vector(d_n_classes, d.probs.data() + k * static_cast<size_t>(d_n_classes)),
+        value);
+    value = pmt::acons(d_f_frame_len, d_frame_len_pmt, value);
+    value = pmt::acons(d_f_frame_start, pmt::from_uint64(start + d_shift), value);
     if (d_tag_exit) {
-        value = pmt::dict_add(value, d_f_exit, pmt::from_long(d.exits[k]));
+        value = pmt::acons(d_f_exit, pmt::from_long(d.exits[k]), value);
     }
     if (d_tag_snr) {
-        value = pmt::dict_add(value, d_f_snr, pmt::from_double(d.snr_db[k]));
+        value = pmt::acons(d_f_snr, pmt::from_double(d.snr_db[k]), value);
     }
     if (d_tag_sps) {
-        value = pmt::dict_add(value, d_f_sps_estimate, pmt::from_double(d.sps_estimate[k]));
-        value = pmt::dict_add(value, d_f_sps_mismatch, pmt::from_bool(d.sps_mismatch[k] != 0));
+        value = pmt::acons(d_f_sps_estimate, pmt::from_double(d.sps_estimate[k]), value);
+        value = pmt::acons(d_f_sps_mismatch, pmt::from_bool(d.sps_mismatch[k] != 0), value);
     }
     return value;
 }
