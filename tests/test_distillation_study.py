@@ -15,6 +15,7 @@ from gnuradio.modrec.training.studies.runner import parse_args, run_state
 
 STUDY = ROOT / "apps" / "distillation_study"
 STUDENTS = [f"{s}{m}" for s in ("cnn3", "mobilenet1d", "mini_inception_resnet") for m in ("", "-kd", "-skd", "-nkd", "-bdkd")]
+STUDENTS.append("mobilenet1d-skd-from-clst-cpu")  # a student of the CPU-sized teacher
 
 
 def plans(tmp_path, *argv):
@@ -30,18 +31,17 @@ def test_plan_covers_the_study_in_order(tmp_path):
     jobs, finish = plans(tmp_path, "--device", "cpu")
     trained = [os.path.basename(value(job.cmd, "--config"))[: -len(".yaml")] for job in jobs]
     assert [job.name for job in jobs] == trained
-    assert trained[:2] == ["inception_resnet", "clst"]  # students need the teachers' checkpoints
-    assert sorted(trained[2:]) == sorted(STUDENTS)
+    assert trained[:3] == ["inception_resnet", "clst", "clst-cpu"]  # students need the teachers' checkpoints
+    assert sorted(trained[3:]) == sorted(STUDENTS)
     steps = dict(finish.steps)
-    for experiment in STUDENTS:  # each student ships: ONNX + card in models/
+    for experiment in trained:  # each teacher and student ships: ONNX + card in models/
         export, evaluate = steps[experiment]
         # --force: finishing again regenerates the shipped model and its card
         assert export[-6:] == ["export", "--checkpoint", f"{tmp_path}/{experiment}/best.pt", "--out",
                                f"{ROOT}/models/{experiment}.onnx", "--force"]
         assert "--force" in evaluate
         assert value(evaluate, "--card") == f"{ROOT}/models/{experiment}.md" and value(evaluate, "--device") == "cpu"
-    assert value(steps["clst"][0], "--out") == f"{tmp_path}/clst/clst.onnx"  # a teacher stays with its run
-    assert "report" in finish.report and finish.report.count("--teacher") == 2 and finish.report.count("--student") == 15
+    assert "report" in finish.report and finish.report.count("--teacher") == 3 and finish.report.count("--student") == 16
 
 
 def test_the_app_prints_the_plan_it_runs(tmp_path):
@@ -84,8 +84,7 @@ def test_the_report_keeps_every_evaluated_run_when_only_one_is_finished(tmp_path
         (run / "eval").mkdir(parents=True)
         (run / "best.pt").write_bytes(b"")
         (run / "history.json").write_text(json.dumps([{"epoch": e + 1} for e in range(30)]))
-        onnx = (run if experiment == "inception_resnet" else models) / f"{experiment}.onnx"
-        onnx.write_bytes(b"")
+        (models / f"{experiment}.onnx").write_bytes(b"")  # teachers ship beside the students
         if experiment != "mobilenet1d-nkd":  # trained, not evaluated yet: nothing to report
             (run / "eval" / "summary.json").write_text("{}")
         if experiment == "mobilenet1d":  # trained again after its evaluation: its row is stale

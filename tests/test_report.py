@@ -73,3 +73,60 @@ def test_cli_report(tmp_path, capsys):
     s = summary(tmp_path, "cnn3", "cnn3", "none", 0.7, 0.4)
     assert main(["report", "--teacher", str(t), "--student", str(s), "--markdown", str(tmp_path / "t.md")]) in (0, None)
     assert "| teacher_a | teacher | none |" in (tmp_path / "t.md").read_text()
+
+
+def distilled_summary(tmp_path, name, teacher_run, peak, overall):
+    """A distilled cnn3 whose training metadata names the teacher checkpoint it learnt from."""
+    path = summary(tmp_path, name, "cnn3", "kd", peak, overall)
+    data = json.loads(path.read_text())
+    data["metadata"]["training"] = {"distill": {"teacher": {"checkpoint": f"runs/{teacher_run}/best.pt"}}}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_the_gap_is_to_the_teacher_a_student_learnt_from(entries, tmp_path):
+    from_b = load_entry(distilled_summary(tmp_path, "cnn3_kd_b", "teacher_b", 0.80, 0.56))
+    assert from_b["teacher"] == "teacher_b"
+    gaps = gap_closed(entries + [from_b])
+    # teacher_b: peak (0.80 - 0.70) / (0.80 - 0.70) = 1 (it reached its teacher); all (0.56 - 0.40) / 0.15
+    assert gaps["cnn3_kd_b"]["teacher"] == "teacher_b"
+    assert gaps["cnn3_kd_b"]["peak_accuracy"] == pytest.approx(1.0)
+    assert gaps["cnn3_kd_b"]["accuracy"] == pytest.approx(0.16 / 0.15)
+    # a teacher not in the report: the best one, as for students without metadata
+    elsewhere = load_entry(distilled_summary(tmp_path, "cnn3_kd_c", "gone", 0.80, 0.50))
+    assert gap_closed(entries + [elsewhere])["cnn3_kd_c"]["teacher"] == "teacher_a"
+
+
+def test_an_earlier_reports_rows_stay_for_models_not_given_anew(entries, tmp_path, monkeypatch):
+    from gnuradio.modrec.training import report
+
+    first = tmp_path / "first.json"
+    write_comparison(entries, json_path=first)
+    newer_cnn3 = load_entry(summary(tmp_path, "cnn3", "cnn3", "none", 0.72, 0.41))
+    table = write_comparison([newer_cnn3], json_path=tmp_path / "second.json", previous=first)
+    names = [line.split(" | ")[0][2:] for line in table.splitlines()[2:]]
+    assert names == ["teacher_a", "teacher_b", "cnn3_kd", "cnn3"]  # teachers first, the given row replaces its own
+    assert "| cnn3 | student | none | 41.0 % |" in table
+    saved = json.loads((tmp_path / "second.json").read_text())
+    assert [m.get("earlier", False) for m in saved["models"]] == [True, True, True, False]
+    assert saved["gap_closed"]["cnn3_kd"]["peak_accuracy"] == pytest.approx((0.85 - 0.72) / (0.90 - 0.72))
+
+    # timed side by side: rows whose model file is gone keep their earlier speed, marked
+    model = tmp_path / "cnn3.onnx"
+    model.write_bytes(b"not read: timing is replaced below")
+    newer_cnn3["model"] = str(model)
+    monkeypatch.setattr(report, "measure_side_by_side", lambda paths: [1111.0 for _ in paths])
+    table = write_comparison([newer_cnn3], previous=first, remeasure=True)
+    assert "| cnn3 | student | none | 41.0 % | 51.0 % | 61.0 % | 72.0 % | 1,234 | 2.50 M | 12.3 | 1,111 | 0.012 |" in table
+    assert "| teacher_a | teacher | none | 60.0 % | 70.0 % | 80.0 % | 90.0 % | 1,234 | 2.50 M | 12.3 | 9,876 † |" in table
+    assert table.splitlines()[-1].startswith("† timed in an earlier report")
+
+
+def test_an_unreadable_earlier_report_is_named(entries, tmp_path):
+    bad = tmp_path / "old.json"
+    bad.write_text(json.dumps({"rows": []}))
+    with pytest.raises(ReportError, match="old.json: cannot read an earlier report's rows"):
+        write_comparison(entries, previous=bad)
+    bad.write_text(json.dumps({"models": [{"name": "x", "role": "teacher"}]}))
+    with pytest.raises(ReportError, match="old.json: row 'x' lacks accuracy"):
+        write_comparison(entries, previous=bad)

@@ -174,6 +174,8 @@ def _parser():
     r.add_argument("--json", help="write the rows and the gap-closed fractions here")
     r.add_argument("--plot", help="write the accuracy-vs-SNR plot here (PNG)")
     r.add_argument("--remeasure", action="store_true", help="time all models' ORT speed side by side in this run")
+    r.add_argument("--previous", metavar="JSON", help="an earlier report's --json: its rows for models not given "
+                                                      "here stay (a run whose files are gone keeps its row)")
     lc = sub.add_parser("learning-curves", help="validation accuracy against training frames seen, over training runs")
     lc.add_argument("runs", nargs="+", metavar="RUN", help="run directories (each with the history.csv modrec train writes)")
     lc.add_argument("--markdown", help="write the table here (between the results markers, if the file has them)")
@@ -505,7 +507,8 @@ def main(argv=None):
             from .report import load_entry, write_comparison
 
             entries = [load_entry(p, "teacher") for p in args.teacher] + [load_entry(p, "student") for p in args.student]
-            print(write_comparison(entries, args.markdown, args.json, args.plot, remeasure=args.remeasure))
+            print(write_comparison(entries, args.markdown, args.json, args.plot, remeasure=args.remeasure,
+                                   previous=args.previous))
         elif args.cmd == "learning-curves":
             from .learning_curves import write_learning_curves
 

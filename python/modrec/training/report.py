@@ -3,11 +3,18 @@
 Input is the ``summary.json`` that ``modrec evaluate`` writes for each model, all on the same test
 split. For every distilled student the report also gives the fraction of the teacher-student gap
 the distillation closed, against its non-distilled twin (same architecture, ``distillation`` =
-``none``) and the best teacher:
+``none``) and the teacher it learnt from (the run its training metadata names, when that teacher
+is in the report; else the best teacher):
 
     gap closed = (acc_distilled - acc_twin) / (acc_teacher - acc_twin)
 
-computed on peak accuracy (the figure the published results quote) and on accuracy over all SNRs.
+computed on peak accuracy (the figure the published results quote) and on accuracy over all SNRs;
+100 % or more: the student reached its teacher.
+
+An earlier report's rows (its JSON, ``previous``) stay in the table for models not given anew:
+training runs do not outlive their machine, and a teacher whose run is gone keeps its row. When
+speeds are timed side by side, such a row whose model file is gone keeps its earlier figure,
+marked in the table.
 """
 
 import json
@@ -31,6 +38,9 @@ COLUMNS = (
 )
 
 
+EARLIER_MARK = " †"
+
+
 class ReportError(ValueError):
     pass
 
@@ -46,11 +56,14 @@ def load_entry(path, role=None, name=None):
     if missing:
         raise ReportError(f"{path}: summary lacks {', '.join(missing)} (evaluate with --onnx to get sizes and speed)")
     metadata = summary.get("metadata") or {}
+    teacher = ((((metadata.get("training") or {}).get("distill") or {}).get("teacher")) or {}).get("checkpoint")
     return {
         "name": name or Path(str(summary.get("model", path.parent.name))).stem,
         "role": role or "student",
         "architecture": summary.get("architecture"),
         "distillation": metadata.get(contract.DISTILLATION, "none"),
+        # the teacher's run: the directory of the checkpoint it learnt from (runs/<teacher>/best.pt)
+        "teacher": Path(teacher).parent.name if teacher else None,
         "split": summary.get("split"),
         "data_root": summary.get("data_root"),
         "n_frames": summary.get("n_frames"),
@@ -59,6 +72,28 @@ def load_entry(path, role=None, name=None):
         "model": summary.get("model"),  # the evaluated file (ONNX when evaluated with --onnx)
         **{key: summary[key] for key, _, _ in COLUMNS},
     }
+
+
+def previous_entries(json_path, given):
+    """The rows of an earlier report (the JSON write_comparison writes) for models whose names
+    are not among ``given``, each marked ``earlier``. ReportError names the file when it cannot
+    be read or is not such a report."""
+    path = Path(json_path)
+    try:
+        rows = json.loads(path.read_text())["models"]
+        names = [row["name"] for row in rows]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ReportError(f"{path}: cannot read an earlier report's rows ({type(err).__name__}: {err})") from None
+    given = set(given)
+    kept = []
+    for row, name in zip(rows, names):
+        if name in given:
+            continue
+        missing = [key for key, _, _ in COLUMNS if key not in row] + [k for k in ("role", "per_snr") if k not in row]
+        if missing:
+            raise ReportError(f"{path}: row {name!r} lacks {', '.join(missing)}")
+        kept.append({"architecture": None, "distillation": "none", "teacher": None, **row, "earlier": True})
+    return kept
 
 
 def measure_side_by_side(paths, batch=256, rounds=5, calls=4):
@@ -78,33 +113,42 @@ def measure_side_by_side(paths, batch=256, rounds=5, calls=4):
 
 def remeasure_speeds(entries):
     """Replace the entries' ORT speeds (each measured when its model was evaluated, under
-    whatever else ran then) by one side-by-side measurement of all of them."""
-    missing = [e["summary_path"] for e in entries if not (e.get("model") and str(e["model"]).endswith(".onnx"))]
+    whatever else ran then) by one side-by-side measurement of all of them. An earlier report's
+    row whose model file is gone keeps its figure and is marked ``speed_earlier``."""
+    def timeable(e):
+        return bool(e.get("model")) and str(e["model"]).endswith(".onnx") and Path(e["model"]).is_file()
+
+    missing = [e["summary_path"] for e in entries if not e.get("earlier") and not timeable(e)]
     if missing:
-        raise ReportError(f"cannot time side by side: no ONNX model recorded in {', '.join(missing)}")
-    for e, fps in zip(entries, measure_side_by_side([e["model"] for e in entries])):
+        raise ReportError(f"cannot time side by side: no ONNX model file recorded in {', '.join(missing)}")
+    timed = [e for e in entries if timeable(e)]
+    for e in entries:
+        e["speed_earlier"] = not timeable(e)
+    for e, fps in zip(timed, measure_side_by_side([e["model"] for e in timed]) if timed else []):
         e["ort_frames_per_s_batch256"] = fps
 
 
 def gap_closed(entries):
-    """Fraction of the gap to the best teacher that each distilled student closes over its twin."""
-    teachers = [e for e in entries if e["role"] == "teacher"]
+    """Fraction of the gap to its teacher (the one it learnt from when that one is among the
+    entries, else the best) that each distilled student closes over its twin."""
+    teachers = {e["name"]: e for e in entries if e["role"] == "teacher"}
     if not teachers:
         return {}
-    best = max(teachers, key=lambda e: e["peak_accuracy"])
+    best = max(teachers.values(), key=lambda e: e["peak_accuracy"])
     twins = {e["architecture"]: e for e in entries if e["role"] == "student" and e["distillation"] == "none"}
     result = {}
     for e in entries:
         twin = twins.get(e["architecture"])
         if e["role"] != "student" or e["distillation"] == "none" or twin is None:
             continue
+        teacher = teachers.get(e.get("teacher"), best)
         result[e["name"]] = {
-            metric: (e[metric] - twin[metric]) / (best[metric] - twin[metric])
-            if best[metric] != twin[metric]
+            metric: (e[metric] - twin[metric]) / (teacher[metric] - twin[metric])
+            if teacher[metric] != twin[metric]
             else float("nan")
             for metric in ("peak_accuracy", "accuracy")
         }
-        result[e["name"]]["teacher"] = best["name"]
+        result[e["name"]]["teacher"] = teacher["name"]
         result[e["name"]]["twin"] = twin["name"]
     return result
 
@@ -122,8 +166,13 @@ def markdown_table(entries, gaps):
     for e in entries:
         gap = gaps.get(e["name"])
         gap_cell = f"{100 * gap['peak_accuracy']:.0f} % / {100 * gap['accuracy']:.0f} %" if gap else ""
-        cells = [e["name"], e["role"], e["distillation"]] + [cell(e[key], kind) for key, _, kind in COLUMNS] + [gap_cell]
+        cells = [e["name"], e["role"], e["distillation"]] + [cell(e[key], kind) + (
+            EARLIER_MARK if key == "ort_frames_per_s_batch256" and e.get("speed_earlier") else "")
+            for key, _, kind in COLUMNS] + [gap_cell]
         lines.append("| " + " | ".join(cells) + " |")
+    if any(e.get("speed_earlier") for e in entries):
+        lines += ["", f"{EARLIER_MARK.strip()} timed in an earlier report, beside the models then: its model file "
+                      "is no longer at hand to time beside these."]
     return "\n".join(lines)
 
 
@@ -153,9 +202,15 @@ def plot_accuracy_vs_snr(entries, path, title="accuracy vs SNR"):
     save_figure(figure_accuracy_vs_snr(entries, title), path)
 
 
-def write_comparison(entries, markdown_path=None, json_path=None, plot_path=None, remeasure=False):
+def write_comparison(entries, markdown_path=None, json_path=None, plot_path=None, remeasure=False, previous=None):
     """Write the table (markdown), the rows (JSON) and the plot; returns the markdown table.
-    ``remeasure``: time every model's ORT speed side by side in this process first."""
+    ``remeasure``: time every model's ORT speed side by side in this process first.
+    ``previous``: an earlier report's JSON whose rows for models not in ``entries`` are kept
+    (teachers first, in their earlier order)."""
+    if previous:
+        earlier = previous_entries(previous, [e["name"] for e in entries])
+        entries = ([e for e in earlier if e["role"] == "teacher"] + [e for e in entries if e["role"] == "teacher"]
+                   + [e for e in earlier if e["role"] != "teacher"] + [e for e in entries if e["role"] != "teacher"])
     if not entries:
         raise ReportError("no summaries given")
     check_same_split(entries)

@@ -5,9 +5,10 @@ distillation method, ONNX export, evaluation on one test split, and the comparis
 
 Every run is a committed experiment config (configs/<experiment>.yaml) and goes through the
 `modrec` command, so each step can also be run by hand. Finished runs are skipped and
-interrupted ones resumed, so the study can be spread over several jobs. Students land in
-models/ (ONNX, model card, summary); teachers stay in runs/ (too large to ship). Hours on a GPU;
-days on a 2-core CPU.
+interrupted ones resumed, so the study can be spread over several jobs. Teachers and students
+land in models/ (ONNX, model card, summary): users see what the students learnt from. Hours on
+a GPU; days on a 2-core CPU, where clst-cpu (ClST at half its widths) is the teacher that fits a
+session and mobilenet1d-skd-from-clst-cpu the student that learns from it.
 
 --jobs N trains up to N runs at once (one process each, log in runs/<experiment>/train.log); a
 student that learns from a teacher's checkpoint starts when that teacher has finished. Small
@@ -26,9 +27,11 @@ import yaml
 
 from .runner import PlannedRun, Study, modrec_command
 
-TEACHERS = ("inception_resnet", "clst")
+TEACHERS = ("inception_resnet", "clst", "clst-cpu")
 STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")
 METHODS = ("kd", "skd", "nkd", "bdkd")
+# students of a teacher other than the one the <student>-<method> configs name
+OTHER_TEACHERS_STUDENTS = ("mobilenet1d-skd-from-clst-cpu",)
 
 
 def experiments():
@@ -37,7 +40,7 @@ def experiments():
     for student in STUDENTS:
         runs.append((student, "student"))
         runs += [(f"{student}-{method}", "student") for method in METHODS]
-    return runs
+    return runs + [(s, "student") for s in OTHER_TEACHERS_STUDENTS]
 
 
 class DistillationStudy(Study):
@@ -78,14 +81,11 @@ class DistillationStudy(Study):
         return [run for run in self.planned_runs(args) if (args.runs / run.name).is_dir()]
 
     def onnx_path(self, run, args):
-        # students ship in models/; teachers stay with their run
-        home = args.models_dir if run.info["role"] == "student" else args.runs / run.name
-        return home / f"{run.name}.onnx"
+        return args.models_dir / f"{run.name}.onnx"
 
     def finish_steps(self, run, args):
         steps = super().finish_steps(run, args)
-        if run.info["role"] == "student":
-            steps[-1] += ["--card", str(args.models_dir / f"{run.name}.md"), "--force"]  # re-measured: card rewritten
+        steps[-1] += ["--card", str(args.models_dir / f"{run.name}.md"), "--force"]  # re-measured: card rewritten
         return steps
 
     def sort_rows(self, rows):
@@ -97,8 +97,10 @@ class DistillationStudy(Study):
         for run in rows:
             cmd += [f"--{run.info['role']}", str(self.result_path(run, args))]
         models = args.models_dir
+        # rows of runs no longer on this machine (runs do not outlive it) stay from the last report
+        previous = ["--previous", str(models / "results.json")] if (models / "results.json").is_file() else []
         return cmd + ["--markdown", str(models / "README.md"), "--json", str(models / "results.json"),
-                      "--plot", str(models / "accuracy_vs_snr.png"), "--remeasure"]
+                      "--plot", str(models / "accuracy_vs_snr.png"), "--remeasure", *previous]
 
 
 STUDY = DistillationStudy()
