@@ -139,6 +139,8 @@ def draw(results, base, path, title):
         positive = [r[0] for r in rows if r[0] > 0]
         if positive and max(positive) > 100 * min(positive):  # values over decades (the drifts)
             ax.set_xscale("symlog", linthresh=min(positive))
+            ax.set_xticks([r[0] for r in rows], [f"{r[0]:g}" for r in rows], fontsize=7)
+            ax.minorticks_off()
         ax.set_xlabel(sweep.label, fontsize=8)
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)
