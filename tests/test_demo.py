@@ -160,15 +160,19 @@ def test_parameter_sweep_scores_each_value_and_marks_the_training_range(tmp_path
     assert bad.returncode == 2 and "unknown ['nope']" in bad.stderr
 
 
-def test_a_sweep_point_pins_exactly_its_parameter():
+def _parameter_sweep_module():
     sys.path.insert(0, str(ROOT / "apps"))
     try:
-        import parameter_sweep as ps
+        import parameter_sweep
     finally:
         sys.path.pop(0)
+    return parameter_sweep
+
+
+def test_a_sweep_point_pins_exactly_its_parameter():
     from gnuradio.modrec.training.data import GeneratorConfig
 
-    base = GeneratorConfig()
+    ps, base = _parameter_sweep_module(), GeneratorConfig()
     point = ps.pinned(base, ps.SWEEPS["gfsk_index"], 0.25)
     assert point.gfsk_index_range == (0.25, 0.25) and point.gfsk_bt_range == base.gfsk_bt_range
     assert ps.pinned(base, ps.SWEEPS["cfo"], 0.04).cfo_max == 0.04
@@ -179,14 +183,9 @@ def test_a_sweep_point_pins_exactly_its_parameter():
 
 
 def test_the_channel_sweeps_pin_the_switch_and_the_drifts():
-    sys.path.insert(0, str(ROOT / "apps"))
-    try:
-        import parameter_sweep as ps
-    finally:
-        sys.path.pop(0)
     from gnuradio.modrec.training.data import GeneratorConfig
 
-    base = GeneratorConfig()
+    ps, base = _parameter_sweep_module(), GeneratorConfig()
     off, on = (ps.pinned(base, ps.SWEEPS["fractional_delays"], v) for v in (0, 1))
     assert off.fractional_delays is False and on.fractional_delays is True and on.fading_prob == 1.0
     assert ps.training_range(base, "fractional_delays") == (0.0, 0.0)
