@@ -34,11 +34,16 @@ def test_the_default_model_is_the_most_accurate_shipped_student_under_1_mb_made_
     assert "detector" in training
 
 
+# teachers ship so that users see what the students learnt from; the table says which they are
+TEACHERS = {r["name"] for r in json.loads((MODELS / "results.json").read_text())["models"] if r["role"] == "teacher"}
+
+
 @pytest.mark.parametrize("path", ENTRIES, ids=[p.stem for p in ENTRIES])
 def test_shipped_model_loads_and_has_a_card(path):
     model = load_model(path)
     assert path.with_suffix(".md").is_file(), f"{path.name} has no model card"
-    assert path.stat().st_size < 1024 * 1024, "students ship under 1 MB"
+    if path.stem not in TEACHERS:
+        assert path.stat().st_size < 1024 * 1024, "students ship under 1 MB"
     frames = np.random.default_rng(0).standard_normal((8, 2, model.frame_len)).astype(np.float32)
     probs = model.predict(frames)
     assert probs.shape == (8, len(model.classes)) and np.allclose(probs.sum(1), 1, atol=1e-4)
