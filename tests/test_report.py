@@ -5,7 +5,7 @@ import json
 import pytest
 
 from gnuradio.modrec.training.cli import main
-from gnuradio.modrec.training.report import ReportError, gap_closed, load_entry, write_comparison
+from gnuradio.modrec.training.report import ReportError, gap_closed, load_entry, markdown_table, write_comparison
 
 
 def summary(tmp_path, name, architecture, distillation, peak, overall, split="test", root="/data/a"):
@@ -130,3 +130,14 @@ def test_an_unreadable_earlier_report_is_named(entries, tmp_path):
     bad.write_text(json.dumps({"models": [{"name": "x", "role": "teacher"}]}))
     with pytest.raises(ReportError, match="old.json: row 'x' lacks accuracy"):
         write_comparison(entries, previous=bad)
+
+
+def test_no_gap_to_close_when_the_teacher_is_not_above_the_twin(entries, tmp_path):
+    weak = load_entry(summary(tmp_path, "weak_teacher", "clst", "none", 0.69, 0.45), "teacher")
+    student = load_entry(distilled_summary(tmp_path, "cnn3_kd_weak", "weak_teacher", 0.72, 0.46))
+    gaps = gap_closed(entries + [weak, student])
+    # peak: the teacher (0.69) is below the twin (0.70), no gap; all SNRs: (0.46 - 0.40) / (0.45 - 0.40)
+    assert gaps["cnn3_kd_weak"]["peak_accuracy"] is None
+    assert gaps["cnn3_kd_weak"]["accuracy"] == pytest.approx(1.2)
+    row = next(line for line in markdown_table(entries + [weak, student], gaps).splitlines() if "cnn3_kd_weak" in line)
+    assert row.endswith("| n/a / 120 % |")

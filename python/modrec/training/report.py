@@ -9,7 +9,8 @@ is in the report; else the best teacher):
     gap closed = (acc_distilled - acc_twin) / (acc_teacher - acc_twin)
 
 computed on peak accuracy (the figure the published results quote) and on accuracy over all SNRs;
-100 % or more: the student reached its teacher.
+100 % or more: the student reached its teacher. None (n/a in the table) where the teacher is not
+above the twin: there is no gap to close.
 
 An earlier report's rows (its JSON, ``previous``) stay in the table for models not given anew:
 training runs do not outlive their machine, and a teacher whose run is gone keeps its row. When
@@ -144,8 +145,8 @@ def gap_closed(entries):
         teacher = teachers.get(e.get("teacher"), best)
         result[e["name"]] = {
             metric: (e[metric] - twin[metric]) / (teacher[metric] - twin[metric])
-            if teacher[metric] != twin[metric]
-            else float("nan")
+            if teacher[metric] > twin[metric]
+            else None
             for metric in ("peak_accuracy", "accuracy")
         }
         result[e["name"]]["teacher"] = teacher["name"]
@@ -165,7 +166,8 @@ def markdown_table(entries, gaps):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for e in entries:
         gap = gaps.get(e["name"])
-        gap_cell = f"{100 * gap['peak_accuracy']:.0f} % / {100 * gap['accuracy']:.0f} %" if gap else ""
+        gap_cell = " / ".join("n/a" if gap[m] is None else f"{100 * gap[m]:.0f} %"
+                              for m in ("peak_accuracy", "accuracy")) if gap else ""
         cells = [e["name"], e["role"], e["distillation"]] + [cell(e[key], kind) + (
             EARLIER_MARK if key == "ort_frames_per_s_batch256" and e.get("speed_earlier") else "")
             for key, _, kind in COLUMNS] + [gap_cell]
