@@ -1,6 +1,6 @@
-"""Learning curves: validation accuracy against frames seen, read from runs' history.csv."""
+"""Learning curves: validation accuracy against frames seen, read from runs' history.json."""
 
-import csv
+import json
 
 import pytest
 
@@ -11,16 +11,12 @@ FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time
 
 
 def run_dir(tmp_path, name, val_acc, frames_per_epoch=500_000, fields=FIELDS):
-    """A run directory whose history.csv is laid out as train.py writes it."""
+    """A run directory whose history.json is laid out as train.py writes it."""
     run = tmp_path / name
     run.mkdir()
-    with open(run / "history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        for epoch, acc in enumerate(val_acc, 1):
-            row = {"epoch": epoch, "lr": 1e-3, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0,
-                   "val_acc": acc, "time_s": 1.0, "frames_seen": epoch * frames_per_epoch}
-            writer.writerow({k: row[k] for k in fields})
+    rows = [{"epoch": epoch, "lr": 1e-3, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": acc,
+             "time_s": 1.0, "frames_seen": epoch * frames_per_epoch} for epoch, acc in enumerate(val_acc, 1)]
+    (run / "history.json").write_text(json.dumps([{k: row[k] for k in fields} for row in rows], indent=1))
     return run
 
 
@@ -28,7 +24,7 @@ def test_a_curve_is_read_from_the_history_train_writes(tmp_path):
     curve = load_curve(run_dir(tmp_path, "teacher", [0.3, 0.4, 0.45]))
     assert curve == {"name": "teacher", "frames_seen": [500_000, 1_000_000, 1_500_000],
                      "val_acc": [0.3, 0.4, 0.45], "epochs": 3}
-    assert load_curve(tmp_path / "teacher" / "history.csv") == curve
+    assert load_curve(tmp_path / "teacher" / "history.json") == curve
 
 
 def test_the_table_compares_runs_on_frames_seen(tmp_path):
@@ -58,21 +54,25 @@ def test_plot_and_markdown_between_markers(tmp_path):
 ])
 def test_histories_without_the_columns_are_named(tmp_path, fields, match):
     run = run_dir(tmp_path, "old", [0.3], fields=fields)
-    with pytest.raises(ValueError, match=f"{run / 'history.csv'}: expected columns .*{match}"):
+    with pytest.raises(ValueError, match=f"{run / 'history.json'}: expected columns .*{match}"):
         load_curve(run)
 
 
 def test_missing_empty_and_garbled_histories_are_named(tmp_path):
     with pytest.raises(ValueError, match="nowhere: no such history"):
         load_curve(tmp_path / "nowhere")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    (empty / "history.csv").write_text(",".join(FIELDS) + "\n")
-    with pytest.raises(ValueError, match="empty/history.csv: expected one row per epoch, found none"):
+    empty = run_dir(tmp_path, "empty", [])
+    with pytest.raises(ValueError, match="empty/history.json: expected a list with one row per epoch, found list with none"):
         load_curve(empty)
-    garbled = run_dir(tmp_path, "garbled", [0.3])
-    (garbled / "history.csv").write_text(",".join(FIELDS) + "\n1,0.001,1,0.5,1,high,1,220000\n")
-    with pytest.raises(ValueError, match="garbled/history.csv: expected numbers in frames_seen and val_acc"):
+    broken = run_dir(tmp_path, "broken", [0.3])
+    (broken / "history.json").write_text('[{"epoch": 1,')
+    with pytest.raises(ValueError, match="broken/history.json: cannot read a training history"):
+        load_curve(broken)
+    garbled = run_dir(tmp_path, "garbled", [0.3, 0.4])
+    rows = json.loads((garbled / "history.json").read_text())
+    rows[1]["val_acc"] = "high"
+    (garbled / "history.json").write_text(json.dumps(rows))
+    with pytest.raises(ValueError, match="garbled/history.json: expected numbers in frames_seen and val_acc"):
         load_curve(garbled)
 
 

@@ -177,7 +177,7 @@ def _parser():
     r.add_argument("--previous", metavar="JSON", help="an earlier report's --json: its rows for models not given "
                                                       "here stay (a run whose files are gone keeps its row)")
     lc = sub.add_parser("learning-curves", help="validation accuracy against training frames seen, over training runs")
-    lc.add_argument("runs", nargs="+", metavar="RUN", help="run directories (each with the history.csv modrec train writes)")
+    lc.add_argument("runs", nargs="+", metavar="RUN", help="run directories (each with the history.json modrec train writes)")
     lc.add_argument("--markdown", help="write the table here (between the results markers, if the file has them)")
     lc.add_argument("--plot", help="write the curves here (PNG)")
     pr = sub.add_parser("prune-report", help="pruning sweep table, summary and accuracy-vs-FLOPs plots")

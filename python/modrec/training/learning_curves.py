@@ -3,13 +3,14 @@
 Issue 24 asks what fresh data buys a teacher: a run that draws new frames every epoch
 (`data.fresh_frames`) sees epochs x 220k different frames, one on a fixed split the same 220k
 again and again, so the runs compare on frames seen, not epochs. Each run's history
-(<run>/history.csv, a row per epoch, written by train.py) has ``epoch``, ``val_acc`` (a
-fraction) and ``frames_seen`` (training frames drawn so far, counted with repeats).
+(<run>/history.json, a row per epoch, written by train.py and read by the studies too) has
+``epoch``, ``val_acc`` (a fraction) and ``frames_seen`` (training frames drawn so far, counted
+with repeats).
 
     modrec learning-curves runs/clst-cpu runs/mobilenet1d-fresh --plot curves.png --markdown curves.md
 """
 
-import csv
+import json
 from pathlib import Path
 
 from .tables_and_figures import legend_beside, line_styles, pyplot, save_figure, write_markdown
@@ -19,16 +20,19 @@ REQUIRED_COLUMNS = ("epoch", "val_acc", "frames_seen")
 
 def load_curve(run):
     """{"name", "frames_seen" [int], "val_acc" [float, fraction], "epochs" int} from ``run``'s
-    history.csv (``run``: a run directory or the file itself). ValueError names the file when it
-    is missing, empty or written before frames were counted (no ``frames_seen`` column)."""
+    history.json (``run``: a run directory or the file itself). ValueError names the file when it
+    is missing, unreadable, empty or written before frames were counted (no ``frames_seen``)."""
     path = Path(run)
-    path = path / "history.csv" if path.is_dir() else path
+    path = path / "history.json" if path.is_dir() else path
     if not path.is_file():
-        raise ValueError(f"{path}: no such history (expected a run directory with history.csv, as modrec train writes)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{path}: expected one row per epoch, found none")
+        raise ValueError(f"{path}: no such history (expected a run directory with history.json, as modrec train writes)")
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read a training history ({e})") from None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{path}: expected a list with one row per epoch, found {type(rows).__name__} "
+                         f"{'with none' if rows == [] else ''}".rstrip())
     missing = [c for c in REQUIRED_COLUMNS if c not in rows[0]]
     if missing:
         raise ValueError(f"{path}: expected columns {list(REQUIRED_COLUMNS)}, missing {missing} (runs trained "
@@ -36,8 +40,8 @@ def load_curve(run):
     try:
         frames = [int(r["frames_seen"]) for r in rows]
         acc = [float(r["val_acc"]) for r in rows]
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: expected numbers in frames_seen and val_acc ({e})") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: expected numbers in frames_seen and val_acc in every row ({e!r})") from None
     return {"name": path.parent.name, "frames_seen": frames, "val_acc": acc, "epochs": int(rows[-1]["epoch"])}
 
 

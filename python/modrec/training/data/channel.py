@@ -36,6 +36,15 @@ def fractional_delay_fir(frac):
     return (h / h.sum(-1, keepdims=True)).astype(np.float32)
 
 
+def offset_walk(n, m, std, rng):
+    """(n, m) float64: per frame, the sum of a random walk's offsets over the samples before each
+    sample (0 at sample 0), the walk taking a Gaussian step of ``std`` per sample as GNU Radio's
+    channels.cfo_model and sro_model do. Added to a phase (cycles) or a time axis (samples x
+    step), it is what a drifting frequency or clock rate adds to them."""
+    walk = np.cumsum(rng.standard_normal((n, m)) * std, axis=1)
+    return np.cumsum(walk, axis=1) - walk
+
+
 @lru_cache(maxsize=32)
 def _knot_matrix(n_out, n_knots):
     """(n_knots, n_out) cubic-spline matrix: tap gains are computed at a few knots only.
@@ -142,8 +151,7 @@ def oscillator(y, rng, cfg):
     cfo = rng.uniform(-cfg.cfo_max, cfg.cfo_max, size=n)
     theta = (2 * np.pi * cfo)[:, None] * np.arange(m)[None, :] + rng.uniform(0, 2 * np.pi, size=(n, 1))
     if cfg.cfo_drift_std > 0:  # (no draw at 0: datasets built before the option stay as they were)
-        drift = np.cumsum(rng.standard_normal((n, m)) * cfg.cfo_drift_std, axis=1)
-        theta += 2 * np.pi * (np.cumsum(drift, axis=1) - drift)  # phase at k: the offsets of samples 0..k-1
+        theta += 2 * np.pi * offset_walk(n, m, cfg.cfo_drift_std, rng)
     pn = rng.uniform(*cfg.phase_noise_range, size=n).astype(np.float32)
     if np.any(pn > 0):
         # Uniform increments with the same variance: after the running sum the walk is

@@ -269,8 +269,7 @@ def _symbol_times(n, m, rng, cfg):
     t0 = mod.TAPS / 2 + rng.uniform(size=n)
     t = t0[:, None] + step[:, None] * np.arange(m)[None, :]
     if cfg.clock_drift_std > 0:  # (no draw at 0: datasets built before the option stay as they were)
-        drift = np.cumsum(rng.standard_normal((n, m)) * cfg.clock_drift_std, axis=1)
-        t += step[:, None] * (np.cumsum(drift, axis=1) - drift)
+        t += step[:, None] * channel.offset_walk(n, m, cfg.clock_drift_std, rng)
     return t, mod.symbols_needed(t[:, -1].max())
 
 
