@@ -21,6 +21,9 @@ from gnuradio.modrec.training.distill import create_distiller, default_config, l
 from gnuradio.modrec.training.distill.teacher_cache import cache_key, teacher_outputs, weights_sha256
 from gnuradio.modrec.training.export import export_checkpoint
 from gnuradio.modrec.training.checkpoint import load_checkpoint, model_from_checkpoint
+from gnuradio.modrec.training.cli import main
+from gnuradio.modrec.training.models import create_model
+from gnuradio.modrec.training.online_teacher import online_teacher_checkpoint
 from gnuradio.modrec.training.train import train
 from test_train_eval_export import write_dataset
 
@@ -415,6 +418,40 @@ def test_bdkd_end_to_end_resume_export(dataset, tmp_path):
     md = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     assert md["distillation"] == "bdkd" and md["architecture"] == "cnn3"
 
+    # the teacher trained beside the student, out of the run as a checkpoint of its own (modrec online-teacher)
+    teacher_pt = tmp_path / "full-teacher" / "best.pt"
+    assert main(["online-teacher", "--checkpoint", str(full / "best.pt"), "--out", str(teacher_pt)]) in (0, None)
+    best = load_checkpoint(full / "best.pt")
+    teacher = load_checkpoint(teacher_pt)
+    assert teacher["model_name"] == "cnn3" and teacher["model_cfg"]["channels"] == [8, 16, 16]
+    for k, v in best["distill"]["teacher_state_dict"].items():
+        assert torch.equal(v, teacher["state_dict"][k]), k
+    beside = teacher["training"]["online_teacher_of"]
+    assert beside["checkpoint"] == str(full / "best.pt") and beside["epoch"] == best["epoch"]
+    assert teacher["val_acc"] == beside["teacher_val_acc"] == best["history"][best["epoch"] - 1]["teacher_val_acc"]
+    assert teacher["training"]["distillation"] == "none"  # teacher_kd = 0: it learnt from the labels alone
+    assert teacher["config"]["model"]["name"] == "cnn3" and teacher["config"]["experiment"] == "kd-test-teacher"
+    with torch.no_grad():  # the same network the run's teacher is: the same outputs
+        frames = torch.randn(4, 2, 128)
+        jointly = create_model("cnn3", **best["distill"]["teacher"]["model_cfg"]).eval()
+        jointly.load_state_dict(best["distill"]["teacher_state_dict"])
+        assert torch.equal(model_from_checkpoint(teacher)(frames), jointly(frames))
+    teacher_onnx = tmp_path / "bdkd-teacher.onnx"
+    export_checkpoint(teacher_pt, teacher_onnx, dynamo=False)
+    md = {p.key: p.value for p in onnx.load(str(teacher_onnx)).metadata_props}
+    assert md["distillation"] == "none" and md["architecture"] == "cnn3"
+    assert json.loads(md["training"])["online_teacher_of"]["epoch"] == best["epoch"]
+    card = tmp_path / "bdkd-teacher.md"
+    assert main(["evaluate", "--checkpoint", str(teacher_pt), "--onnx", str(teacher_onnx), "--out", str(tmp_path / "eval"),
+                 "--device", "cpu", "--no-latency", "--card", str(card)]) in (0, None)
+    text = card.read_text()
+    assert f"trained jointly with the student of `{full / 'best.pt'}` (cnn3, bdkd" in text
+    assert f"modrec online-teacher --checkpoint runs/full/best.pt --out runs/kd-test-teacher/best.pt --force" in text
+    # an offline run, or a plain one, has no teacher inside it: refused, naming the file and the method
+    with pytest.raises(ValueError, match=r"best.pt: not an online-distillation run \(distillation 'none'\)"):
+        online_teacher_checkpoint(teacher_pt, tmp_path / "x.pt")
+    assert main(["online-teacher", "--checkpoint", str(full / "best.pt"), "--out", str(teacher_pt)]) == 2  # no --force
+
 
 @pytest.mark.parametrize("method, cache", [("skd", True), ("skd", False), ("nkd", False)])
 def test_offline_methods_train_one_epoch(dataset, teacher_ckpt, tmp_path, monkeypatch, method, cache):
@@ -435,7 +472,6 @@ def test_offline_methods_train_one_epoch(dataset, teacher_ckpt, tmp_path, monkey
 def test_a_teacher_without_features_is_refused_for_feature_distillation(tmp_path):
     # skd matches pooled features: an early-exit network has none (models/interface.py)
     from gnuradio.modrec.training.distill.session import _check_features
-    from gnuradio.modrec.training.models import create_model
 
     _check_features(create_model("clst"), "teacher", "skd")  # every registry architecture has them
     with pytest.raises(ValueError, match=r"the teacher \(cnn3_ee\) has no forward_features/feature_dim"):

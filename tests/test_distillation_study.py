@@ -35,13 +35,25 @@ def test_plan_covers_the_study_in_order(tmp_path):
     assert sorted(trained[3:]) == sorted(STUDENTS)
     steps = dict(finish.steps)
     for experiment in trained:  # each teacher and student ships: ONNX + card in models/
-        export, evaluate = steps[experiment]
+        export, evaluate, *online_teacher = steps[experiment]
         # --force: finishing again regenerates the shipped model and its card
         assert export[-6:] == ["export", "--checkpoint", f"{tmp_path}/{experiment}/best.pt", "--out",
                                f"{ROOT}/models/{experiment}.onnx", "--force"]
         assert "--force" in evaluate
         assert value(evaluate, "--card") == f"{ROOT}/models/{experiment}.md" and value(evaluate, "--device") == "cpu"
-    assert "report" in finish.report and finish.report.count("--teacher") == 3 and finish.report.count("--student") == 16
+        # bdkd trains its teacher beside the student: that teacher is taken out of the run and ships too
+        assert bool(online_teacher) == experiment.endswith("-bdkd"), experiment
+        if online_teacher:
+            take, export, evaluate = online_teacher
+            teacher = f"{tmp_path}/{experiment}-teacher"
+            assert take[-6:] == ["online-teacher", "--checkpoint", f"{tmp_path}/{experiment}/best.pt", "--out",
+                                 f"{teacher}/best.pt", "--force"]
+            assert value(export, "--checkpoint") == f"{teacher}/best.pt"
+            assert value(export, "--out") == f"{ROOT}/models/{experiment}-teacher.onnx"
+            assert value(evaluate, "--card") == f"{ROOT}/models/{experiment}-teacher.md"
+            assert f"{teacher}/eval/summary.json" in finish.report
+    # teachers: three trained on their own, three trained beside a bdkd student
+    assert "report" in finish.report and finish.report.count("--teacher") == 6 and finish.report.count("--student") == 16
 
 
 def test_the_app_prints_the_plan_it_runs(tmp_path):
@@ -52,7 +64,7 @@ def test_the_app_prints_the_plan_it_runs(tmp_path):
     shown = [line[2:] for line in result.stdout.splitlines() if line.startswith("$ ")]
     jobs, finish = plans(tmp_path, "--dry-run", "--only", "cnn3*")
     planned = [job.cmd for job in jobs] + [step for _, steps in finish.steps for step in steps] + [finish.report]
-    assert len(shown) == len(planned) == 5 + 5 * 2 + 1
+    assert len(shown) == len(planned) == 5 + 5 * 2 + 3 + 1  # train, export+evaluate, cnn3-bdkd's teacher, report
     for line, cmd in zip(shown, planned):
         assert line.split()[1:] == [str(part) for part in cmd][1:]  # the interpreter's path may differ
 

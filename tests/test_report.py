@@ -97,6 +97,32 @@ def test_the_gap_is_to_the_teacher_a_student_learnt_from(entries, tmp_path):
     assert gap_closed(entries + [elsewhere])["cnn3_kd_c"]["teacher"] == "teacher_a"
 
 
+def test_an_online_student_is_set_against_the_teacher_trained_beside_it(entries, tmp_path):
+    # bdkd: the student's metadata names no teacher checkpoint; the teacher row made from its run
+    # (modrec online-teacher) says which run it was trained in
+    student = summary(tmp_path, "cnn3_bdkd", "cnn3", "bdkd", 0.78, 0.46)
+    data = json.loads(student.read_text())
+    data["metadata"]["training"] = {"checkpoint": {"path": "runs/cnn3-bdkd/best.pt"},
+                                    "distill": {"teacher": {"model": "clst", "online": True}}}
+    student.write_text(json.dumps(data))
+    teacher = summary(tmp_path, "cnn3-bdkd-teacher", "clst", "none", 0.75, 0.45)
+    data = json.loads(teacher.read_text())
+    data["metadata"]["training"] = {"online_teacher_of": {"checkpoint": "runs/cnn3-bdkd/best.pt"}}
+    teacher.write_text(json.dumps(data))
+    online = [load_entry(teacher, "teacher"), load_entry(student)]
+    gaps = gap_closed(entries + online)
+    assert gaps["cnn3_bdkd"]["teacher"] == "cnn3-bdkd-teacher"
+    # peak (0.78 - 0.70) / (0.75 - 0.70) = 1.6: above the teacher it learnt from
+    assert gaps["cnn3_bdkd"]["peak_accuracy"] == pytest.approx(1.6)
+    # without its teacher's row: the best teacher, as for any student whose teacher is not shown
+    assert gap_closed(entries + online[1:])["cnn3_bdkd"]["teacher"] == "teacher_a"
+    # the link survives a report's JSON (kept rows of gone runs)
+    write_comparison(entries + online, json_path=tmp_path / "results.json")
+    kept = write_comparison(entries, json_path=tmp_path / "again.json", previous=tmp_path / "results.json")
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["gap_closed"]["cnn3_bdkd"]["teacher"] == "cnn3-bdkd-teacher", kept
+
+
 def test_an_earlier_reports_rows_stay_for_models_not_given_anew(entries, tmp_path, monkeypatch):
     from gnuradio.modrec.training import report
 

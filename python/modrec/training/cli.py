@@ -1,4 +1,4 @@
-"""Command line: ``modrec {data,train,evaluate,export,from-onnx,card,report,...}`` (also ``python -m gnuradio.modrec.training``)."""
+"""Command line: ``modrec {data,train,evaluate,export,from-onnx,online-teacher,card,report,...}`` (also ``python -m gnuradio.modrec.training``)."""
 
 import argparse
 import json
@@ -144,6 +144,13 @@ def _parser():
     fo.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/mobilenet1d/best.pt")
     fo.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out checkpoint") +
                     "; a training run's own best.pt is worth more than the rebuilt one")
+
+    ot = sub.add_parser("online-teacher", help="write the teacher an online-distillation run (bdkd) trained beside "
+                                               "its student as a checkpoint of its own, to evaluate, export and ship")
+    ot.add_argument("--checkpoint", required=True, help="the online-distillation run's checkpoint "
+                                                        "(runs/<experiment>/best.pt: the teacher saved with it)")
+    ot.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/<experiment>-teacher/best.pt")
+    ot.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out checkpoint"))
 
     q = sub.add_parser("quantize", help="an int8 copy of a contract model (static, QDQ, per-channel weights, "
                                         "calibrated on generated frames; onnxruntime.quantization)")
@@ -491,6 +498,11 @@ def main(argv=None):
 
             print(f"wrote {checkpoint_from_onnx(onnx_path, args.out)} (batch norms folded: exact in evaluation, "
                   f"not for pruning or full fine-tuning)")
+        elif args.cmd == "online-teacher":
+            _refuse_overwrite(args.out, args.force, "online-teacher", "--out")
+            from .online_teacher import online_teacher_checkpoint
+
+            print(f"wrote {online_teacher_checkpoint(args.checkpoint, args.out)}")
         elif args.cmd == "quantize":
             _refuse_overwrite(args.out, args.force, "quantize", "--out")
             from .quantize import quantize_int8

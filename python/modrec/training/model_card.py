@@ -101,6 +101,12 @@ def render_model_card(summary, name, figures=None):
                  if distill.get("cache_views") else "teacher outputs cached on the clean train split, augmentation off")
         lines.append(f"- distillation: {distill.get('method')} `{_j(distill.get('cfg'))}` from `{source}` "
                      f"({teacher.get('model')}{acc}); {cache}")
+    beside = training.get("online_teacher_of")
+    if beside:  # an online distillation's teacher, taken out of its student's run (online_teacher.py)
+        lines.append(f"- trained jointly with the student of `{_portable(beside.get('checkpoint', 'n/a'))}` "
+                     f"({beside.get('student')}, {beside.get('method')} `{_j(beside.get('distill_cfg'))}`), "
+                     f"taken at its epoch {beside.get('epoch')}: validation accuracy {_fmt(beside.get('teacher_val_acc'))}, "
+                     f"the student's {_fmt(beside.get('student_val_acc'))}")
     pruning = training.get("pruning")
     if pruning and pruning.get("before"):
         before, after = pruning["before"], pruning["after"]
@@ -146,6 +152,8 @@ def render_model_card(summary, name, figures=None):
             f"{_train_command(training, cfg)}      # the dataset is generated into the cache if missing",
             *([f"modrec train --config configs/{Path(detector['checkpoint']).parent.name}.yaml      # the signal detector "
                f"(runs/<experiment> is configs/<experiment>.yaml's run)"] if detector else []),
+            *([f"modrec online-teacher --checkpoint runs/{Path(beside['checkpoint']).parent.name}/"
+               f"{Path(beside['checkpoint']).name} --out runs/{experiment}/best.pt --force"] if beside else []),
             # --force: these regenerate the model and card this page describes, which exist
             f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{exported}.onnx{export_flags} --force",
             *([f"modrec quantize --onnx models/{exported}.onnx --out models/{name}.onnx --frames "

@@ -3,8 +3,9 @@
 Input is the ``summary.json`` that ``modrec evaluate`` writes for each model, all on the same test
 split. For every distilled student the report also gives the fraction of the teacher-student gap
 the distillation closed, against its non-distilled twin (same architecture, ``distillation`` =
-``none``) and the teacher it learnt from (the run its training metadata names, when that teacher
-is in the report; else the best teacher):
+``none``) and the teacher it learnt from (the run its training metadata names or, for an online
+method, the teacher trained beside it in its run; when that teacher is not in the report, the best
+teacher):
 
     gap closed = (acc_distilled - acc_twin) / (acc_teacher - acc_twin)
 
@@ -57,14 +58,20 @@ def load_entry(path, role=None, name=None):
     if missing:
         raise ReportError(f"{path}: summary lacks {', '.join(missing)} (evaluate with --onnx to get sizes and speed)")
     metadata = summary.get("metadata") or {}
-    teacher = ((((metadata.get("training") or {}).get("distill") or {}).get("teacher")) or {}).get("checkpoint")
+    training = metadata.get("training") or {}
+    teacher = ((training.get("distill") or {}).get("teacher")) or {}
     return {
         "name": name or Path(str(summary.get("model", path.parent.name))).stem,
         "role": role or "student",
         "architecture": summary.get("architecture"),
         "distillation": metadata.get(contract.DISTILLATION, "none"),
         # the teacher's run: the directory of the checkpoint it learnt from (runs/<teacher>/best.pt)
-        "teacher": Path(teacher).parent.name if teacher else None,
+        "teacher": _run_name(teacher.get("checkpoint")),
+        # an online method's teacher has no run of its own: it is the teacher row trained beside
+        # this one's run (online_teacher.py writes training.online_teacher_of)
+        "online_teacher": bool(teacher.get("online")),
+        "run": _run_name((training.get("checkpoint") or {}).get("path")),
+        "trained_beside": _run_name((training.get("online_teacher_of") or {}).get("checkpoint")),
         "split": summary.get("split"),
         "data_root": summary.get("data_root"),
         "n_frames": summary.get("n_frames"),
@@ -73,6 +80,11 @@ def load_entry(path, role=None, name=None):
         "model": summary.get("model"),  # the evaluated file (ONNX when evaluated with --onnx)
         **{key: summary[key] for key, _, _ in COLUMNS},
     }
+
+
+def _run_name(checkpoint):
+    """The run a checkpoint path belongs to (runs/<run>/best.pt -> <run>), or None."""
+    return Path(checkpoint).parent.name if checkpoint else None
 
 
 def previous_entries(json_path, given):
@@ -93,7 +105,8 @@ def previous_entries(json_path, given):
         missing = [key for key, _, _ in COLUMNS if key not in row] + [k for k in ("role", "per_snr") if k not in row]
         if missing:
             raise ReportError(f"{path}: row {name!r} lacks {', '.join(missing)}")
-        kept.append({"architecture": None, "distillation": "none", "teacher": None, **row, "earlier": True})
+        kept.append({"architecture": None, "distillation": "none", "teacher": None, "online_teacher": False, "run": None,
+                     "trained_beside": None, **row, "earlier": True})
     return kept
 
 
@@ -136,13 +149,17 @@ def gap_closed(entries):
     if not teachers:
         return {}
     best = max(teachers.values(), key=lambda e: e["peak_accuracy"])
+    beside = {e["trained_beside"]: e for e in teachers.values() if e.get("trained_beside")}
     twins = {e["architecture"]: e for e in entries if e["role"] == "student" and e["distillation"] == "none"}
     result = {}
     for e in entries:
         twin = twins.get(e["architecture"])
         if e["role"] != "student" or e["distillation"] == "none" or twin is None:
             continue
-        teacher = teachers.get(e.get("teacher"), best)
+        if e.get("online_teacher"):
+            teacher = beside.get(e.get("run"), best)
+        else:
+            teacher = teachers.get(e.get("teacher"), best)
         result[e["name"]] = {
             metric: (e[metric] - twin[metric]) / (teacher[metric] - twin[metric])
             if teacher[metric] > twin[metric]

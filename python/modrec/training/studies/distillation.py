@@ -6,7 +6,8 @@ distillation method, ONNX export, evaluation on one test split, and the comparis
 Every run is a committed experiment config (configs/<experiment>.yaml) and goes through the
 `modrec` command, so each step can also be run by hand. Finished runs are skipped and
 interrupted ones resumed, so the study can be spread over several jobs. Teachers and students
-land in models/ (ONNX, model card, summary): users see what the students learnt from. Hours on
+land in models/ (ONNX, model card, summary): users see what the students learnt from, the teachers
+an online method (bdkd) trains beside its students included (``modrec online-teacher``). Hours on
 a GPU; days on a 2-core CPU, where clst-cpu (ClST at half its widths) is the teacher that fits a
 session and mobilenet1d-skd-from-clst-cpu the student that learns from it.
 
@@ -25,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from .runner import PlannedRun, Study, modrec_command
+from ..online_teacher import teacher_run_dir
+from .runner import PlannedRun, Study, export_command, modrec_command
 
 TEACHERS = ("inception_resnet", "clst", "clst-cpu")
 STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")
@@ -41,6 +43,16 @@ def experiments():
         runs.append((student, "student"))
         runs += [(f"{student}-{method}", "student") for method in METHODS]
     return runs + [(s, "student") for s in OTHER_TEACHERS_STUDENTS]
+
+
+def _trains_its_teacher(run):
+    """True for a run of an online method (bdkd): its teacher exists only inside its run."""
+    method = (run.info["settings"].get("distill") or {}).get("method") or "none"
+    if method == "none":
+        return False
+    from ..distill import get_distiller  # torch: imported only when a distilled run is finished
+
+    return get_distiller(method).online
 
 
 class DistillationStudy(Study):
@@ -86,6 +98,17 @@ class DistillationStudy(Study):
     def finish_steps(self, run, args):
         steps = super().finish_steps(run, args)
         steps[-1] += ["--card", str(args.models_dir / f"{run.name}.md"), "--force"]  # re-measured: card rewritten
+        if _trains_its_teacher(run):
+            # the teacher an online method trained beside the student: out of the run, then as any teacher
+            teacher_dir = teacher_run_dir(args.runs / run.name)
+            onnx = args.models_dir / f"{teacher_dir.name}.onnx"
+            evaluate = [*modrec_command(), "evaluate", "--checkpoint", str(teacher_dir / "best.pt"), "--onnx", str(onnx),
+                        "--out", str(teacher_dir / "eval"), "--device", args.device,
+                        *(["--data", str(args.data)] if args.data else []),
+                        "--card", str(args.models_dir / f"{teacher_dir.name}.md"), "--force"]
+            steps += [[*modrec_command(), "online-teacher", "--checkpoint", str(args.runs / run.name / "best.pt"),
+                       "--out", str(teacher_dir / "best.pt"), "--force"],
+                      export_command(teacher_dir, onnx), evaluate]
         return steps
 
     def sort_rows(self, rows):
@@ -96,6 +119,8 @@ class DistillationStudy(Study):
         cmd = [*modrec_command(), "report"]
         for run in rows:
             cmd += [f"--{run.info['role']}", str(self.result_path(run, args))]
+            if _trains_its_teacher(run):
+                cmd += ["--teacher", str(teacher_run_dir(args.runs / run.name) / "eval" / "summary.json")]
         models = args.models_dir
         # rows of runs no longer on this machine (runs do not outlive it) stay from the last report
         previous = ["--previous", str(models / "results.json")] if (models / "results.json").is_file() else []
