@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from ..online_teacher import teacher_run_dir
-from .runner import PlannedRun, Study, export_command, modrec_command
+from .runner import PlannedRun, Study, evaluate_command, export_command, modrec_command
 
 TEACHERS = ("inception_resnet", "clst", "clst-cpu")
 STUDENTS = ("cnn3", "mobilenet1d", "mini_inception_resnet")
@@ -102,13 +102,11 @@ class DistillationStudy(Study):
             # the teacher an online method trained beside the student: out of the run, then as any teacher
             teacher_dir = teacher_run_dir(args.runs / run.name)
             onnx = args.models_dir / f"{teacher_dir.name}.onnx"
-            evaluate = [*modrec_command(), "evaluate", "--checkpoint", str(teacher_dir / "best.pt"), "--onnx", str(onnx),
-                        "--out", str(teacher_dir / "eval"), "--device", args.device,
-                        *(["--data", str(args.data)] if args.data else []),
-                        "--card", str(args.models_dir / f"{teacher_dir.name}.md"), "--force"]
             steps += [[*modrec_command(), "online-teacher", "--checkpoint", str(args.runs / run.name / "best.pt"),
                        "--out", str(teacher_dir / "best.pt"), "--force"],
-                      export_command(teacher_dir, onnx), evaluate]
+                      export_command(teacher_dir, onnx),
+                      evaluate_command(teacher_dir, onnx, teacher_dir / "eval", args,
+                                       "--card", str(args.models_dir / f"{teacher_dir.name}.md"), "--force")]
         return steps
 
     def sort_rows(self, rows):

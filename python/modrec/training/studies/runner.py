@@ -95,12 +95,8 @@ class Study:
     def finish_steps(self, run, args):
         """Commands that export and measure a trained run: export, then evaluate."""
         run_dir = args.runs / run.name
-        evaluate = [*modrec_command(), "evaluate", "--checkpoint", str(run_dir / "best.pt"),
-                    "--onnx", str(self.onnx_path(run, args)), "--out", str(self.result_path(run, args).parent),
-                    "--device", args.device]
-        if args.data:
-            evaluate += ["--data", str(args.data)]
-        return [export_command(run_dir, self.onnx_path(run, args)), evaluate]
+        return [export_command(run_dir, self.onnx_path(run, args)),
+                evaluate_command(run_dir, self.onnx_path(run, args), self.result_path(run, args).parent, args)]
 
     def sort_rows(self, rows):
         """The report's rows in the order it shows them."""
@@ -122,6 +118,13 @@ def export_command(run_dir, onnx, *extra):
     # --force: a finish re-exports a run whose model is older than its best.pt, over that model
     return [*modrec_command(), "export", "--checkpoint", str(Path(run_dir) / "best.pt"), "--out", str(onnx), "--force",
             *extra]
+
+
+def evaluate_command(run_dir, onnx, out_dir, args, *extra):
+    """`modrec evaluate` of a run's best.pt and its ONNX file, results in ``out_dir``, on the
+    study's device and data."""
+    return [*modrec_command(), "evaluate", "--checkpoint", str(Path(run_dir) / "best.pt"), "--onnx", str(onnx),
+            "--out", str(out_dir), "--device", args.device, *(["--data", str(args.data)] if args.data else []), *extra]
 
 
 def train_command(run, args):
