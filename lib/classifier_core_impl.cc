@@ -90,6 +90,9 @@ classifier_core_impl::classifier_core_impl(int frame_len,
     for (const auto& label : labels) {
         d_labels.push_back(pmt::intern(label));
     }
+    for (long index = -1; index < n_classes; index++) {
+        d_index_pmts.push_back(pmt::from_long(index));
+    }
     d_f_class = pmt::intern("class");
     d_f_index = pmt::intern("index");
     d_f_confidence = pmt::intern("confidence");
@@ -111,10 +114,13 @@ bool classifier_core_impl::start()
 {
     // Every start, the restart of lock()/unlock() included, begins at item 0 (GNU Radio 3.10
     // rebuilds buffers then); what stop() kept leaves first and the new offsets follow it.
+    d_buf.clear();
+    d_head = 0;
     d_len = 0;
     d_start = 0;
     d_next_frame = 0;
-    d_pending.clear();
+    d_stream_tags.clear();
+    d_frame_tags.clear();
     d_shift = 0;
     d_returned_at.reset();
     d_gathering_since.reset();
@@ -132,15 +138,22 @@ bool classifier_core_impl::stop()
     classify_complete(true, false);
     if (d_len) {
         const uint64_t kept = d_carry.size();
-        for (const auto& t : d_pending) {
+        // stream tags first: send_carry's stable sort then keeps a stream tag ahead of a frame
+        // tag at the same offset, as release_tags does
+        for (const auto& t : d_stream_tags) {
             d_carry_tags.push_back({ kept + t.offset - d_start, t.key, t.value, t.srcid });
         }
-        d_carry.insert(d_carry.end(), d_buf.begin(), d_buf.begin() + d_len);
+        for (const auto& t : d_frame_tags) {
+            d_carry_tags.push_back({ kept + t.offset - d_start, d_key, t.value, d_srcid });
+        }
+        d_carry.insert(d_carry.end(), d_buf.begin() + d_head, d_buf.begin() + d_head + d_len);
         d_start += d_len;
-        d_buf.erase(d_buf.begin(), d_buf.begin() + d_len);
+        d_buf.clear();
+        d_head = 0;
         d_len = 0;
     }
-    d_pending.clear();
+    d_stream_tags.clear();
+    d_frame_tags.clear();
     return block::stop();
 }
 
@@ -152,16 +165,19 @@ uint64_t classifier_core_impl::releasable(bool end_of_stream) const
 
 void classifier_core_impl::push(const gr_complex* samples, size_t n)
 {
-    d_buf.insert(d_buf.begin() + d_len, samples, samples + n);
+    d_buf.insert(d_buf.end(), samples, samples + n);
     d_len += n;
 }
 
 void classifier_core_impl::pop(gr_complex* out, size_t n)
 {
-    std::copy(d_buf.begin(), d_buf.begin() + n, out);
-    // shift rather than ring-buffer: what stays is under a frame plus a chunk, the copy is cheap
-    d_buf.erase(d_buf.begin(), d_buf.begin() + n);
+    std::copy(d_buf.begin() + d_head, d_buf.begin() + d_head + n, out);
+    d_head += n;
     d_len -= n;
+    if (d_head >= d_len) { // more released than held: drop the released ones
+        d_buf.erase(d_buf.begin(), d_buf.begin() + d_head);
+        d_head = 0;
+    }
     d_start += n;
     if (d_next_frame < d_start) { // only after an end-of-stream flush
         d_next_frame = (d_start + d_hop - 1) / d_hop * d_hop;
@@ -177,7 +193,9 @@ pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame
     const size_t label = idx < 0 ? d_labels.size() - 1 : static_cast<size_t>(idx);
     pmt::pmt_t value = pmt::make_dict();
     value = pmt::acons(d_f_class, d_labels.at(label), value);
-    value = pmt::acons(d_f_index, pmt::from_long(idx), value);
+    const pmt::pmt_t index = (idx >= -1 && idx < d_n_classes) ? d_index_pmts[static_cast<size_t>(idx + 1)]
+                                                               : pmt::from_long(idx);
+    value = pmt::acons(d_f_index, index, value);
     value = pmt::acons(d_f_confidence, pmt::from_double(d.confidence[k]), value);
     value = pmt::acons(
         d_f_probs,
@@ -212,8 +230,8 @@ void classifier_core_impl::classify_complete(bool any, bool gather)
     d_frames.resize(n * d_frame_len);
     for (size_t k = 0; k < n; k++) {
         const size_t rel = d_next_frame + k * d_hop - d_start;
-        std::copy(d_buf.begin() + rel,
-                  d_buf.begin() + rel + d_frame_len,
+        std::copy(d_buf.begin() + d_head + rel,
+                  d_buf.begin() + d_head + rel + d_frame_len,
                   d_frames.begin() + k * d_frame_len);
     }
     frame_decisions& d = d_decisions;
@@ -228,7 +246,7 @@ void classifier_core_impl::classify_complete(bool any, bool gather)
     for (size_t k = 0; k < n; k++) {
         const uint64_t start = d_next_frame + k * d_hop;
         pmt::pmt_t value = frame_tag(k, start, d);
-        d_pending.push_back({ start, d_key, value, d_srcid });
+        d_frame_tags.push_back({ start, value });
         message_port_pub(d_port, value);
     }
     d_next_frame += n * d_hop;
@@ -321,8 +339,11 @@ int classifier_core_impl::general_work(int noutput_items,
     if (take > 0) {
         std::vector<tag_t> tags;
         get_tags_in_range(tags, 0, read_before, read_before + take);
-        for (const auto& t : tags) {
-            d_pending.push_back({ t.offset, t.key, t.value, t.srcid });
+        std::stable_sort(tags.begin(), tags.end(), [](const tag_t& a, const tag_t& b) {
+            return a.offset < b.offset;
+        });
+        for (auto& t : tags) {
+            d_stream_tags.push_back({ t.offset, std::move(t.key), std::move(t.value), std::move(t.srcid) });
         }
         push(in, take);
         if (d_observe) {
@@ -354,28 +375,28 @@ int classifier_core_impl::general_work(int noutput_items,
     const int n = static_cast<int>(std::min<uint64_t>(noutput_items, to - d_start));
     pop(out, n);
     d_items_out += n;
-    const uint64_t released_to = d_start;
-    if (!d_pending.empty()) {
-        std::vector<held_tag> ready;
-        std::deque<held_tag> rest;
-        for (auto& t : d_pending) {
-            if (t.offset < released_to) {
-                ready.push_back(t);
-            } else {
-                rest.push_back(t);
-            }
-        }
-        if (!ready.empty()) {
-            d_pending.swap(rest);
-            std::stable_sort(ready.begin(), ready.end(), [](const held_tag& a, const held_tag& b) {
-                return a.offset < b.offset;
-            });
-            for (const auto& t : ready) {
-                add_item_tag(0, t.offset + d_shift, t.key, t.value, t.srcid);
-            }
+    release_tags(d_start);
+    return n;
+}
+
+void classifier_core_impl::release_tags(uint64_t released_to)
+{
+    // Both queues are in offset order, so the tags on released samples are at their fronts.
+    for (;;) {
+        const bool stream = !d_stream_tags.empty() && d_stream_tags.front().offset < released_to;
+        const bool frame = !d_frame_tags.empty() && d_frame_tags.front().offset < released_to;
+        if (stream && (!frame || d_stream_tags.front().offset <= d_frame_tags.front().offset)) {
+            const held_tag& t = d_stream_tags.front();
+            add_item_tag(0, t.offset + d_shift, t.key, t.value, t.srcid);
+            d_stream_tags.pop_front();
+        } else if (frame) {
+            const frame_tag_value& t = d_frame_tags.front();
+            add_item_tag(0, t.offset + d_shift, d_key, t.value, d_srcid);
+            d_frame_tags.pop_front();
+        } else {
+            return;
         }
     }
-    return n;
 }
 
 } /* namespace modrec */

@@ -54,6 +54,7 @@ private:
     uint64_t releasable(bool end_of_stream) const;
     void push(const gr_complex* samples, size_t n);
     void pop(gr_complex* out, size_t n);
+    void release_tags(uint64_t released_to);
     void classify_complete(bool any, bool gather); // any: however few frames are complete
     pmt::pmt_t frame_tag(size_t k, uint64_t start, const frame_decisions& d) const;
     int send_carry(gr_complex* out, int noutput_items);
@@ -71,13 +72,25 @@ private:
     const observe_function d_observe;
     const pmt::pmt_t d_key, d_srcid, d_port, d_frame_len_pmt;
     std::vector<pmt::pmt_t> d_labels;
+    std::vector<pmt::pmt_t> d_index_pmts; // from_long(index) for index -1 .. n_classes - 1, made once
     pmt::pmt_t d_f_class, d_f_index, d_f_confidence, d_f_probs, d_f_frame_len, d_f_frame_start,
         d_f_exit, d_f_snr, d_f_sps_estimate, d_f_sps_mismatch;
 
+    // samples [d_start, d_start + d_len) held, at d_buf[d_head, d_head + d_len): released samples
+    // leave d_head behind and are dropped from the front only once they outnumber the held ones,
+    // so a sample is moved O(1) times (erasing at every release moved the whole hold each time)
     std::vector<gr_complex> d_buf;
-    size_t d_len = 0;
+    size_t d_head = 0, d_len = 0;
     uint64_t d_start = 0, d_next_frame = 0;
-    std::deque<held_tag> d_pending; // in the order they arrived; released sorted by offset (stable)
+    // Tags held until their samples are released, each queue in offset order: the stream's own
+    // (in arrival order) and the frames' (one per frame start). Released merged by offset, a
+    // stream tag before a frame tag at the same offset: the order they arrived in.
+    std::deque<held_tag> d_stream_tags;
+    struct frame_tag_value {
+        uint64_t offset;
+        pmt::pmt_t value;
+    };
+    std::deque<frame_tag_value> d_frame_tags;
     std::vector<gr_complex> d_carry; // kept at a stop, sent first at the next start
     std::vector<held_tag> d_carry_tags;
     uint64_t d_shift = 0; // output offset - input offset in this run
