@@ -90,9 +90,6 @@ classifier_core_impl::classifier_core_impl(int frame_len,
     for (const auto& label : labels) {
         d_labels.push_back(pmt::intern(label));
     }
-    for (long index = -1; index < n_classes; index++) {
-        d_index_pmts.push_back(pmt::from_long(index));
-    }
     d_f_class = pmt::intern("class");
     d_f_index = pmt::intern("index");
     d_f_confidence = pmt::intern("confidence");
@@ -103,6 +100,13 @@ classifier_core_impl::classifier_core_impl(int frame_len,
     d_f_snr = pmt::intern("snr_db");
     d_f_sps_estimate = pmt::intern("sps_estimate");
     d_f_sps_mismatch = pmt::intern("sps_mismatch");
+    for (long index = -1; index < n_classes; index++) { // the tails frame_tag shares
+        const pmt::pmt_t label = d_labels[index < 0 ? d_labels.size() - 1 : static_cast<size_t>(index)];
+        d_class_tails.push_back(
+            pmt::acons(d_f_index, pmt::from_long(index), pmt::acons(d_f_class, label, pmt::make_dict())));
+    }
+    d_frame_len_field = pmt::cons(d_f_frame_len, d_frame_len_pmt);
+    d_sps_mismatch_fields = { pmt::cons(d_f_sps_mismatch, pmt::PMT_F), pmt::cons(d_f_sps_mismatch, pmt::PMT_T) };
     // The scheduler would shift propagated tags by our output lag; they are re-emitted at their
     // original offsets when the samples they sit on are released.
     set_tag_propagation_policy(TPP_DONT);
@@ -186,22 +190,28 @@ void classifier_core_impl::pop(gr_complex* out, size_t n)
 
 pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame_decisions& d) const
 {
-    // the field order and PMT types of the Python core (python/modrec/classifier.py). Each field
+    // The field order and PMT types of the Python core (python/modrec/classifier.py). Each field
     // is prepended with acons, which is what pmt::dict_add does for a key the dict lacks, without
     // dict_add's search of the dict for it first (the keys here are distinct by construction).
+    // A PMT dict is persistent (functional: dict_add and dict_delete build new cells), so cells
+    // that hold the same in every tag are made once and shared: the dict's tail of class and
+    // index (one per decision) and the pairs of frame_len and sps_mismatch. A tag is about two
+    // dozen small allocations, most of the C++ core's time per frame (docs/BENCHMARKS.md).
     const int64_t idx = d.index[k];
-    const size_t label = idx < 0 ? d_labels.size() - 1 : static_cast<size_t>(idx);
-    pmt::pmt_t value = pmt::make_dict();
-    value = pmt::acons(d_f_class, d_labels.at(label), value);
-    const pmt::pmt_t index = (idx >= -1 && idx < d_n_classes) ? d_index_pmts[static_cast<size_t>(idx + 1)]
-                                                               : pmt::from_long(idx);
-    value = pmt::acons(d_f_index, index, value);
+    pmt::pmt_t value;
+    if (idx >= -1 && idx < d_n_classes) {
+        value = d_class_tails[static_cast<size_t>(idx + 1)];
+    } else {
+        value = pmt::acons(d_f_class, d_labels.at(idx < 0 ? d_labels.size() - 1 : static_cast<size_t>(idx)),
+                           pmt::make_dict());
+        value = pmt::acons(d_f_index, pmt::from_long(idx), value);
+    }
     value = pmt::acons(d_f_confidence, pmt::from_double(d.confidence[k]), value);
     value = pmt::acons(
         d_f_probs,
         pmt::init_f32vector(d_n_classes, d.probs.data() + k * static_cast<size_t>(d_n_classes)),
         value);
-    value = pmt::acons(d_f_frame_len, d_frame_len_pmt, value);
+    value = pmt::dcons(d_frame_len_field, value);
     value = pmt::acons(d_f_frame_start, pmt::from_uint64(start + d_shift), value);
     if (d_tag_exit) {
         value = pmt::acons(d_f_exit, pmt::from_long(d.exits[k]), value);
@@ -211,7 +221,7 @@ pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame
     }
     if (d_tag_sps) {
         value = pmt::acons(d_f_sps_estimate, pmt::from_double(d.sps_estimate[k]), value);
-        value = pmt::acons(d_f_sps_mismatch, pmt::from_bool(d.sps_mismatch[k] != 0), value);
+        value = pmt::dcons(d_sps_mismatch_fields[d.sps_mismatch[k] != 0 ? 1 : 0], value);
     }
     return value;
 }

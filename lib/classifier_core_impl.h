@@ -10,6 +10,7 @@
 
 #include <gnuradio/modrec/classifier_core.h>
 #include <pmt/pmt.h>
+#include <array>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -72,7 +73,11 @@ private:
     const observe_function d_observe;
     const pmt::pmt_t d_key, d_srcid, d_port, d_frame_len_pmt;
     std::vector<pmt::pmt_t> d_labels;
-    std::vector<pmt::pmt_t> d_index_pmts; // from_long(index) for index -1 .. n_classes - 1, made once
+    // shared by every tag (see frame_tag): ((index . i) (class . label)) for i = -1 .. n_classes - 1,
+    // (frame_len . L), and (sps_mismatch . #f) and (sps_mismatch . #t)
+    std::vector<pmt::pmt_t> d_class_tails;
+    pmt::pmt_t d_frame_len_field;
+    std::array<pmt::pmt_t, 2> d_sps_mismatch_fields;
     pmt::pmt_t d_f_class, d_f_index, d_f_confidence, d_f_probs, d_f_frame_len, d_f_frame_start,
         d_f_exit, d_f_snr, d_f_sps_estimate, d_f_sps_mismatch;
 

@@ -385,6 +385,25 @@ class qa_classifier(gr_unittest.TestCase):
         for tag, msg in zip(tags, msgs):
             self.assertTrue(pmt.equal(tag.value, msg))
 
+    def test_a_tag_changed_downstream_leaves_the_others_as_they_were(self):
+        # the C++ core shares the cells that are the same in every tag (class and index per
+        # class, frame_len, sps_mismatch): PMT dicts are persistent, so a block that rewrites one
+        # tag's dict gets a new dict and every other tag keeps its fields
+        x = _signal(1500, seed=6)
+        _, tags, _, _ = self.run_flowgraph(x, hop=L, source="chunked", max_chunk=70)
+        before = [pmt.serialize_str(t.value) for t in tags]
+        by_class = {}
+        for t in tags:
+            by_class.setdefault(_tag_dict(t.value)["class"], []).append(t.value)
+        shared = next(values for values in by_class.values() if len(values) > 1)
+        changed = pmt.dict_add(shared[0], pmt.intern("class"), pmt.intern("relabelled"))
+        changed = pmt.dict_add(changed, pmt.intern("frame_len"), pmt.from_long(-1))
+        changed = pmt.dict_delete(changed, pmt.intern("index"))
+        self.assertEqual(pmt.symbol_to_string(pmt.dict_ref(changed, pmt.intern("class"), pmt.PMT_NIL)), "relabelled")
+        self.assertFalse(pmt.dict_has_key(changed, pmt.intern("index")))
+        self.assertEqual([pmt.serialize_str(t.value) for t in tags], before)
+        self.assertEqual(_tag_dict(shared[1])["frame_len"], L)
+
     def test_upstream_tags_keep_their_offsets(self):
         x = _signal(400)
         upstream = [gr.tag_utils.python_to_tag((off, pmt.intern("burst"), pmt.from_long(off), pmt.intern("src"))) for off in (0, 5, 33, 399)]
