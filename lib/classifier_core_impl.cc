@@ -10,6 +10,7 @@
 #include <gnuradio/buffer_reader.h>
 #include <gnuradio/io_signature.h>
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace gr {
@@ -188,7 +189,7 @@ void classifier_core_impl::pop(gr_complex* out, size_t n)
     }
 }
 
-pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame_decisions& d) const
+pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame_decisions& d)
 {
     // The field order and PMT types of the Python core (python/modrec/classifier.py). Each field
     // is prepended with acons, which is what pmt::dict_add does for a key the dict lacks, without
@@ -220,7 +221,13 @@ pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame
         value = pmt::acons(d_f_snr, pmt::from_double(d.snr_db[k]), value);
     }
     if (d_tag_sps) {
-        value = pmt::acons(d_f_sps_estimate, pmt::from_double(d.sps_estimate[k]), value);
+        // one window's estimate judges a run of frames (128 at hop = frame_len): its field too
+        const double estimate = d.sps_estimate[k];
+        if (!d_sps_estimate_field || std::memcmp(&estimate, &d_sps_estimate_shared, sizeof estimate) != 0) {
+            d_sps_estimate_shared = estimate; // compared as bits: NaN (no line) matches NaN
+            d_sps_estimate_field = pmt::cons(d_f_sps_estimate, pmt::from_double(estimate));
+        }
+        value = pmt::dcons(d_sps_estimate_field, value);
         value = pmt::dcons(d_sps_mismatch_fields[d.sps_mismatch[k] != 0 ? 1 : 0], value);
     }
     return value;

@@ -57,7 +57,7 @@ private:
     void pop(gr_complex* out, size_t n);
     void release_tags(uint64_t released_to);
     void classify_complete(bool any, bool gather); // any: however few frames are complete
-    pmt::pmt_t frame_tag(size_t k, uint64_t start, const frame_decisions& d) const;
+    pmt::pmt_t frame_tag(size_t k, uint64_t start, const frame_decisions& d);
     int send_carry(gr_complex* out, int noutput_items);
     bool input_ended(int ninput, int taken);
 
@@ -78,6 +78,9 @@ private:
     std::vector<pmt::pmt_t> d_class_tails;
     pmt::pmt_t d_frame_len_field;
     std::array<pmt::pmt_t, 2> d_sps_mismatch_fields;
+    // the last (sps_estimate . value) made, reused while the estimate stays (frame_tag)
+    pmt::pmt_t d_sps_estimate_field;
+    double d_sps_estimate_shared = 0.0;
     pmt::pmt_t d_f_class, d_f_index, d_f_confidence, d_f_probs, d_f_frame_len, d_f_frame_start,
         d_f_exit, d_f_snr, d_f_sps_estimate, d_f_sps_mismatch;
 
