@@ -156,14 +156,31 @@ float split_finite(const gr_complex* samples, size_t n, float* x_re, float* x_im
     return peak;
 }
 
-// The phase steps arg(y[i + 1] conj(y[i])) for i < m - 1.
+// The two features of y, the stream interpolated by 2 (y[2i] = x[i + half], y[2i + 1] = mid[i]),
+// read from x and mid without building y: the squared envelope |y[i]|^2 (m values) and the phase
+// steps arg(y[i + 1] conj(y[i])) (m - 1 values), each with the arithmetic of a loop over y (same
+// bits), in one pass: a window's buffers then fit the caches better (an estimate right after a
+// batch of ONNX Runtime took 0.2 ms longer than one run warm, measured).
 MODREC_HOT_LOOP
-void phase_steps(const float* y_re, const float* y_im, size_t m, float* steps)
+void envelope_and_steps(const float* x_re,
+                        const float* x_im,
+                        const float* mid_re,
+                        const float* mid_im,
+                        size_t n_mid,
+                        float* envelope,
+                        float* steps)
 {
-    for (size_t i = 0; i + 1 < m; i++) {
-        const float re = y_re[i + 1] * y_re[i] + y_im[i + 1] * y_im[i];
-        const float im = y_im[i + 1] * y_re[i] - y_re[i + 1] * y_im[i];
-        steps[i] = fast_atan2(im, re);
+    for (size_t i = 0; i < n_mid; i++) {
+        const float a_re = x_re[i], a_im = x_im[i];     // y[2i]
+        const float b_re = mid_re[i], b_im = mid_im[i]; // y[2i + 1]
+        envelope[2 * i] = a_re * a_re + a_im * a_im;
+        envelope[2 * i + 1] = b_re * b_re + b_im * b_im;
+        steps[2 * i] = fast_atan2(b_im * a_re - b_re * a_im, b_re * a_re + b_im * a_im);
+    }
+    for (size_t i = 0; i + 1 < n_mid; i++) {
+        const float b_re = mid_re[i], b_im = mid_im[i];         // y[2i + 1]
+        const float c_re = x_re[i + 1], c_im = x_im[i + 1];     // y[2i + 2]
+        steps[2 * i + 1] = fast_atan2(c_im * b_re - c_re * b_im, c_re * b_re + c_im * b_im);
     }
 }
 
@@ -179,8 +196,8 @@ struct symbol_rate_estimator::impl {
     gr::fft::fft_real_fwd fft; // 2 segment_len points: the features run at twice the stream's rate
     std::vector<float> window; // periodic Hann, as scipy.signal.get_window("hann", n)
     double window_power;       // 1 / (sum of the window)^2: Welch's "spectrum" scaling
-    std::vector<float> x_re, x_im, mid_re, mid_im, y_re, y_im;
-    std::vector<float> envelope, steps, frequency_changes;
+    std::vector<float> x_re, x_im, mid_re, mid_im;
+    std::vector<float> envelope, steps; // steps: the phase steps, then their changes
     std::vector<double> spectrum, ratio, neighbours;
     std::vector<char> searched;
 
@@ -366,19 +383,15 @@ symbol_rate_estimator::estimate(const gr_complex* samples, size_t n, int interpo
     s.mid_im.resize(n_mid);
     interpolate_mid(s.taps.data(), n_taps, s.x_re.data(), s.x_im.data(), n_mid, s.mid_re.data(), s.mid_im.data());
     const size_t m = 2 * n_mid;
-    s.y_re.resize(m);
-    s.y_im.resize(m);
-    for (size_t i = 0; i < n_mid; i++) {
-        s.y_re[2 * i] = s.x_re[i + half];
-        s.y_im[2 * i] = s.x_im[i + half];
-        s.y_re[2 * i + 1] = s.mid_re[i];
-        s.y_im[2 * i + 1] = s.mid_im[i];
-    }
-
     s.envelope.resize(m);
-    for (size_t i = 0; i < m; i++) {
-        s.envelope[i] = s.y_re[i] * s.y_re[i] + s.y_im[i] * s.y_im[i];
-    }
+    s.steps.resize(m - 1);
+    envelope_and_steps(s.x_re.data() + half,
+                       s.x_im.data() + half,
+                       s.mid_re.data(),
+                       s.mid_im.data(),
+                       n_mid,
+                       s.envelope.data(),
+                       s.steps.data());
     const double level = sum(s.envelope.data(), m) / m;
     if (!(level > 0.0)) {
         return { nan, 0.0 };
@@ -387,14 +400,13 @@ symbol_rate_estimator::estimate(const gr_complex* samples, size_t n, int interpo
     for (auto& e : s.envelope) {
         e *= inverse_level;
     }
-    // |changes of the instantaneous frequency|: the phase steps arg(y[i + 1] conj(y[i])),
-    // differenced
-    s.steps.resize(m - 1);
-    phase_steps(s.y_re.data(), s.y_im.data(), m, s.steps.data());
-    s.frequency_changes.resize(m - 2);
+    // |changes of the instantaneous frequency|: the phase steps differenced, in place (each
+    // value reads its own step and the next one, which is not yet overwritten)
+    float* changes = s.steps.data();
     for (size_t i = 0; i + 2 < m; i++) {
-        s.frequency_changes[i] = std::fabs(s.steps[i + 1] - s.steps[i]);
+        changes[i] = std::fabs(changes[i + 1] - changes[i]);
     }
+    s.steps.resize(m - 2);
 
     const long bins = s.segment_len + 1;
     s.searched.assign(bins, 0);
@@ -410,7 +422,7 @@ symbol_rate_estimator::estimate(const gr_complex* samples, size_t n, int interpo
     }
 
     symbol_rate_line best{ nan, 0.0 };
-    for (const std::vector<float>* feature : { &s.envelope, &s.frequency_changes }) {
+    for (const std::vector<float>* feature : { &s.envelope, &s.steps }) {
         s.welch(*feature);
         s.line_ratio();
         long k = std::max_element(s.ratio.begin(), s.ratio.end()) - s.ratio.begin();
