@@ -79,8 +79,8 @@ double sum(const float* v, size_t n)
 #define MODREC_HOT_LOOP
 #endif
 
-// Eight floats as one value (GCC's vector extension): four SSE2 halves' worth or one AVX2
-// register, whichever clone is running.
+// Eight floats as one value (GCC's vector extension): two SSE2 registers or one AVX2 register,
+// whichever clone is running.
 typedef float f32x8 __attribute__((vector_size(32)));
 
 // (by reference: a vector returned by value would change the default clone's calling convention)
@@ -159,8 +159,8 @@ float split_finite(const gr_complex* samples, size_t n, float* x_re, float* x_im
 // The two features of y, the stream interpolated by 2 (y[2i] = x[i + half], y[2i + 1] = mid[i]),
 // read from x and mid without building y: the squared envelope |y[i]|^2 (m values) and the phase
 // steps arg(y[i + 1] conj(y[i])) (m - 1 values), each with the arithmetic of a loop over y (same
-// bits), in one pass: a window's buffers then fit the caches better (an estimate right after a
-// batch of ONNX Runtime took 0.2 ms longer than one run warm, measured).
+// bits), without y's interleaved copy: a window's buffers then fit the caches better (an estimate
+// right after a batch of ONNX Runtime took 0.2 ms longer than one run warm, measured).
 MODREC_HOT_LOOP
 void envelope_and_steps(const float* x_re,
                         const float* x_im,
