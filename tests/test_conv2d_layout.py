@@ -11,7 +11,7 @@ from gnuradio.modrec.classes import RADIOML2016_CLASSES
 from gnuradio.modrec.runtime import OnnxModel
 from gnuradio.modrec.training.conv2d_layout import as_conv2d, check_same_outputs
 from gnuradio.modrec.training.models import create_model, list_models
-from gnuradio.modrec.training.onnx_export import export_onnx
+from gnuradio.modrec.training.onnx_export import DetectOutputs, export_onnx
 
 
 def _conv_kernel_ranks(path):
@@ -25,7 +25,7 @@ def _conv_kernel_ranks(path):
 
 # early-exit models run their segments from a plain list, which reuses the backbone's layers
 LAYOUT_2D = ["cnn3", "mobilenet1d", "mini_inception_resnet", "inception_resnet", "signal_detector", "cnn3_ee",
-             "mobilenet1d_ee", "mini_inception_resnet_ee"]
+             "mobilenet1d_ee", "mini_inception_resnet_ee", "mobilenet1d_det"]
 KEPT_1D = {"clst": "its attention reads time as axis 2 (transposes)"}
 
 
@@ -38,6 +38,8 @@ def test_the_2d_copy_computes_what_the_model_does(name):
         if isinstance(m, nn.BatchNorm1d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
+    if hasattr(model, "forward_detect"):  # detector heads: both outputs, as the export writes them
+        model = DetectOutputs(model).eval()
     twin = as_conv2d(model).eval()
     assert check_same_outputs(model, twin, 128) is None
     assert not any(isinstance(m, (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)) for m in twin.modules())

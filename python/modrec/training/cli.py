@@ -294,13 +294,14 @@ def _models_listing():
     from ..runtime.onnx_model import shipped_models
     from .flops import count_flops, count_params
     from .models import create_model, default_config, list_models
+    from .models.registry import KINDS
 
-    detectors = set(list_models(kind="detector"))
+    kinds = {name: kind for kind in KINDS for name in list_models(kind=kind)}
     architectures = []
     with torch.no_grad():
         for name in list_models():
             model = create_model(name).eval()
-            architectures.append({"name": name, "kind": "detector" if name in detectors else "classifier",
+            architectures.append({"name": name, "kind": kinds[name],
                                   "params": count_params(model),
                                   "flops": count_flops(model, model.model_cfg.get("frame_len", 128)),
                                   "default_config": default_config(name)})

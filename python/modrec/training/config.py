@@ -149,11 +149,16 @@ class ExitsConfig:
 
 @dataclass
 class DetectorConfig:
-    """How the signal detector (model signal_detector, training/detection.py) trains."""
+    """How the signal detector (model signal_detector) and a classifier with detector heads
+    (models/detecting.py) train (training/detection.py)."""
 
     snr_weight: float = 1.0  # weight of the SNR regression loss (SmoothL1, dB)
     noise_weight: float = 1.0  # weight of the noise logit's binary cross-entropy
     ignore_below_db: float = -6.0  # signal frames below this SNR do not teach the noise output
+    # a classifier with detector heads (models/detecting.py, JointDetection): the class loss's
+    # weight, and a trained classifier's checkpoint the backbone starts from (None: from scratch)
+    class_weight: float = 1.0
+    init_from: Optional[str] = None
 
 
 @dataclass

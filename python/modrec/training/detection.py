@@ -1,4 +1,5 @@
-"""Training the signal detector (models/signal_detector.py): the objective and its metrics.
+"""Training the signal detector (models/signal_detector.py) and a classifier with detector heads
+(models/detecting.py): their objectives and the detector's loss and metrics.
 
 The loss of a batch is ``snr_weight`` x SmoothL1(estimated SNR, true SNR) over frames with a
 signal, plus ``noise_weight`` x the binary cross-entropy of the noise logit against "this frame
@@ -8,16 +9,56 @@ per-sample SNR a 128-sample frame is noise to any detector), so signal frames be
 ``ignore_below_db`` do not teach the noise output: what the detector says there is left to it.
 Measured on 84,000 generated frames (8 epochs): with every signal frame teaching it, 63 % of
 noise frames were called noise; see models/OPEN_SET.md for the shipped detector.
+
+A classifier with detector heads (JointDetection) adds its class loss on the frames of known
+classes to the same detector loss, so one backbone learns both jobs.
 """
 
+from pathlib import Path
+
+import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..classes import NOISE_LABEL
+from .distributed import MethodAsForward
 from .models.signal_detector import NOISE_COLUMN, SNR_COLUMN
 from .objective import Objective
-from .predict import predict_logits
+from .predict import predict_detect, predict_logits
 
 SNR_MAE_RANGE_DB = (-10.0, 18.0)  # where the issue's 1.5 dB target on the SNR estimate holds
+
+
+def detector_loss(cfg, out, signal, snr):
+    """The detector's loss of a batch (module docstring): ``cfg`` the config's ``detector``
+    section, ``out`` (N, 2) outputs (SNR dB, noise logit), ``signal`` (N,) bool (the frame holds a
+    known class), ``snr`` (N,) float32 labels (dB). Returns (mean loss, noise decisions right,
+    frames that teach the noise output)."""
+    teach = ~signal | (snr >= cfg.ignore_below_db)
+    loss = out.new_zeros(())
+    if signal.any():
+        loss = loss + cfg.snr_weight * F.smooth_l1_loss(out[signal, SNR_COLUMN], snr[signal])
+    bce = F.binary_cross_entropy_with_logits(out[:, NOISE_COLUMN], (~signal).float(), reduction="none")
+    noise_part = (bce * ~signal).sum() / (~signal).sum().clamp(min=1)
+    signal_part = (bce * (signal & teach)).sum() / (signal & teach).sum().clamp(min=1)
+    loss = loss + cfg.noise_weight * (noise_part + signal_part) / 2
+    right = ((out[:, NOISE_COLUMN] > 0) == ~signal) & teach
+    return loss, right.sum(), teach.sum()
+
+
+def detector_figures(out, signal, snr):
+    """The detector's figures over frames with outputs ``out`` (N, 2), ``signal`` (N,) bool and
+    ``snr`` (N,) labels (dB): SNR bias and mean absolute error (dB) over SNR_MAE_RANGE_DB, noise
+    frames called noise, signal frames at >= 0 dB called noise (NaN where there are none)."""
+    lo, hi = SNR_MAE_RANGE_DB
+    band = signal & (snr >= lo) & (snr <= hi)
+    err = out[band, SNR_COLUMN] - snr[band]
+    said_noise = out[:, NOISE_COLUMN] > 0
+    strong = signal & (snr >= 0)
+    return {"val_snr_mae_db": float(err.abs().mean()) if len(err) else float("nan"),
+            "val_snr_bias_db": float(err.mean()) if len(err) else float("nan"),
+            "val_noise_recall": float(said_noise[~signal].float().mean()) if (~signal).any() else float("nan"),
+            "val_false_noise": float(said_noise[strong].float().mean()) if strong.any() else float("nan")}
 
 
 class DetectorObjective(Objective):
@@ -36,17 +77,7 @@ class DetectorObjective(Objective):
 
     def _loss(self, out, y, snr):
         """(mean loss, noise decisions right, frames that teach the noise output)."""
-        signal = y != self.noise
-        teach = ~signal | (snr >= self.cfg.ignore_below_db)
-        loss = out.new_zeros(())
-        if signal.any():
-            loss = loss + self.cfg.snr_weight * F.smooth_l1_loss(out[signal, SNR_COLUMN], snr[signal])
-        bce = F.binary_cross_entropy_with_logits(out[:, NOISE_COLUMN], (~signal).float(), reduction="none")
-        noise_part = (bce * ~signal).sum() / (~signal).sum().clamp(min=1)
-        signal_part = (bce * (signal & teach)).sum() / (signal & teach).sum().clamp(min=1)
-        loss = loss + self.cfg.noise_weight * (noise_part + signal_part) / 2
-        right = ((out[:, NOISE_COLUMN] > 0) == ~signal) & teach
-        return loss, right.sum(), teach.sum()
+        return detector_loss(self.cfg, out, y != self.noise, snr)
 
     def batch_loss(self, net, xb, yb, idx):
         loss, right, _ = self._loss(net(xb), yb, self.snr_train[idx])
@@ -62,19 +93,164 @@ class DetectorObjective(Objective):
         return {"val_loss": float(loss), "val_acc": float(right) / max(int(taught), 1)}
 
     def epoch_row(self, x_val, y_val):
-        """The detector's figures on the validation split: SNR bias and mean absolute error (dB)
-        over SNR_MAE_RANGE_DB, noise frames called noise, signal frames at >= 0 dB called noise;
-        ``val_score`` (what picks best.pt) is minus the validation loss."""
+        """The detector's figures on the validation split (detector_figures); ``val_score`` (what
+        picks best.pt) is minus the validation loss."""
         out, y_val = self._outputs(x_val), y_val.cpu()
-        signal = y_val != self.noise
-        lo, hi = SNR_MAE_RANGE_DB
-        band = signal & (self.snr_val >= lo) & (self.snr_val <= hi)
-        err = out[band, SNR_COLUMN] - self.snr_val[band]
-        said_noise = out[:, NOISE_COLUMN] > 0
-        strong = signal & (self.snr_val >= 0)
         loss, _, _ = self._loss(out, y_val, self.snr_val)
-        return {"val_snr_mae_db": float(err.abs().mean()) if len(err) else float("nan"),
-                "val_snr_bias_db": float(err.mean()) if len(err) else float("nan"),
-                "val_noise_recall": float(said_noise[~signal].float().mean()) if (~signal).any() else float("nan"),
-                "val_false_noise": float(said_noise[strong].float().mean()) if strong.any() else float("nan"),
-                "val_score": -float(loss)}
+        return {**detector_figures(out, y_val != self.noise, self.snr_val), "val_score": -float(loss)}
+
+
+def _init_backbone(model, path, known, source, log):
+    """Load a trained classifier's checkpoint at ``path`` into ``model.backbone`` (a
+    DetectingClassifier's); returns its description for the run's records. FileNotFoundError for
+    a missing file; ValueError for another architecture, other classes or other weight shapes.
+    The backbone's config may differ from the checkpoint's where no weight does (an activation:
+    the ReLU copy of a hard-swish network)."""
+    from .checkpoint import load_checkpoint
+    from .distill.teacher_cache import weights_sha256
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{source}: field 'detector.init_from': {path} not found (train the classifier first, or "
+                                f"rebuild it from a shipped file: modrec from-onnx)")
+    ckpt = load_checkpoint(path)
+    backbone = model.backbone
+    if ckpt["model_name"] != backbone.model_name:
+        raise ValueError(f"{source}: field 'detector.init_from': {path} holds a {ckpt['model_name']}, the backbone is a "
+                         f"{backbone.model_name}")
+    if list(ckpt.get("classes", [])) != list(known):
+        raise ValueError(f"{source}: field 'detector.init_from': {path} was trained on classes {ckpt.get('classes')}, "
+                         f"the data's known classes are {list(known)}")
+    try:
+        backbone.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(f"{source}: field 'detector.init_from': {path} does not fit the backbone "
+                         f"({str(err).splitlines()[0]})") from None
+    log(f"detecting: backbone initialised from {path} (val acc {ckpt.get('val_acc', float('nan')):.4f}); "
+        f"its batch norms keep their statistics")
+    return {"checkpoint": str(path), "weights_sha256": weights_sha256(ckpt), "model": ckpt["model_name"],
+            "model_cfg": ckpt["model_cfg"], "val_acc": ckpt.get("val_acc")}
+
+
+class JointDetection(Objective):
+    """Trains a classifier with detector heads (models/detecting.py): on every batch the class
+    loss over the frames of known classes, times ``detector.class_weight``, plus detector_loss
+    over every frame.
+
+    The class loss is cross-entropy, or with ``distill.method`` set (an offline method: kd, nkd,
+    skd) the distiller's loss against the teacher, which distill/session.py loads and runs (the
+    teacher's classes are the data's known ones). The data's classes are the model's known
+    classes, in order, then ``noise``. ``detector.init_from`` starts the backbone from a trained
+    classifier's checkpoint; its batch norms then keep the statistics they have (eval mode while
+    training): a checkpoint rebuilt from a shipped file (modrec from-onnx) has them folded into
+    its convolutions, and re-estimating them from batches would change what the backbone computes.
+
+    ``train_acc`` counts known frames classified right and noise frames the heads call noise;
+    ``val_acc`` is the closed-set accuracy over the known frames of the validation split.
+    ``cfg``: the ExperimentConfig; ``snr_train`` / ``snr_val``: float32 (N,) SNR labels (dB).
+    ValueError when noise is not the data's last class or the method trains its teacher online.
+    """
+
+    def __init__(self, cfg, model, x_tr, y_tr, meta, device, snr_train, snr_val, resume=False, log=print,
+                 progress=False):
+        from .distill.registry import get_distiller
+        from .distill.session import DistillSession
+
+        super().__init__(model, cfg.augment, cfg.train.label_smoothing, cfg.train.eval_batch_size)
+        classes = list(meta["classes"])
+        if len(classes) < 2 or classes[-1] != NOISE_LABEL or classes.count(NOISE_LABEL) != 1:
+            raise ValueError(f"{cfg.source}: {cfg.model.name} learns its known classes, then '{NOISE_LABEL}' last; the "
+                             f"data's classes are {classes}: list them so in data.generator.classes")
+        self.cfg, self.noise, self.known = cfg.detector, len(classes) - 1, classes[:-1]
+        self.snr_train, self.snr_val = snr_train.float(), snr_val.float().cpu()  # validation runs on the CPU side
+        self.init_from = None
+        if cfg.detector.init_from and not resume:
+            self.init_from = _init_backbone(model, cfg.detector.init_from, self.known, cfg.source, log)
+        self.session = None
+        if cfg.distill.method != "none":
+            if get_distiller(cfg.distill.method).online:
+                raise ValueError(f"{cfg.source}: {cfg.model.name} is distilled from a trained teacher (kd, nkd, skd); "
+                                 f"'{cfg.distill.method}' trains its teacher online, on classes without noise")
+            self.session = DistillSession(cfg, model, x_tr, y_tr, {**meta, "classes": self.known}, device, log=log,
+                                          progress=progress)
+            self.augment = self.session.augment  # off when cached augmented copies carry it
+        self._val = None
+
+    @property
+    def trainable(self):
+        return self.session.trainable if self.session is not None else self.model
+
+    @property
+    def step_module(self):
+        return MethodAsForward(self.model, "forward_joint")
+
+    def start_epoch(self, epoch, x_train):
+        frames = self.session.start_epoch(epoch, x_train) if self.session is not None else x_train
+        self.model.train()
+        if self.cfg.init_from:
+            for m in self.model.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return frames
+
+    def unsynced_parameters(self):
+        return self.session.unsynced_parameters() if self.session is not None else []
+
+    def clip_grad_(self, max_norm):
+        torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), max_norm)
+
+    def _class_loss(self, features, logits, yb, known, xb=None, idx=None):
+        if not known.any():
+            return logits.new_zeros(())
+        if self.session is None or xb is None:
+            return F.cross_entropy(logits[known], yb[known], label_smoothing=self.label_smoothing)
+        t_logits, ft = self.session.teacher_outputs(xb, idx)
+        return self.session.distill_loss(logits[known], yb[known], t_logits[known],
+                                         features[known] if ft is not None else None,
+                                         ft[known] if ft is not None else None)
+
+    def batch_loss(self, net, xb, yb, idx):
+        features, logits, det = net(xb)
+        known = yb != self.noise
+        loss, _, _ = detector_loss(self.cfg, det, known, self.snr_train[idx])
+        loss = loss + self.cfg.class_weight * self._class_loss(features, logits, yb, known, xb, idx)
+        right = ((logits.argmax(1) == yb) & known).sum() + ((det[:, NOISE_COLUMN] > 0) & ~known).sum()
+        return loss, right
+
+    def validate(self, x_val, y_val):
+        """``val_loss`` (class cross-entropy over the known frames, weighted, plus the detector
+        loss) and ``val_acc`` (closed-set accuracy over the known frames)."""
+        logits, det = predict_detect(self.model, x_val, self.eval_batch_size)
+        y_val = y_val.cpu()
+        known = y_val != self.noise
+        det_loss, _, _ = detector_loss(self.cfg, det, known, self.snr_val)
+        ce = F.cross_entropy(logits[known], y_val[known]) if known.any() else det_loss.new_zeros(())
+        val_loss = float(det_loss + self.cfg.class_weight * ce)
+        self._val = (det, known, val_loss)
+        return {"val_loss": val_loss,
+                "val_acc": float((logits.argmax(1) == y_val)[known].float().mean()) if known.any() else float("nan")}
+
+    def epoch_row(self, x_val, y_val):
+        """The detector's figures on the validation split (detector_figures), the distiller's
+        loss parts, and ``val_score`` (what picks best.pt): minus the validation loss."""
+        if self._val is None:
+            self.validate(x_val, y_val)
+        det, known, val_loss = self._val
+        row = self.session.epoch_row(x_val, y_val) if self.session is not None else {}
+        return {**row, **detector_figures(det, known, self.snr_val), "val_score": -val_loss}
+
+    def training_info(self):
+        info = {"detecting": {"init_from": self.init_from, "class_weight": self.cfg.class_weight,
+                              "snr_weight": self.cfg.snr_weight, "noise_weight": self.cfg.noise_weight}}
+        return {**info, **(self.session.training_info() if self.session is not None else {})}
+
+    def checkpoint_entries(self):
+        entries = {"detecting": {"init_from": self.init_from}}
+        return {**entries, **(self.session.checkpoint_entries() if self.session is not None else {})}
+
+    def resume_from(self, ckpt, path):
+        self.init_from = (ckpt.get("detecting") or {}).get("init_from")  # where the run's backbone started
+        if self.session is not None:
+            self.session.resume_from(ckpt, path)
+        else:
+            super().resume_from(ckpt, path)

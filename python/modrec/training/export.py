@@ -52,6 +52,7 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     calibrations.
     """
     from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .models.detecting import DetectingClassifier
     from .models.signal_detector import SignalDetector
 
     ckpt = load_checkpoint(checkpoint)
@@ -59,9 +60,13 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     if real_like is None:
         real_like = _real_frames(source)
     model = model_from_checkpoint(ckpt)
+    joint = isinstance(model, DetectingClassifier)
     if isinstance(model, SignalDetector):
         raise ValueError(f"{checkpoint}: a signal detector is exported joined to a classifier: modrec export "
                          f"--checkpoint CLASSIFIER/best.pt --detector {checkpoint}")
+    if joint and detector is not None:
+        raise ValueError(f"{checkpoint}: {ckpt['model_name']} has detector heads of its own; export it without "
+                         f"--detector")
     det = None
     if detector is not None:
         det = model_from_checkpoint(load_checkpoint(detector))
@@ -78,7 +83,9 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     training["checkpoint"] = {"path": str(checkpoint), "epoch": ckpt.get("epoch"),
                               "val_acc": ckpt.get("val_acc")}
     common = dict(
-        classes=ckpt["classes"], frame_len=int(ckpt["model_cfg"].get("frame_len", meta.get("frame_len"))),
+        # a classifier with detector heads was trained on its known classes and noise (last): the
+        # export names the known ones, as it does a classifier joined to a detector, and adds noise
+        classes=ckpt["classes"][:-1] if joint else ckpt["classes"], frame_len=int(ckpt["model_cfg"].get("frame_len", meta.get("frame_len"))),
         samples_per_symbol=int(sps),
         architecture=ckpt["model_name"], distillation=str(training.get("distillation", "none")),
         pruning=_pruning_metadata(ckpt.get("pruning")), opset=opset, real_like=real_like,
@@ -97,10 +104,11 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
                                  policy=calibration["policy"], gates=gates,
                                  training=json.loads(json.dumps(training, default=str)), **common)
     noise_bias = 0.0
-    if det is not None:
+    if det is not None or joint:
         noise_bias, frames = calibrate_noise_bias(model, det, source, noise_false_rate)
-        training["detector"] = {"checkpoint": str(detector), "noise_false_rate": noise_false_rate,
-                                "noise_bias": noise_bias, "calibration_frames": frames}
+        training["detector"] = {"checkpoint": str(detector) if det is not None else "heads of the model's own",
+                                "noise_false_rate": noise_false_rate, "noise_bias": noise_bias,
+                                "calibration_frames": frames}
     info = export_onnx(model, out, training=json.loads(json.dumps(training, default=str)), dynamo=dynamo,
                        detector=det, noise_bias=noise_bias, **common)
     if unknown is not None:
@@ -128,16 +136,19 @@ def calibrate_noise_bias(model, detector, source, false_rate, snr_min=0.0, batch
     """(bias, frames): the amount the detector's noise logit d is lowered by so that ``noise`` wins
     (d - bias > log max softmax of the classifier: onnx_export.ContractOutputs) on ``false_rate``
     of the known validation frames at SNR >= ``snr_min`` dB; never below 0 (the detector's own
-    decision is the least it says)."""
+    decision is the least it says). ``detector`` None: the model's own detector heads
+    (models/detecting.py)."""
     from .models.signal_detector import NOISE_COLUMN
 
     x = _known_val_frames(source, snr_min)
-    model, detector = copy.deepcopy(model).eval().cpu(), copy.deepcopy(detector).eval().cpu()
+    model = copy.deepcopy(model).eval().cpu()
+    detector = None if detector is None else copy.deepcopy(detector).eval().cpu()
     margins = []
     for s in range(0, len(x), batch_size):
         xb = torch.from_numpy(x[s : s + batch_size])
-        log_top = torch.log_softmax(model(xb), dim=-1).max(dim=-1).values
-        margins.append((detector(xb)[:, NOISE_COLUMN] - log_top).numpy())
+        logits, d = model.forward_detect(xb) if detector is None else (model(xb), detector(xb))
+        log_top = torch.log_softmax(logits, dim=-1).max(dim=-1).values
+        margins.append((d[:, NOISE_COLUMN] - log_top).numpy())
     bias = float(np.quantile(np.concatenate(margins).astype(np.float64), 1.0 - false_rate))
     return max(bias, 0.0), int(len(x))
 

@@ -16,7 +16,8 @@ def count_params(model, trainable_only=True):
 
 
 def count_flops(model, frame_len=128, in_rows=2):
-    """FLOPs for one frame of shape (in_rows, frame_len)."""
+    """FLOPs for one frame of shape (in_rows, frame_len); a classifier with detector heads
+    (models/detecting.py) with its heads."""
     macs = 0
 
     def conv_hook(mod, inp, out):
@@ -39,7 +40,7 @@ def count_flops(model, frame_len=128, in_rows=2):
     try:
         device = next(model.parameters()).device
         with torch.no_grad():
-            model(torch.zeros(1, in_rows, frame_len, device=device))
+            getattr(model, "forward_detect", model)(torch.zeros(1, in_rows, frame_len, device=device))
     finally:
         for h in handles:
             h.remove()

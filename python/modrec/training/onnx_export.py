@@ -26,11 +26,25 @@ class ParityError(RuntimeError):
     pass
 
 
+class DetectOutputs(nn.Module):
+    """A classifier with detector heads (models/detecting.py) as a module whose forward gives
+    both its outputs, (class logits, detector outputs): what ContractOutputs joins with
+    ``joint=True``, and what the 2-D layout (conv2d_layout.as_conv2d) wraps."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_detect(x)
+
+
 class ContractOutputs(nn.Module):
     """What the exported graph computes: (probs, logits) of a classifier (students return logits,
     what the loss wants; the contract wants probabilities first), or, joined to a signal detector
     (models/signal_detector.py), (probs, logits, snr_db) over the classifier's classes and
-    ``noise``.
+    ``noise``. With ``joint`` the model gives both itself (DetectOutputs: a classifier with
+    detector heads), in one pass.
 
     The joined logits are [z, d + logsumexp(z)], z the classifier's logits and d the detector's
     noise logit less ``noise_bias``, so that softmax gives p(noise) = sigmoid(d) and p(class c) =
@@ -39,15 +53,20 @@ class ContractOutputs(nn.Module):
     calibrate_noise_bias) sets how often that happens to frames that hold a signal.
     """
 
-    def __init__(self, model, detector=None, noise_bias=0.0):
+    def __init__(self, model, detector=None, noise_bias=0.0, joint=False):
         super().__init__()
-        self.model, self.detector, self.noise_bias = model, detector, float(noise_bias)
+        if joint and detector is not None:
+            raise ValueError("a model with detector heads (joint) is joined to no second detector")
+        self.model, self.detector, self.noise_bias, self.joint = model, detector, float(noise_bias), bool(joint)
 
     def forward(self, iq):
-        logits = self.model(iq)
-        if self.detector is None:
-            return torch.softmax(logits, dim=-1), logits
-        d = self.detector(iq)
+        if self.joint:
+            logits, d = self.model(iq)
+        else:
+            logits = self.model(iq)
+            if self.detector is None:
+                return torch.softmax(logits, dim=-1), logits
+            d = self.detector(iq)
         noise = d[:, NOISE_COLUMN : NOISE_COLUMN + 1] - self.noise_bias + torch.logsumexp(logits, dim=-1, keepdim=True)
         logits = torch.cat([logits, noise], dim=-1)
         return torch.softmax(logits, dim=-1), logits, d[:, SNR_COLUMN]
@@ -55,7 +74,7 @@ class ContractOutputs(nn.Module):
     @property
     def output_names(self):
         names = [contract.PROBS_OUTPUT_NAME, contract.LOGITS_OUTPUT_NAME]
-        return names + ([contract.SNR_OUTPUT_NAME] if self.detector is not None else [])
+        return names + ([contract.SNR_OUTPUT_NAME] if self.detector is not None or self.joint else [])
 
 
 def _default_opset(proto):
@@ -113,13 +132,17 @@ def parity_inputs(frame_len, seed=0, real_like=None):
 
 def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None, detector=None, noise_bias=0.0):
     """Max |p_torch - p_ort| of the probabilities over the parity inputs; raises ParityError above
-    ``tol``. With a ``detector`` (joined to the model as ContractOutputs joins them), its SNR
-    estimate must also agree, within ``SNR_PARITY_TOL_DB``."""
+    ``tol``. With a ``detector`` (joined to the model as ContractOutputs joins them), or detector
+    heads of the model's own (models/detecting.py), the SNR estimate must also agree, within
+    ``SNR_PARITY_TOL_DB``."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    wrapped = ContractOutputs(copy.deepcopy(model).eval().cpu(),
-                              None if detector is None else copy.deepcopy(detector).eval().cpu(), noise_bias).eval()
+    joint = hasattr(model, "forward_detect")
+    model = copy.deepcopy(model).eval().cpu()
+    wrapped = ContractOutputs(DetectOutputs(model) if joint else model,
+                              None if detector is None else copy.deepcopy(detector).eval().cpu(), noise_bias,
+                              joint=joint).eval()
     worst, report = 0.0, {}
     for name, x in parity_inputs(frame_len, real_like=real_like).items():
         with torch.no_grad():
@@ -130,7 +153,7 @@ def check_parity(model, onnx_path, frame_len, tol=PARITY_TOL, real_like=None, de
         diff = float(np.max(np.abs(outs_t[0] - outs_o[0])))
         report[name] = diff
         worst = max(worst, diff)
-        if detector is not None and float(np.max(np.abs(outs_t[2] - outs_o[2]))) >= SNR_PARITY_TOL_DB:
+        if len(outs_t) > 2 and float(np.max(np.abs(outs_t[2] - outs_o[2]))) >= SNR_PARITY_TOL_DB:
             raise ParityError(f"{onnx_path}: torch vs ONNX Runtime SNR estimates differ by "
                               f"{float(np.max(np.abs(outs_t[2] - outs_o[2]))):.3g} dB on input '{name}'")
     if worst >= tol:
@@ -175,8 +198,10 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     """Export ``model`` (logits) as a contract-conforming single-file ONNX model; returns info.
 
     Its outputs are ``probs`` and ``logits``; with a ``detector`` (a SignalDetector) joined to it
-    (ContractOutputs, its noise logit less ``noise_bias``) also ``snr_db``, and ``classes`` gain ``noise`` (contract.NOISE_CLASS),
-    as they are also when ``classes`` already hold it (a classifier trained on a noise class).
+    (ContractOutputs, its noise logit less ``noise_bias``), or when ``model`` has detector heads of
+    its own (models/detecting.py; ``classes`` then name its known classes), also ``snr_db``, and
+    ``classes`` gain ``noise`` (contract.NOISE_CLASS), as they are also when ``classes`` already
+    hold it (a classifier trained on a noise class).
     ``conv_layout`` CONV_LAYOUT_2D (the default) writes the 1-D convolutions as (1 x k) 2-D ones
     (conv2d_layout.py: the same arithmetic, 1.3-3.5x faster in ONNX Runtime), unless the 2-D copy
     does not give the model's outputs, when it warns and writes the 1-D graph; CONV_LAYOUT_1D
@@ -191,16 +216,23 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     if n_classes != len(classes):
         raise ValueError(f"model has {n_classes} outputs but {len(classes)} class names were given")
     params, flops = count_params(model), count_flops(model, frame_len)
+    joint = hasattr(model, "forward_detect")
+    if joint and detector is not None:
+        raise ValueError(f"{path}: {getattr(model, 'model_name', 'the model')} has detector heads of its own; export it "
+                         f"without a second detector")
     if detector is not None:
         detector = copy.deepcopy(detector).eval().cpu()
         params, flops = params + count_params(detector), flops + count_flops(detector, frame_len)
+    if detector is not None or joint:
         classes = [*classes, NOISE_LABEL]
     if conv_layout not in contract.CONV_LAYOUTS:
         raise ValueError(f"conv_layout must be one of {', '.join(contract.CONV_LAYOUTS)}, got {conv_layout!r}")
-    wrapped = ContractOutputs(model, detector, noise_bias).eval()
+    net = DetectOutputs(model) if joint else model
+    wrapped = ContractOutputs(net, detector, noise_bias, joint=joint).eval()
     if conv_layout == contract.CONV_LAYOUT_2D:
         try:
-            twin = ContractOutputs(as_conv2d(model), None if detector is None else as_conv2d(detector), noise_bias).eval()
+            twin = ContractOutputs(as_conv2d(net), None if detector is None else as_conv2d(detector), noise_bias,
+                                   joint=joint).eval()
             why = check_same_outputs(wrapped, twin, frame_len)
         except ValueError as err:
             why = str(err)

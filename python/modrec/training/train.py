@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 from . import distributed
 from .augment import augment, receiver_frames
 from .checkpoint import load_checkpoint, save_checkpoint
-from .detection import DetectorObjective
+from .detection import DetectorObjective, JointDetection
 from .device import resolve_device
 from .distill.session import DistillSession
 from .data.fresh import FreshFrames
 from .exits import ExitTraining
 from .flops import count_flops, count_params
 from .models import create_model, default_config
+from .models.detecting import DetectingClassifier
 from .models.early_exit import EarlyExitNet
 from .models.signal_detector import SignalDetector
 from .objective import Objective
@@ -48,10 +49,12 @@ def _batches(n, batch_size):
 
 
 def make_objective(cfg, model, x_tr, y_tr, meta, device, resume=False, log=_log, progress=False, snr=None):
-    """The objective (objective.py) that trains ``model`` under ``cfg``: a distillation session
-    when ``distill.method`` is set, exit training for an early-exit model, detection for the
-    signal detector (``snr``: the train and validation splits' per-frame SNR tensors), else
-    cross-entropy."""
+    """The objective (objective.py) that trains ``model`` under ``cfg``: classes and detection
+    together for a classifier with detector heads, detection for the signal detector (``snr``:
+    the train and validation splits' per-frame SNR tensors), a distillation session when
+    ``distill.method`` is set, exit training for an early-exit model, else cross-entropy."""
+    if isinstance(model, DetectingClassifier):
+        return JointDetection(cfg, model, x_tr, y_tr, meta, device, *snr, resume=resume, log=log, progress=progress)
     if isinstance(model, SignalDetector):
         if cfg.distill.method != "none":
             raise ValueError(f"{cfg.source}: the signal detector is not distilled; set distill.method: none")

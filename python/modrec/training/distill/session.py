@@ -212,26 +212,34 @@ class DistillSession(Objective):
         For methods that need features, ``student`` (``step_module``, possibly DDP-wrapped) returns
         (features, logits).
         """
-        fs = ft = None
+        fs = None
         if self.needs_features:
             fs, logits = student(xb)
         else:
             logits = student(xb)
+        t_logits, ft = self.teacher_outputs(xb, idx)
+        loss = self.distill_loss(logits, yb, t_logits, fs, ft)
+        return loss, (logits.argmax(1) == yb).sum()
+
+    def teacher_outputs(self, xb, idx):
+        """(teacher logits, teacher features or None) for the batch ``xb`` (rows ``idx`` of the
+        train split): from the cache, or by running the teacher."""
         if self.cached_logits is not None:
-            t_logits = self.cached_logits[idx]
-            ft = self.cached_features[idx] if self.needs_features else None
-        else:
-            with torch.set_grad_enabled(self.online):
-                if self.needs_features:
-                    ft, t_logits = self.teacher.forward_features(xb)
-                else:
-                    t_logits = self.teacher(xb)
+            return self.cached_logits[idx], (self.cached_features[idx] if self.needs_features else None)
+        with torch.set_grad_enabled(self.online):
+            if self.needs_features:
+                ft, t_logits = self.teacher.forward_features(xb)
+                return t_logits, ft
+            return self.teacher(xb), None
+
+    def distill_loss(self, logits, yb, t_logits, fs=None, ft=None):
+        """The distiller's loss of a batch; its parts are summed for the epoch's history row."""
         loss, parts = self.distiller.loss(logits, yb, t_logits, fs, ft)
         n = len(yb)
         for k, v in parts.items():
             self._sums[k] = self._sums.get(k, 0.0) + v.detach() * n
         self._n += n
-        return loss, (logits.argmax(1) == yb).sum()
+        return loss
 
     def clip_grad_(self, max_norm):
         # separately: a large teacher gradient must not shrink the student's step

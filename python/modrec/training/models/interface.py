@@ -9,7 +9,9 @@ so any architecture gets both the same way, with no per-model code outside its o
 * ``feature_dim``: the width of those pooled features;
 * ``backbone_blocks()``: the backbone as a list of blocks, chained (N, 2, L) -> (N, C, L') feature map;
 * ``final_head()``: that feature map -> logits (pooling included), so
-  ``final_head()(blocks[-1](...blocks[0](x)))`` equals ``forward(x)``;
+  ``final_head()(blocks[-1](...blocks[0](x)))`` equals ``forward(x)``; an ``nn.Sequential`` whose
+  last module is the classifier head proper, so that what comes before it gives the pooled
+  features ``forward_features`` returns (detector heads read them: detecting.py);
 * ``block_widths(frame_len)``: each block's output channel count (what an exit head after it reads).
 
 The blocks and the head reuse the model's own modules: they hold no parameters of their own.

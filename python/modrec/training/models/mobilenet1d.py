@@ -102,13 +102,13 @@ class InvertedResidual1d(nn.Module):
 
 class MobileNet1d(ModRecModel):
     def __init__(self, n_classes, blocks, width_mult, stem_channels, stem_kernel, last_channels, hidden,
-                 dropout, eps):
+                 dropout, eps, outer_act="hswish"):
         super().__init__()
         if not blocks:
             raise ValueError("mobilenet1d: at least one block spec is needed")
         self.norm = RMSNormIQ(eps)
         c_in = make_divisible(stem_channels * width_mult)
-        self.stem = _conv_bn(2, c_in, stem_kernel, stride=2, act="hswish")
+        self.stem = _conv_bn(2, c_in, stem_kernel, stride=2, act=outer_act)
         layers = []
         for spec in blocks:
             if len(spec) != 6:
@@ -119,12 +119,12 @@ class MobileNet1d(ModRecModel):
             c_in = c_out
         self.blocks = nn.Sequential(*layers)
         c_last = make_divisible(last_channels * width_mult)
-        self.last = _conv_bn(c_in, c_last, 1, act="hswish")
+        self.last = _conv_bn(c_in, c_last, 1, act=outer_act)
         self.pool = GlobalAvgMaxPool1d()
         self.feature_dim = 2 * c_last
         self.head = nn.Sequential(
             nn.Linear(self.feature_dim, hidden),
-            nn.Hardswish(inplace=True),
+            _act(outer_act),
             nn.Dropout(dropout),
             nn.Linear(hidden, n_classes),
         )
@@ -165,8 +165,13 @@ def mobilenet1d(
     hidden=48,
     dropout=0.2,
     eps=1e-12,
+    outer_act="hswish",
 ):
+    """MobileNet-1D (module docstring). Each block names its own activation (``blocks``);
+    ``outer_act`` is that of the stem, the last 1x1 convolution and the head's hidden layer
+    ("hswish" as in MobileNetV3, or "relu": ONNX Runtime fuses ReLU into the convolution before
+    it, hard-swish runs as operators of its own; models/LATENCY.md)."""
     # frame_len is recorded for export and metadata; global pooling makes the net itself length-agnostic.
     del frame_len
     return MobileNet1d(n_classes, [tuple(b) for b in blocks], float(width_mult), stem_channels, stem_kernel,
-                       last_channels, hidden, dropout, eps)
+                       last_channels, hidden, dropout, eps, str(outer_act))

@@ -10,7 +10,9 @@ import inspect
 
 _MODELS = {}
 _KINDS = {}
-KINDS = ("classifier", "detector")  # (N, 2, L) -> class logits | -> (SNR dB, noise logit), models/signal_detector.py
+# (N, 2, L) -> class logits | -> (SNR dB, noise logit), models/signal_detector.py | -> class logits, with
+# forward_detect giving the detector's outputs too, models/detecting.py
+KINDS = ("classifier", "detector", "detecting")
 
 
 def register_model(fn=None, *, name=None, kind="classifier"):
