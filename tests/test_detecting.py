@@ -132,7 +132,7 @@ def test_the_export_is_a_version_2_model_with_one_network(runs, tmp_path):
     assert props["version"] == "2" and props["noise_class"] == "noise" and props["conv_layout"] == "2d"
     assert json.loads(props["classes"]) == KNOWN + ["noise"] and props["architecture"] == "mobilenet1d_det"
     training = json.loads(props["training"])
-    assert training["detector"]["checkpoint"] == "heads of the model's own"
+    assert training["detector"]["own_heads"] and "checkpoint" not in training["detector"]
     model = load_model(str(out))
     assert model.has_snr and decision_labels(model)[-2:] == ["noise", "unknown"]
     # what the file computes is the checkpoint's heads, joined as a separate detector is
@@ -171,3 +171,18 @@ def test_what_cannot_apply_is_refused(runs, tmp_path, capsys):
                  "--set", "distill.teacher={model: cnn3}", *common]) == 2
     assert "trains its teacher online" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_card_says_where_the_detector_and_the_backbone_came_from(runs, tmp_path):
+    # exported and scored on the classifiers' data (11 classes, no noise), as the shipped one is
+    scored_on = load_checkpoint(runs / "classifier" / "best.pt")["training"]["data"]["root"]
+    out, card = tmp_path / "det.onnx", tmp_path / "det.md"
+    assert main(["export", "--checkpoint", str(runs / "kd" / "best.pt"), "--data", scored_on,
+                 "--out", str(out)]) == 0
+    assert main(["evaluate", "--checkpoint", str(runs / "kd" / "best.pt"), "--onnx", str(out), "--data", scored_on,
+                 "--out", str(tmp_path / "eval"), "--card", str(card), "--no-latency"]) == 0
+    text = card.read_text()
+    assert "from its own detector heads (trained with its classes)" in text
+    assert f"backbone initialised from `{runs / 'classifier' / 'best.pt'}` (mobilenet1d" in text
+    assert f"--noise-false-rate 0.005 --data {scored_on}" in text and "--detector" not in text
+    assert f"--onnx models/det.onnx --data {scored_on} --out" in text

@@ -82,6 +82,8 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     training = dict(ckpt.get("training", {}))
     training["checkpoint"] = {"path": str(checkpoint), "epoch": ckpt.get("epoch"),
                               "val_acc": ckpt.get("val_acc")}
+    if data is not None:  # parity and calibrations on other data than the run's (the card repeats it)
+        training["export_data"] = data if isinstance(data, str) else getattr(data, "spec", str(data))
     common = dict(
         # a classifier with detector heads was trained on its known classes and noise (last): the
         # export names the known ones, as it does a classifier joined to a detector, and adds noise
@@ -106,7 +108,8 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     noise_bias = 0.0
     if det is not None or joint:
         noise_bias, frames = calibrate_noise_bias(model, det, source, noise_false_rate)
-        training["detector"] = {"checkpoint": str(detector) if det is not None else "heads of the model's own",
+        # "checkpoint": the signal detector joined to the classifier; "own_heads": the model's own
+        training["detector"] = {**({"checkpoint": str(detector)} if det is not None else {"own_heads": True}),
                                 "noise_false_rate": noise_false_rate, "noise_bias": noise_bias,
                                 "calibration_frames": frames}
     info = export_onnx(model, out, training=json.loads(json.dumps(training, default=str)), dynamo=dynamo,

@@ -128,8 +128,15 @@ def render_model_card(summary, name, figures=None):
                      f"validation split to lose at most {calibration['budget_pp']:g} pp"
                      + (f" (also at SNR >= {calibration['snr_min']:g} dB)" if calibration.get("snr_min") is not None else ""))
     detector = training.get("detector")
-    if detector:  # contract version 2: the signal detector joined at export, and the thresholds set there
-        export_flags += f" --detector {detector['checkpoint']} --noise-false-rate {detector['noise_false_rate']:g}"
+    joined = (detector or {}).get("checkpoint")  # a signal detector joined at export, or the model's own heads
+    if detector:  # contract version 2: the detector's noise threshold set at export
+        export_flags += (f" --detector {joined}" if joined else "") + f" --noise-false-rate {detector['noise_false_rate']:g}"
+    if training.get("export_data"):
+        export_flags += f" --data {_portable(training['export_data'])}"
+    init = (training.get("detecting") or {}).get("init_from")
+    if init:  # a classifier with detector heads, its backbone from a trained classifier
+        lines.append(f"- backbone initialised from `{_portable(init['checkpoint'])}` ({init.get('model')}, validation "
+                     f"accuracy {_fmt(init.get('val_acc'))}), trained with its detector heads")
     if md.get(contract.UNKNOWN_SCORE):
         export_flags += f" --unknown-score {md[contract.UNKNOWN_SCORE]}"
         if md.get(contract.UNKNOWN_FALSE_RATE) is not None:
@@ -150,15 +157,15 @@ def render_model_card(summary, name, figures=None):
             "",
             "```sh",
             f"{_train_command(training, cfg)}      # the dataset is generated into the cache if missing",
-            *([f"modrec train --config configs/{Path(detector['checkpoint']).parent.name}.yaml      # the signal detector "
-               f"(runs/<experiment> is configs/<experiment>.yaml's run)"] if detector else []),
+            *([f"modrec train --config configs/{Path(joined).parent.name}.yaml      # the signal detector "
+               f"(runs/<experiment> is configs/<experiment>.yaml's run)"] if joined else []),
             *([f"modrec online-teacher --checkpoint runs/{Path(beside['checkpoint']).parent.name}/"
                f"{Path(beside['checkpoint']).name} --out runs/{experiment}/best.pt --force"] if beside else []),
             # --force: these regenerate the model and card this page describes, which exist
             f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{exported}.onnx{export_flags} --force",
             *([f"modrec quantize --onnx models/{exported}.onnx --out models/{name}.onnx --frames "
                f"{quantized['calibration_frames']} --seed {quantized['calibration_seed']} --force"] if quantized else []),
-            f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx "
+            f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx{_evaluate_data(summary, data)} "
             f"--out runs/{experiment}/eval --card models/{name}.md --force",
             "```",
         ]
@@ -185,6 +192,14 @@ def render_model_card(summary, name, figures=None):
     return "\n".join(lines)
 
 
+def _evaluate_data(summary, data):
+    """`` --data ROOT`` when the model was evaluated on other data than its run trained on (a
+    classifier with detector heads trains on frames with noise, and is scored on the test split
+    every model is scored on), else ''."""
+    scored, trained = summary.get("data_root"), data.get("root")
+    return f" --data {_portable(scored)}" if scored and trained and str(scored) != str(trained) else ""
+
+
 def _portable(text):
     """Paths under the working directory (the checkout a study runs from) shown relative to it:
     a card should not carry one machine's checkout path."""
@@ -206,10 +221,11 @@ def _version2_lines(md, training):
     lines = []
     if md.get(contract.NOISE_CLASS):
         detector = training.get("detector") or {}
+        source = (f"the signal detector `{detector['checkpoint']}`" if detector.get("checkpoint") else
+                  "its own detector heads (trained with its classes)" if detector.get("own_heads") else None)
         lines.append(f"- no signal: class `{md[contract.NOISE_CLASS]}` (tagged `noise`)"
-                     + (f", from the signal detector `{detector['checkpoint']}`, calibrated to call "
-                        f"{detector['noise_false_rate']:.1%} of known validation frames at SNR >= 0 dB noise"
-                        if detector.get("checkpoint") else ""))
+                     + (f", from {source}, calibrated to call {detector['noise_false_rate']:.1%} of known validation "
+                        f"frames at SNR >= 0 dB noise" if source else ""))
     if md.get(contract.UNKNOWN_SCORE):
         lines.append(f"- unknown: open-set score `{md[contract.UNKNOWN_SCORE]}` above {float(md[contract.UNKNOWN_THRESHOLD]):.4g} "
                      f"(calibrated to call {float(md.get(contract.UNKNOWN_FALSE_RATE, 'nan')):.1%} of known validation "
