@@ -12,6 +12,8 @@
               each fed half of the frames from its own Python thread (onnxruntime releases the GIL)
   int8        the model against its int8 copy (modrec quantize's code: static QDQ, per-channel;
               apps/quantization_study.py adds each shipped model's accuracy change)
+  models      every shipped model with all of contract version 2's outputs (classes, noise, SNR)
+              against the shipped default: which ones would make the default faster
 Figures are frames/s and ratios; every comparison within a group is measured in paired rounds
 (runtime/timing.py), the median round counts. Needs the training extra (torch) for "layout".
 """
@@ -31,7 +33,7 @@ import onnxruntime as ort
 
 from gnuradio.modrec import contract
 from gnuradio.modrec.runtime import OnnxModel, resolve_model
-from gnuradio.modrec.runtime.onnx_model import session_options
+from gnuradio.modrec.runtime.onnx_model import session_options, shipped_models
 from gnuradio.modrec.runtime.timing import paired_times, seconds_per_frame
 
 LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -83,13 +85,24 @@ def layout_files(architecture, cfg, n_classes, frame_len, folder):
         return {}
     torch.manual_seed(0)
     model = create_model(architecture, **{**cfg, "n_classes": n_classes, "frame_len": frame_len})
+    # a classifier with detector heads counts noise among its n_classes and names its known ones
+    known = n_classes - 1 if hasattr(model, "forward_detect") else n_classes
     files = {}
     for layout in contract.CONV_LAYOUTS:
         path = Path(folder) / f"{layout}.onnx"
-        export_onnx(model, path, classes=[f"c{k}" for k in range(n_classes)], frame_len=frame_len, training={},
+        export_onnx(model, path, classes=[f"c{k}" for k in range(known)], frame_len=frame_len, training={},
                     conv_layout=layout, parity=False)
         files[layout] = path
     return files
+
+
+def _with_heads():
+    """Architectures with detector heads of their own (models/detecting.py); empty without torch."""
+    try:
+        from gnuradio.modrec.training.models import list_models
+    except ImportError:
+        return set()
+    return set(list_models(kind="detecting"))
 
 
 def two_sessions_seconds_per_frame(sessions, frames, batch):
@@ -124,8 +137,10 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dict(meta[contract.TRAINING].get("config", {}).get("model", {}).get("cfg", {}))
-        files = layout_files(meta[contract.ARCHITECTURE], cfg, len(model.classes) - (contract.NOISE_CLASS in meta),
-                             frame_len, tmp)
+        # the classifier alone: without the noise class a detector joined at export adds (a model
+        # with detector heads of its own keeps it: they are in the layout too)
+        joined = contract.NOISE_CLASS in meta and meta[contract.ARCHITECTURE] not in _with_heads()
+        files = layout_files(meta[contract.ARCHITECTURE], cfg, len(model.classes) - joined, frame_len, tmp)
         if files:
             times = paired_times({f"{layout} layout (classifier alone)": runner(session(p)) for layout, p in files.items()},
                                  frames, rounds=args.rounds)
@@ -141,6 +156,13 @@ def main(argv=None):
             times = paired_times({"fp32": runner(session(path)), "int8 (static QDQ, per-channel)": runner(session(int8))},
                                  frames, rounds=args.rounds)
             print_group("int8, batch 256", times, "fp32", flops)
+
+        shipped = {name: OnnxModel(p, threads=1) for name, p in shipped_models().items()}
+        full = {name: m.path for name, m in shipped.items() if contract.NOISE_CLASS in m.metadata and m.has_snr}
+        default = Path(resolve_model("")).stem
+        if default in full and len(full) > 1:
+            times = paired_times({name: runner(session(p)) for name, p in full.items()}, frames, rounds=args.rounds)
+            print_group("models with classes, noise and SNR (contract version 2), batch 256", times, default, None)
 
         optimized = Path(tmp) / "optimized.onnx"
         session(path, optimized_path=optimized)

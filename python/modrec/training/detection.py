@@ -199,10 +199,11 @@ class JointDetection(Objective):
     def clip_grad_(self, max_norm):
         torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), max_norm)
 
-    def _class_loss(self, features, logits, yb, known, xb=None, idx=None):
+    def _class_loss(self, features, logits, yb, known, xb, idx):
+        """Cross-entropy or the distiller's loss, over the known frames of the batch."""
         if not known.any():
             return logits.new_zeros(())
-        if self.session is None or xb is None:
+        if self.session is None:
             return F.cross_entropy(logits[known], yb[known], label_smoothing=self.label_smoothing)
         t_logits, ft = self.session.teacher_outputs(xb, idx)
         return self.session.distill_loss(logits[known], yb[known], t_logits[known],

@@ -201,9 +201,12 @@ def _evaluate_data(summary, data):
 
 
 def _portable(text):
-    """Paths under the working directory (the checkout a study runs from) shown relative to it:
-    a card should not carry one machine's checkout path."""
-    return str(text).replace(f"{Path.cwd()}/", "") if text else text
+    """Paths under the working directory (the checkout a study runs from) shown relative to it,
+    and the home directory (the dataset cache's) as ``~``: a card should not carry one machine's
+    paths."""
+    if not text:
+        return text
+    return str(text).replace(f"{Path.cwd()}/", "").replace(f"{Path.home()}/", "~/")
 
 
 def _train_command(training, cfg):
