@@ -3,7 +3,6 @@ SNR, trained jointly (training/detection.py: JointDetection), exported as a cont
 model with one network inside, refused where it cannot apply."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +69,9 @@ def runs(tmp_path_factory):
     """A tiny mobilenet1d classifier on the 11 classes, and tiny detecting runs: from scratch, and
     from that classifier's weights with it as the kd teacher."""
     out = tmp_path_factory.mktemp("det")
-    old = os.environ.get("MODREC_CACHE")
-    os.environ["MODREC_CACHE"] = str(out / "cache")
     common = ["--threads", "1", "--no-progress", "--device", "cpu"]
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the module's datasets in its own cache
+        patch.setenv("MODREC_CACHE", str(out / "cache"))
         assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci.yaml"), "--out", str(out / "classifier"),
                      "--set", "model.name=mobilenet1d", *common]) == 0
         assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-detecting.yaml"), "--out", str(out / "scratch"),
@@ -82,11 +80,6 @@ def runs(tmp_path_factory):
         assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-detecting.yaml"), "--out", str(out / "kd"),
                      "--set", f"detector.init_from={teacher}", "--set", "distill.method=kd",
                      "--set", f"distill.teacher={{checkpoint: {teacher}}}", *common]) == 0
-    finally:
-        if old is None:
-            os.environ.pop("MODREC_CACHE")
-        else:
-            os.environ["MODREC_CACHE"] = old
     return out
 
 
