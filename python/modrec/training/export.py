@@ -87,7 +87,8 @@ def export_checkpoint(checkpoint, out, *, dynamo=True, opset=18, real_like=None,
     common = dict(
         # a classifier with detector heads was trained on its known classes and noise (last): the
         # export names the known ones, as it does a classifier joined to a detector, and adds noise
-        classes=ckpt["classes"][:-1] if joint else ckpt["classes"], frame_len=int(ckpt["model_cfg"].get("frame_len", meta.get("frame_len"))),
+        classes=ckpt["classes"][:-1] if joint else ckpt["classes"],
+        frame_len=int(ckpt["model_cfg"].get("frame_len", meta.get("frame_len"))),
         samples_per_symbol=int(sps),
         architecture=ckpt["model_name"], distillation=str(training.get("distillation", "none")),
         pruning=_pruning_metadata(ckpt.get("pruning")), opset=opset, real_like=real_like,

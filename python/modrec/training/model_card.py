@@ -130,7 +130,8 @@ def render_model_card(summary, name, figures=None):
     detector = training.get("detector")
     joined = (detector or {}).get("checkpoint")  # a signal detector joined at export, or the model's own heads
     if detector:  # contract version 2: the detector's noise threshold set at export
-        export_flags += (f" --detector {joined}" if joined else "") + f" --noise-false-rate {detector['noise_false_rate']:g}"
+        export_flags += f" --detector {joined}" if joined else ""
+        export_flags += f" --noise-false-rate {detector['noise_false_rate']:g}"
     if training.get("export_data"):
         export_flags += f" --data {_portable(training['export_data'])}"
     init = (training.get("detecting") or {}).get("init_from")
