@@ -179,3 +179,20 @@ def test_the_card_says_where_the_detector_and_the_backbone_came_from(runs, tmp_p
     assert f"backbone initialised from `{runs / 'classifier' / 'best.pt'}` (mobilenet1d" in text
     assert f"--noise-false-rate 0.005 --data {scored_on}" in text and "--detector" not in text
     assert f"--onnx models/det.onnx --data {scored_on} --out" in text
+
+
+def test_a_backbone_checkpoint_that_does_not_fit_is_named(runs, tmp_path):
+    # the loader exits.init_from and detector.init_from share (checkpoint.load_backbone)
+    from gnuradio.modrec.training.checkpoint import load_backbone
+
+    ckpt = runs / "classifier" / "best.pt"
+    with pytest.raises(ValueError, match="field 'exits.init_from': .* holds a mobilenet1d, the backbone is a cnn3"):
+        load_backbone(create_model("cnn3"), ckpt, field="exits.init_from")
+    with pytest.raises(ValueError, match="does not fit the backbone"):
+        load_backbone(create_model("mobilenet1d", width_mult=0.5), ckpt, field="detector.init_from")
+    with pytest.raises(FileNotFoundError, match="field 'detector.init_from': .*nothing.pt not found"):
+        load_backbone(create_model("mobilenet1d"), tmp_path / "nothing.pt", field="detector.init_from")
+    backbone = create_model("mobilenet1d")
+    assert load_backbone(backbone, ckpt, field="exits.init_from", classes=KNOWN)["model_name"] == "mobilenet1d"
+    for key, value in load_checkpoint(ckpt)["state_dict"].items():
+        torch.testing.assert_close(backbone.state_dict()[key], value)

@@ -14,8 +14,6 @@ A classifier with detector heads (JointDetection) adds its class loss on the fra
 classes to the same detector loss, so one backbone learns both jobs.
 """
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -100,38 +98,6 @@ class DetectorObjective(Objective):
         return {**detector_figures(out, y_val != self.noise, self.snr_val), "val_score": -float(loss)}
 
 
-def _init_backbone(model, path, known, source, log):
-    """Load a trained classifier's checkpoint at ``path`` into ``model.backbone`` (a
-    DetectingClassifier's); returns its description for the run's records. FileNotFoundError for
-    a missing file; ValueError for another architecture, other classes or other weight shapes.
-    The backbone's config may differ from the checkpoint's where no weight does (an activation:
-    the ReLU copy of a hard-swish network)."""
-    from .checkpoint import load_checkpoint
-    from .distill.teacher_cache import weights_sha256
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{source}: field 'detector.init_from': {path} not found (train the classifier first, or "
-                                f"rebuild it from a shipped file: modrec from-onnx)")
-    ckpt = load_checkpoint(path)
-    backbone = model.backbone
-    if ckpt["model_name"] != backbone.model_name:
-        raise ValueError(f"{source}: field 'detector.init_from': {path} holds a {ckpt['model_name']}, the backbone is a "
-                         f"{backbone.model_name}")
-    if list(ckpt.get("classes", [])) != list(known):
-        raise ValueError(f"{source}: field 'detector.init_from': {path} was trained on classes {ckpt.get('classes')}, "
-                         f"the data's known classes are {list(known)}")
-    try:
-        backbone.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        raise ValueError(f"{source}: field 'detector.init_from': {path} does not fit the backbone "
-                         f"({str(err).splitlines()[0]})") from None
-    log(f"detecting: backbone initialised from {path} (val acc {ckpt.get('val_acc', float('nan')):.4f}); "
-        f"its batch norms keep their statistics")
-    return {"checkpoint": str(path), "weights_sha256": weights_sha256(ckpt), "model": ckpt["model_name"],
-            "model_cfg": ckpt["model_cfg"], "val_acc": ckpt.get("val_acc")}
-
-
 class JointDetection(Objective):
     """Trains a classifier with detector heads (models/detecting.py): on every batch the class
     loss over the frames of known classes, times ``detector.class_weight``, plus detector_loss
@@ -153,8 +119,10 @@ class JointDetection(Objective):
 
     def __init__(self, cfg, model, x_tr, y_tr, meta, device, snr_train, snr_val, resume=False, log=print,
                  progress=False):
+        from .checkpoint import load_backbone
         from .distill.registry import get_distiller
         from .distill.session import DistillSession
+        from .distill.teacher_cache import weights_sha256
 
         super().__init__(model, cfg.augment, cfg.train.label_smoothing, cfg.train.eval_batch_size)
         classes = list(meta["classes"])
@@ -165,7 +133,12 @@ class JointDetection(Objective):
         self.snr_train, self.snr_val = snr_train.float(), snr_val.float().cpu()  # validation runs on the CPU side
         self.init_from = None
         if cfg.detector.init_from and not resume:
-            self.init_from = _init_backbone(model, cfg.detector.init_from, self.known, cfg.source, log)
+            ckpt = load_backbone(model.backbone, cfg.detector.init_from, field="detector.init_from", source=cfg.source,
+                                 classes=self.known)
+            log(f"detecting: backbone initialised from {cfg.detector.init_from} (val acc "
+                f"{ckpt.get('val_acc', float('nan')):.4f}); its batch norms keep their statistics")
+            self.init_from = {"checkpoint": str(cfg.detector.init_from), "weights_sha256": weights_sha256(ckpt),
+                              "model": ckpt["model_name"], "model_cfg": ckpt["model_cfg"], "val_acc": ckpt.get("val_acc")}
         self.session = None
         if cfg.distill.method != "none":
             if get_distiller(cfg.distill.method).online:

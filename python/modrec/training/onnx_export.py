@@ -55,8 +55,6 @@ class ContractOutputs(nn.Module):
 
     def __init__(self, model, detector=None, noise_bias=0.0, joint=False):
         super().__init__()
-        if joint and detector is not None:
-            raise ValueError("a model with detector heads (joint) is joined to no second detector")
         self.model, self.detector, self.noise_bias, self.joint = model, detector, float(noise_bias), bool(joint)
 
     def forward(self, iq):

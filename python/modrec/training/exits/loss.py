@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_backbone
 from ..distributed import MethodAsForward
 from ..objective import Objective
 
@@ -50,11 +50,7 @@ class ExitTraining(Objective):
         plain student in ``exits.init_from`` when one is named (FileNotFoundError / ValueError when
         it is missing or holds another architecture)."""
         if cfg.exits.init_from and not resume:
-            plain = load_checkpoint(cfg.exits.init_from)
-            if plain["model_name"] != model.backbone.model_name:
-                raise ValueError(f"{cfg.source}: field 'exits.init_from': {cfg.exits.init_from} holds a "
-                                 f"{plain['model_name']}, the backbone is a {model.backbone.model_name}")
-            model.backbone.load_state_dict(plain["state_dict"])
+            plain = load_backbone(model.backbone, cfg.exits.init_from, field="exits.init_from", source=cfg.source)
             log(f"exits: backbone initialised from {cfg.exits.init_from} (val acc {plain.get('val_acc', float('nan')):.4f})")
         return cls(model, cfg.exits, cfg.train.epochs, cfg.train.label_smoothing, augment=cfg.augment,
                    eval_batch_size=cfg.train.eval_batch_size)
