@@ -3,8 +3,10 @@
 
   peak        the machine's fp32 peak on one thread (a numpy matrix product), for GFLOP/s figures
   layout      the model's 1-D convolutions exported as they are against the (1 x k) 2-D layout the
-              exporter writes (training/conv2d_layout.py; fresh weights of the same architecture:
-              weights do not change the cost)
+              exporter writes (training/conv2d_layout.py), as the exporter wrote it before its
+              squeeze-excite and pooling were kept blocked and as it writes it now
+              (training/nchwc_graph.py); fresh weights of the same architecture: weights do not
+              change the cost
   opt level   graph optimisation levels (disable, basic, extended, all), and a model saved after
               optimisation at "all" and loaded with optimisation off (what it saves at load)
   batch       frames per Session.run call: what the classifier block's batches cost per frame
@@ -74,8 +76,8 @@ def print_group(title, times, reference, flops):
 
 
 def layout_files(architecture, cfg, n_classes, frame_len, folder):
-    """The architecture exported with fresh weights in both layouts: {layout: path}, or {} when
-    torch (the training extra) is missing."""
+    """The architecture exported with fresh weights in both layouts, the 2-D one also without the
+    blocked rewrite: {name: path}, or {} when torch (the training extra) is missing."""
     try:
         import torch
 
@@ -88,11 +90,14 @@ def layout_files(architecture, cfg, n_classes, frame_len, folder):
     # a classifier with detector heads counts noise among its n_classes and names its known ones
     known = n_classes - 1 if hasattr(model, "forward_detect") else n_classes
     files = {}
-    for layout in contract.CONV_LAYOUTS:
-        path = Path(folder) / f"{layout}.onnx"
+    variants = {f"{contract.CONV_LAYOUT_1D} layout": (contract.CONV_LAYOUT_1D, False),
+                f"{contract.CONV_LAYOUT_2D} layout, as exported before the blocked rewrite": (contract.CONV_LAYOUT_2D, False),
+                f"{contract.CONV_LAYOUT_2D} layout, blocked (the export)": (contract.CONV_LAYOUT_2D, True)}
+    for i, (name, (layout, blocked)) in enumerate(variants.items()):
+        path = Path(folder) / f"layout{i}.onnx"
         export_onnx(model, path, classes=[f"c{k}" for k in range(known)], frame_len=frame_len, training={},
-                    conv_layout=layout, parity=False)
-        files[layout] = path
+                    conv_layout=layout, parity=False, blocked=blocked)
+        files[name] = path
     return files
 
 
@@ -142,7 +147,7 @@ def main(argv=None):
         joined = contract.NOISE_CLASS in meta and meta[contract.ARCHITECTURE] not in _with_heads()
         files = layout_files(meta[contract.ARCHITECTURE], cfg, len(model.classes) - joined, frame_len, tmp)
         if files:
-            times = paired_times({f"{layout} layout (classifier alone)": runner(session(p)) for layout, p in files.items()},
+            times = paired_times({f"{name} (classifier alone)": runner(session(p)) for name, p in files.items()},
                                  frames, rounds=args.rounds)
             print_group(f"layout: {meta[contract.ARCHITECTURE]}, fresh weights, batch 256", times,
                         f"{contract.CONV_LAYOUT_1D} layout (classifier alone)", None)

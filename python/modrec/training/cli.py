@@ -145,6 +145,13 @@ def _parser():
     fo.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out checkpoint") +
                     "; a training run's own best.pt is worth more than the rebuilt one")
 
+    rl = sub.add_parser("relayout", help="rewrite a 2-D contract model exported before squeeze-excite and global pooling "
+                                         "were kept in ONNX Runtime's blocked layout (the export does it now): the same "
+                                         "outputs (checked), faster")
+    rl.add_argument("--onnx", required=True, metavar="MODEL", help=f"{_MODEL_ARG}; a plain fp32 model in the 2-D layout")
+    rl.add_argument("--out", required=True, help="the model to write (may be --onnx itself, with --force)")
+    rl.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out model"))
+
     ot = sub.add_parser("online-teacher", help="write the teacher an online-distillation run (bdkd) trained beside "
                                                "its student as a checkpoint of its own, to evaluate, export and ship")
     ot.add_argument("--checkpoint", required=True, help="the online-distillation run's checkpoint "
@@ -499,6 +506,13 @@ def main(argv=None):
 
             print(f"wrote {checkpoint_from_onnx(onnx_path, args.out)} (batch norms folded: exact in evaluation, "
                   f"not for pruning or full fine-tuning)")
+        elif args.cmd == "relayout":
+            _refuse_overwrite(args.out, args.force, "relayout", "--out")
+            from .onnx_export import relayout_onnx
+
+            counts = relayout_onnx(_model(args.onnx), args.out)
+            print(f"wrote {args.out}: {counts['global_pools']} reduction(s) as global pooling, "
+                  f"{counts['widened_gates']} squeeze-excite gate(s) widened (outputs checked against {args.onnx})")
         elif args.cmd == "online-teacher":
             _refuse_overwrite(args.out, args.force, "online-teacher", "--out")
             from .online_teacher import online_teacher_checkpoint

@@ -17,6 +17,7 @@ from ..classes import DEFAULT_SAMPLES_PER_SYMBOL, NOISE_LABEL
 from .conv2d_layout import as_conv2d, check_same_outputs
 from .flops import count_flops, count_params
 from .models.signal_detector import NOISE_COLUMN, SNR_COLUMN
+from .nchwc_graph import keep_blocked
 
 PARITY_TOL = 1e-4
 SNR_PARITY_TOL_DB = 1e-3
@@ -174,6 +175,46 @@ def add_metadata(path, values):
     contract.decode_open_set_metadata(decoded, source=str(path))
 
 
+def relayout_onnx(src, out):
+    """Write ``src`` (a contract model in the 2-D layout, exported before nchwc_graph.keep_blocked
+    was part of the export) to ``out`` rewritten by keep_blocked: its metadata kept, its outputs
+    checked against ``src``'s in ONNX Runtime on the parity inputs (every output within
+    PARITY_TOL, relative to its magnitude above 1) before ``out`` is written. ``out`` may be
+    ``src``. Returns keep_blocked's counts. Raises ValueError for a 1-D graph (re-export it:
+    ``modrec from-onnx``, then ``modrec export``), an early-exit or quantised model (relayout the
+    fp32 plain model, then quantise it), or outputs that differ; contract.ContractError for a file
+    that is not a contract model."""
+    import onnxruntime as ort
+
+    src, out = Path(src), Path(out)
+    proto = onnx.load(str(src))
+    metadata = contract.decode_metadata({p.key: p.value for p in proto.metadata_props}, source=str(src))
+    if metadata.get(contract.CONV_LAYOUT) != contract.CONV_LAYOUT_2D:
+        raise ValueError(f"{src}: a 1-D graph (metadata {contract.CONV_LAYOUT} is "
+                         f"{metadata.get(contract.CONV_LAYOUT, 'absent')!r}); re-export it in the 2-D layout instead: "
+                         f"modrec from-onnx, then modrec export")
+    if metadata[contract.EXITS] != 1:
+        raise ValueError(f"{src}: an early-exit model ({metadata[contract.EXITS]} exits); re-export it from its run")
+    quantization = metadata.get(contract.QUANTIZATION, contract.QUANTIZATION_NONE)
+    if quantization != contract.QUANTIZATION_NONE:
+        raise ValueError(f"{src}: a quantised model ({quantization!r}); relayout its fp32 model, then quantise that")
+    counts = keep_blocked(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    before = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = before.get_inputs()[0].name
+    for label, frames in parity_inputs(metadata[contract.FRAME_LEN]).items():
+        for output, want, got in zip(before.get_outputs(), before.run(None, {name: frames}),
+                                     after.run(None, {name: frames})):
+            worst = float(np.max(np.abs(want - got) / np.maximum(np.abs(want), 1.0))) if want.size else 0.0
+            if not worst <= PARITY_TOL:
+                raise ValueError(f"{src}: the rewritten graph's output {output.name!r} differs by {worst:.3g} "
+                                 f"(relative, tolerance {PARITY_TOL:g}) on the parity frames {label!r}; nothing written")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(proto, str(out), save_as_external_data=False)
+    return counts
+
+
 def clean_exported(proto):
     """What every exported graph needs before it ships, in place; returns ``proto``."""
     # the dynamo exporter annotates every node with stack traces and local source paths: they
@@ -192,7 +233,7 @@ def clean_exported(proto):
 def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_SAMPLES_PER_SYMBOL,
                 architecture=None, training=None, distillation="none", pruning="none", exits=1,
                 opset=18, dynamo=True, parity=True, real_like=None, extra_metadata=None, detector=None,
-                noise_bias=0.0, conv_layout=contract.CONV_LAYOUT_2D):
+                noise_bias=0.0, conv_layout=contract.CONV_LAYOUT_2D, blocked=True):
     """Export ``model`` (logits) as a contract-conforming single-file ONNX model; returns info.
 
     Its outputs are ``probs`` and ``logits``; with a ``detector`` (a SignalDetector) joined to it
@@ -203,9 +244,13 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     ``conv_layout`` CONV_LAYOUT_2D (the default) writes the 1-D convolutions as (1 x k) 2-D ones
     (conv2d_layout.py: the same arithmetic, 1.3-3.5x faster in ONNX Runtime), unless the 2-D copy
     does not give the model's outputs, when it warns and writes the 1-D graph; CONV_LAYOUT_1D
-    writes the 1-D graph. The parity check always compares the file with the 1-D torch model.
+    writes the 1-D graph; a 2-D graph is then rewritten so ONNX Runtime keeps squeeze-excite and
+    global pooling in its blocked layout (nchwc_graph.keep_blocked; ``blocked`` in the returned
+    info counts the rewrites, None for a 1-D graph or with ``blocked=False``, which writes the
+    graph as the exporter wrote it: for benchmarks). The parity check always compares the file
+    with the 1-D torch model.
     Returns {"path", "params", "flops", "parity_max_abs_diff", "parity", "bytes", "exporter",
-    "opset", "conv_layout"}.
+    "opset", "conv_layout", "blocked"}.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -261,6 +306,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
             path.unlink(missing_ok=True)
             raise ValueError(f"{path}: ONNX export at opset {opset} failed ({type(err).__name__}: {err})") from err
     proto = clean_exported(onnx.load(str(path), load_external_data=True))
+    blocked = keep_blocked(proto) if blocked and conv_layout == contract.CONV_LAYOUT_2D else None
     written = _default_opset(proto)
     if written != opset:
         path.unlink(missing_ok=True)
@@ -292,7 +338,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     contract.decode_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props}, source=str(path))
 
     info = {"path": str(path), "params": params, "flops": flops, "bytes": path.stat().st_size,
-            "exporter": exporter, "opset": written, "conv_layout": conv_layout}
+            "exporter": exporter, "opset": written, "conv_layout": conv_layout, "blocked": blocked}
     if parity:
         worst, report = check_parity(model, path, frame_len, real_like=real_like, detector=detector,
                                      noise_bias=noise_bias)
