@@ -12,7 +12,8 @@ Three flowgraphs push the same complex noise through `head` into a null sink:
   viewed       the classifier's output also into a QT GUI Classification Sink (which reads its
                tags), whose Qt event loop runs (repaints at its default 10 Hz) while the stream flows
   raw ORT      the model's ONNX Runtime session alone (one thread) on the same frames, in the batch
-               sizes the classifier's runs handed it (recorded): the ceiling the block works against
+               sizes the classifier's runs handed it (recorded), each run in the same session calls
+               (slices of runtime.onnx_model.RUN_FRAMES): the ceiling the block works against
 Figures are samples/s (best of --repeats) and the classifier's ratio to each baseline. The ratio to
 raw ORT is also given per round (the raw run right after the classifier's), whose median holds
 better than a ratio of two bests where the machine's speed drifts between runs (a shared VM's
@@ -86,9 +87,10 @@ def recording_batches(clf, batches):
 
 def raw_samples_per_second(model_path, batches, noise, frame_len):
     """Samples/s of the model's ONNX Runtime session alone (one thread, the runtime's session
-    options) over sum(batches) frames of ``noise`` in those batch sizes, framing included as
-    numpy (complex frames -> (N, 2, L) float32, as the block's decisions do)."""
-    from gnuradio.modrec.runtime.onnx_model import open_session, session_options
+    options) over sum(batches) frames of ``noise`` in those batch sizes, each in the session calls
+    the runtime makes of it (slices of RUN_FRAMES), framing included as numpy (complex frames ->
+    (N, 2, L) float32, as the block's decisions do)."""
+    from gnuradio.modrec.runtime.onnx_model import RUN_FRAMES, open_session, session_options
 
     session = open_session(model_path, session_options(1))
     name = session.get_inputs()[0].name
@@ -99,7 +101,8 @@ def raw_samples_per_second(model_path, batches, noise, frame_len):
     start, pos = time.perf_counter(), 0
     for b in batches:
         iq[pos : pos + b, 0], iq[pos : pos + b, 1] = stream[pos : pos + b].real, stream[pos : pos + b].imag
-        session.run(None, {name: iq[pos : pos + b]})
+        for s in range(pos, pos + b, RUN_FRAMES):
+            session.run(None, {name: iq[s : min(s + RUN_FRAMES, pos + b)]})
         pos += b
     return total * frame_len / (time.perf_counter() - start)
 

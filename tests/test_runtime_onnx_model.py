@@ -1,4 +1,5 @@
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto
 
@@ -34,9 +35,8 @@ def test_predict_matches_graph_reference(model_file):
     np.testing.assert_allclose(probs, fx.reference_probs(x, fx.build_model(frame_len=L)), atol=1e-5)
 
 
-def test_predict_is_one_batched_call_equal_to_per_frame(model_file):
-    m = OnnxModel(model_file)
-    x = _frames(17, seed=3)
+def _counting_calls(m):
+    """The frames of each session.run call ``m`` makes from now on."""
     calls = []
     real_run = m._session.run
 
@@ -45,10 +45,34 @@ def test_predict_is_one_batched_call_equal_to_per_frame(model_file):
         return real_run(*args, **kwargs)
 
     m._session.run = counting_run
+    return calls
+
+
+def test_predict_runs_a_batch_in_slices_equal_to_per_frame(model_file):
+    m = OnnxModel(model_file)
+    n = 2 * onnx_model.RUN_FRAMES + 17
+    x = _frames(n, seed=3)
+    calls = _counting_calls(m)
     batched = m.predict(x)
-    assert calls == [17]
+    assert calls == [onnx_model.RUN_FRAMES, onnx_model.RUN_FRAMES, 17]
+    calls.clear()
+    assert m.predict(x[:5]).shape == (5, len(fx.FIXTURE_CLASSES)) and calls == [5]
     single = np.concatenate([m.predict(x[i : i + 1]) for i in range(len(x))])
     np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-6)
+
+
+def test_every_output_of_a_sliced_batch_is_the_one_call_answer(tmp_path):
+    path = tmp_path / "v2.onnx"
+    onnx.save(fx.build_v2_model(frame_len=L), str(path))
+    m = OnnxModel(str(path))
+    x = _frames(onnx_model.RUN_FRAMES + 9, seed=4)
+    whole = dict(zip([o.name for o in m._session.get_outputs()], m._session.run(None, {m._input_name: x})))
+    calls = _counting_calls(m)
+    got = m.predict_details(x)
+    assert calls == [onnx_model.RUN_FRAMES, 9]
+    np.testing.assert_allclose(got.probs, whole[contract.PROBS_OUTPUT_NAME], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got.snr_db, whole[contract.SNR_OUTPUT_NAME], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got.logits, whole[contract.LOGITS_OUTPUT_NAME], rtol=1e-6, atol=1e-6)
 
 
 def test_predict_edge_inputs(model_file):

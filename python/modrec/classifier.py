@@ -20,10 +20,12 @@ CLASSIFICATION_PORT = "classification"
 # The most frames the C++ core gathers into one batch while it is behind the stream (a work()
 # call starting within 1 ms of the last one's return; for at most 10 ms: lib/classifier_core_impl.cc).
 # A block that keeps up classifies each call's frames (about 32 with GNU Radio's default buffers)
-# at once. ONNX Runtime's own frames/s is flat from 16 frames per call up
+# at once. ONNX Runtime's own frames/s is flat from 16 frames per call up on the AMD machine
 # (apps/bench_ort_settings.py), but the per-call costs around it (Python, numpy, pybind11, thread
 # switches) are not: measured on one core with the default model (2026-11-30, best of 3), always
-# gathering 256 ran 4.6 % faster than gathering none. Gathering whenever the input buffer was a
+# gathering 256 ran 4.6 % faster than gathering none. (The model then runs a batch in slices of
+# runtime.onnx_model.RUN_FRAMES: gathering 64 instead ran no faster on the Xeon VM, whose ONNX
+# Runtime is fastest at 32-64 frames a call: docs/BENCHMARKS.md.) Gathering whenever the input buffer was a
 # quarter full was rejected: a throttled 32 kS/s stream comes in chunks that large too, and the
 # demo's live view then repainted twice in 3 s (tests/test_demo.py); so was enlarging the input
 # buffer (a history of 32k samples), which made the throttle's bursts as large.
@@ -358,7 +360,7 @@ class classifier(flowgraph_owned, gr.hier_block2):
     Frames of ``frame_len`` samples (from the model's metadata) start at absolute stream offsets
     0, hop, 2*hop, ...; ``hop`` 0 means ``frame_len`` (back-to-back frames), smaller values overlap
     frames and larger ones leave unclassified gaps. Every complete frame is classified, all frames
-    completed by one work() call in one batched ONNX run, and gets a stream tag at its FIRST sample:
+    completed by one work() call in one batched model run, and gets a stream tag at its FIRST sample:
     key ``tag_key``, value a dict with ``class`` (symbol), ``index`` (class index, -1 for unknown),
     ``confidence`` (top probability), ``probs`` (f32vector), ``frame_len`` and ``frame_start``;
     with an early-exit model (metadata ``exits`` > 1 and stage files) also ``exit``, the index of

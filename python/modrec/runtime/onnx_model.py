@@ -22,6 +22,14 @@ PROB_TOL = 1e-3
 # Batch sizes every model runs once at load: 1, and more than 1 (a graph that reshapes to batch 1
 # while declaring a dynamic batch fails only on larger batches, i.e. on how a stream is chunked).
 PROBE_BATCHES = (1, 3)
+# Frames per session.run call: a larger batch is run in slices of this many. On the Intel Xeon
+# development VM (AVX-512, 2026-12-01) ONNX Runtime ran 32-64 frames a call 1.1-1.2x faster than
+# 256 back to back (a call's activations stay in cache; apps/bench_ort_settings.py, "frames per
+# Session.run call"), and the classifier block, which gathers up to 256 frames while behind the
+# stream, ran 1.08x (the default) and 1.12x (mobilenet1d_det-kd) the samples/s with its batches
+# so sliced (paired, 6 rounds of 2 M samples, one core). On the AMD Zen 3 machine ONNX Runtime
+# was flat from 16 frames a call up, so the slices cost it only their calls (~1 % at 64).
+RUN_FRAMES = 64
 
 # the most accurate shipped student under 1 MB (models/README.md) joined to the signal detector:
 # contract version 2, with noise, unknown and the SNR estimate (models/OPEN_SET.md)
@@ -256,7 +264,7 @@ class OnnxModel:
     """A contract-honouring ONNX classifier loaded into onnxruntime.
 
     ``predict(frames)`` takes float32 (N, 2, frame_len) I/Q frames and returns float32 (N, C)
-    class probabilities in a single batched session run. ``n_exits`` and ``predict_with_exits``
+    class probabilities, run in session calls of at most RUN_FRAMES frames. ``n_exits`` and ``predict_with_exits``
     answer as EarlyExitModel's do (one exit, index 0), so a caller never asks which it holds.
     ``predict_details`` adds what a version-2 model says besides (its SNR estimate, its open-set
     score); ``open_set`` holds its noise class and calibrated unknown threshold.
@@ -393,22 +401,31 @@ class OnnxModel:
             )
         return frames
 
+    def _run(self, names, frames):
+        """The outputs ``names`` for checked frames (N >= 1), in session calls of at most
+        RUN_FRAMES frames (the constant says why), joined along the batch axis."""
+        if len(frames) <= RUN_FRAMES:
+            return self._session.run(names, {self._input_name: frames})
+        slices = [self._session.run(names, {self._input_name: frames[s : s + RUN_FRAMES]})
+                  for s in range(0, len(frames), RUN_FRAMES)]
+        return [np.concatenate(parts) for parts in zip(*slices)]
+
     def predict(self, frames):
-        """float32 (N, 2, frame_len) -> float32 (N, n_classes) probabilities, one ORT call."""
+        """float32 (N, 2, frame_len) -> float32 (N, n_classes) probabilities."""
         frames = self._checked(frames)
         if frames.shape[0] == 0:
             return np.zeros((0, self.n_classes), dtype=np.float32)
-        probs = self._session.run([self._output_name], {self._input_name: frames})[0]
+        probs = self._run([self._output_name], frames)[0]
         return np.asarray(probs, dtype=np.float32)
 
     def predict_details(self, frames):
-        """float32 (N, 2, frame_len) -> Predictions, one ORT call (every output the model has)."""
+        """float32 (N, 2, frame_len) -> Predictions (every output the model has)."""
         frames = self._checked(frames)
         n = frames.shape[0]
         if n == 0 or not self._extra_outputs:
             probs, exits = self.predict_with_exits(frames)
             return Predictions(probs, exits, unknown_score=self._unknown_score(probs, None))
-        probs, *extra = self._session.run([self._output_name, *self._extra_outputs], {self._input_name: frames})
+        probs, *extra = self._run([self._output_name, *self._extra_outputs], frames)
         extra = dict(zip(self._extra_outputs, extra))
         probs = np.asarray(probs, dtype=np.float32)
         snr, logits = extra.get(contract.SNR_OUTPUT_NAME), extra.get(contract.LOGITS_OUTPUT_NAME)
