@@ -25,10 +25,10 @@ CLASSIFICATION_PORT = "classification"
 # switches) are not: measured on one core with the default model (2026-11-30, best of 3), always
 # gathering 256 ran 4.6 % faster than gathering none. (The model then runs a batch in slices of
 # runtime.onnx_model.RUN_FRAMES: gathering 64 instead ran no faster on the Xeon VM, whose ONNX
-# Runtime is fastest at 32-64 frames a call: docs/BENCHMARKS.md.) Gathering whenever the input buffer was a
-# quarter full was rejected: a throttled 32 kS/s stream comes in chunks that large too, and the
-# demo's live view then repainted twice in 3 s (tests/test_demo.py); so was enlarging the input
-# buffer (a history of 32k samples), which made the throttle's bursts as large.
+# Runtime is fastest at 32-64 frames a call: docs/BENCHMARKS.md.) Gathering whenever the input
+# buffer was a quarter full was rejected: a throttled 32 kS/s stream comes in chunks that large
+# too, and the demo's live view then repainted twice in 3 s (tests/test_demo.py); so was enlarging
+# the input buffer (a history of 32k samples), which made the throttle's bursts as large.
 BATCH_FRAMES = 256
 
 # forecast() waits for news from the end-of-stream probe in slices of this length; the wait

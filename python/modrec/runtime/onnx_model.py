@@ -264,8 +264,8 @@ class OnnxModel:
     """A contract-honouring ONNX classifier loaded into onnxruntime.
 
     ``predict(frames)`` takes float32 (N, 2, frame_len) I/Q frames and returns float32 (N, C)
-    class probabilities, run in session calls of at most RUN_FRAMES frames. ``n_exits`` and ``predict_with_exits``
-    answer as EarlyExitModel's do (one exit, index 0), so a caller never asks which it holds.
+    class probabilities, run in session calls of at most RUN_FRAMES frames. ``n_exits`` and
+    ``predict_with_exits`` answer as EarlyExitModel's do (one exit, index 0), so a caller never asks which it holds.
     ``predict_details`` adds what a version-2 model says besides (its SNR estimate, its open-set
     score); ``open_set`` holds its noise class and calibrated unknown threshold.
     """

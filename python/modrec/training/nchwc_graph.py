@@ -20,9 +20,9 @@ time, ReduceMean 5.5 %, the Mul 13 %.
   nearest-neighbour ``Resize`` (an exact copy of each gate value along time; blocked as NCHWc
   ``Upsample``), its output declared with ``x``'s shape (the batch's symbolic name included), so
   the transformer can see that both inputs of the ``Mul`` have one shape and block it too.
-Paired on that machine (median of 7 rounds, one thread, batch 256): ``mobilenet1d-skd-v2``
-x1.12, ``mobilenet1d_det-kd`` x1.11-1.15, ``mobilenet1d-skd``'s classifier alone x1.08; outputs
-within 6e-6 of the graph before. ``apps/bench_ort_settings.py`` measures it side by side.
+Paired on that machine (medians of 5-7 rounds, one thread, batch 256, two runs):
+``mobilenet1d-skd-v2`` x1.09-1.12, ``mobilenet1d_det-kd`` x1.11-1.15, ``mobilenet1d-skd``'s
+classifier alone x1.08; outputs within 6e-6 of the graph before. ``apps/bench_ort_settings.py`` measures it side by side.
 
 onnx and numpy only; the export (onnx_export.export_onnx) applies it to every 2-D graph, and
 ``modrec relayout`` to a contract file exported before it.
