@@ -117,6 +117,39 @@ def test_the_backbone_starts_from_the_classifier_and_keeps_its_batch_norm_statis
         torch.testing.assert_close(m.running_mean, was)
 
 
+def test_a_frozen_backbone_keeps_the_classifier_while_the_heads_learn(runs, capsys):
+    classifier = runs / "classifier" / "best.pt"
+    cfg = load_config(ROOT / "configs" / "tiny-ci-detecting.yaml",
+                      [f"detector.init_from={classifier}", "detector.freeze_backbone=true"])
+    model = create_model("mobilenet1d_det", n_classes=12, frame_len=128, spectral_channels=4, hidden=16)
+    split = read_split(load_checkpoint(runs / "scratch" / "last.pt")["training"]["data"]["source"], "train")
+    x, y = torch.from_numpy(split.x), torch.from_numpy(split.y).long()
+    snr = torch.from_numpy(split.snr_db).float()
+    objective = JointDetection(cfg, model, x, y, split.meta, torch.device("cpu"), snr, snr, log=lambda *a: None)
+    backbone = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    heads = {k: v.clone() for k, v in model.heads.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    objective.start_epoch(0, x)
+    assert not model.backbone.training and model.heads.training
+    for _ in range(2):
+        opt.zero_grad()
+        loss, _ = objective.batch_loss(objective.step_module, x[:64], y[:64], torch.arange(64))
+        loss.backward()
+        opt.step()
+    for key, value in model.backbone.state_dict().items():  # weights and batch-norm statistics
+        torch.testing.assert_close(value, backbone[key])
+    assert any(not torch.equal(v, heads[k]) for k, v in model.heads.state_dict().items())
+    # nothing to keep without a classifier to start from, and nothing a teacher could teach the heads
+    common = ["--out", str(runs / "refused"), "--threads", "1", "--no-progress", "--device", "cpu"]
+    assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-detecting.yaml"),
+                 "--set", "detector.freeze_backbone=true", *common]) == 2
+    assert "set detector.init_from" in capsys.readouterr().err
+    assert main(["train", "--config", str(ROOT / "configs" / "tiny-ci-detecting.yaml"), "--set", "detector.freeze_backbone=true",
+                 "--set", f"detector.init_from={classifier}", "--set", "distill.method=kd",
+                 "--set", f"distill.teacher={{checkpoint: {classifier}}}", *common]) == 2
+    assert "set distill.method to none" in capsys.readouterr().err
+
+
 def test_the_export_is_a_version_2_model_with_one_network(runs, tmp_path):
     out = tmp_path / "det.onnx"
     assert main(["export", "--checkpoint", str(runs / "kd" / "best.pt"), "--unknown-score", "energy",

@@ -159,6 +159,9 @@ class DetectorConfig:
     # weight, and a trained classifier's checkpoint the backbone starts from (None: from scratch)
     class_weight: float = 1.0
     init_from: Optional[str] = None
+    # keep the backbone as init_from left it (needs init_from): only the heads train, so the class
+    # outputs stay that classifier's, bit for bit
+    freeze_backbone: bool = False
 
 
 @dataclass

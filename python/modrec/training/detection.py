@@ -110,11 +110,15 @@ class JointDetection(Objective):
     classifier's checkpoint; its batch norms then keep the statistics they have (eval mode while
     training): a checkpoint rebuilt from a shipped file (modrec from-onnx) has them folded into
     its convolutions, and re-estimating them from batches would change what the backbone computes.
+    ``detector.freeze_backbone`` keeps the whole backbone as init_from left it (its weights take
+    no gradient, its layers stay in eval mode, no class loss is computed): only the heads learn,
+    and the class outputs are that classifier's.
 
     ``train_acc`` counts known frames classified right and noise frames the heads call noise;
     ``val_acc`` is the closed-set accuracy over the known frames of the validation split.
     ``cfg``: the ExperimentConfig; ``snr_train`` / ``snr_val``: float32 (N,) SNR labels (dB).
-    ValueError when noise is not the data's last class or the method trains its teacher online.
+    ValueError when noise is not the data's last class, the method trains its teacher online, or
+    freeze_backbone is set without init_from or with a distillation method (nothing to teach).
     """
 
     def __init__(self, cfg, model, x_tr, y_tr, meta, device, snr_train, snr_val, resume=False, log=print,
@@ -129,6 +133,12 @@ class JointDetection(Objective):
         if len(classes) < 2 or classes[-1] != NOISE_LABEL or classes.count(NOISE_LABEL) != 1:
             raise ValueError(f"{cfg.source}: {cfg.model.name} learns its known classes, then '{NOISE_LABEL}' last; the "
                              f"data's classes are {classes}: list them so in data.generator.classes")
+        if cfg.detector.freeze_backbone and not cfg.detector.init_from:
+            raise ValueError(f"{cfg.source}: detector.freeze_backbone keeps the backbone detector.init_from "
+                             f"gives it; set detector.init_from to a trained classifier's checkpoint")
+        if cfg.detector.freeze_backbone and cfg.distill.method != "none":
+            raise ValueError(f"{cfg.source}: detector.freeze_backbone trains the heads alone, which a teacher's "
+                             f"classes cannot teach; set distill.method to none")
         self.cfg, self.noise, self.known = cfg.detector, len(classes) - 1, classes[:-1]
         self.snr_train, self.snr_val = snr_train.float(), snr_val.float().cpu()  # validation runs on the CPU side
         self.init_from = None
@@ -139,6 +149,9 @@ class JointDetection(Objective):
                 f"{ckpt.get('val_acc', float('nan')):.4f}); its batch norms keep their statistics")
             self.init_from = {"checkpoint": str(cfg.detector.init_from), "weights_sha256": weights_sha256(ckpt),
                               "model": ckpt["model_name"], "model_cfg": ckpt["model_cfg"], "val_acc": ckpt.get("val_acc")}
+        if cfg.detector.freeze_backbone:  # on resume too: the optimiser then skips these weights
+            for p in model.backbone.parameters():
+                p.requires_grad_(False)
         self.session = None
         if cfg.distill.method != "none":
             if get_distiller(cfg.distill.method).online:
@@ -160,7 +173,9 @@ class JointDetection(Objective):
     def start_epoch(self, epoch, x_train):
         frames = self.session.start_epoch(epoch, x_train) if self.session is not None else x_train
         self.model.train()
-        if self.cfg.init_from:
+        if self.cfg.freeze_backbone:
+            self.model.backbone.eval()
+        elif self.cfg.init_from:
             for m in self.model.backbone.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
@@ -187,7 +202,8 @@ class JointDetection(Objective):
         features, logits, det = net(xb)
         known = yb != self.noise
         loss, _, _ = detector_loss(self.cfg, det, known, self.snr_train[idx])
-        loss = loss + self.cfg.class_weight * self._class_loss(features, logits, yb, known, xb, idx)
+        if not self.cfg.freeze_backbone:
+            loss = loss + self.cfg.class_weight * self._class_loss(features, logits, yb, known, xb, idx)
         right = ((logits.argmax(1) == yb) & known).sum() + ((det[:, NOISE_COLUMN] > 0) & ~known).sum()
         return loss, right
 
@@ -214,7 +230,8 @@ class JointDetection(Objective):
         return {**row, **detector_figures(det, known, self.snr_val), "val_score": -val_loss}
 
     def training_info(self):
-        info = {"detecting": {"init_from": self.init_from, "class_weight": self.cfg.class_weight,
+        info = {"detecting": {"init_from": self.init_from, "freeze_backbone": self.cfg.freeze_backbone,
+                              "class_weight": self.cfg.class_weight,
                               "snr_weight": self.cfg.snr_weight, "noise_weight": self.cfg.noise_weight}}
         return {**info, **(self.session.training_info() if self.session is not None else {})}
 
