@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from gnuradio.modrec import contract
 from gnuradio.modrec.runtime import load_model
 from gnuradio.modrec.runtime.decisions import classify_frames, decision_labels
 from gnuradio.modrec.training.checkpoint import load_checkpoint, model_from_checkpoint
@@ -148,6 +149,15 @@ def test_a_frozen_backbone_keeps_the_classifier_while_the_heads_learn(runs, caps
                  "--set", f"detector.init_from={classifier}", "--set", "distill.method=kd",
                  "--set", f"distill.teacher={{checkpoint: {classifier}}}", *common]) == 2
     assert "set distill.method to none" in capsys.readouterr().err
+
+
+def test_the_card_of_heads_on_a_frozen_backbone_says_so():
+    from gnuradio.modrec.training.model_card import _version2_lines
+
+    training = {"detector": {"own_heads": True, "noise_false_rate": 0.005},
+                "detecting": {"freeze_backbone": True, "init_from": {"checkpoint": "runs/c/best.pt"}}}
+    lines = _version2_lines({contract.NOISE_CLASS: "noise"}, training)
+    assert "from its own detector heads (on its frozen backbone)" in lines[0]
 
 
 def test_the_export_is_a_version_2_model_with_one_network(runs, tmp_path):

@@ -134,10 +134,13 @@ def render_model_card(summary, name, figures=None):
         export_flags += f" --noise-false-rate {detector['noise_false_rate']:g}"
     if training.get("export_data"):
         export_flags += f" --data {_portable(training['export_data'])}"
-    init = (training.get("detecting") or {}).get("init_from")
+    detecting = training.get("detecting") or {}
+    init = detecting.get("init_from")
     if init:  # a classifier with detector heads, its backbone from a trained classifier
+        how = ("kept frozen: only the detector heads trained" if detecting.get("freeze_backbone")
+               else "trained with its detector heads")
         lines.append(f"- backbone initialised from `{_portable(init['checkpoint'])}` ({init.get('model')}, validation "
-                     f"accuracy {_fmt(init.get('val_acc'))}), trained with its detector heads")
+                     f"accuracy {_fmt(init.get('val_acc'))}), {how}")
     if md.get(contract.UNKNOWN_SCORE):
         export_flags += f" --unknown-score {md[contract.UNKNOWN_SCORE]}"
         if md.get(contract.UNKNOWN_FALSE_RATE) is not None:
@@ -225,8 +228,11 @@ def _version2_lines(md, training):
     lines = []
     if md.get(contract.NOISE_CLASS):
         detector = training.get("detector") or {}
+        heads = ("its own detector heads (on its frozen backbone)"
+                 if (training.get("detecting") or {}).get("freeze_backbone") else
+                 "its own detector heads (trained with its classes)")
         source = (f"the signal detector `{detector['checkpoint']}`" if detector.get("checkpoint") else
-                  "its own detector heads (trained with its classes)" if detector.get("own_heads") else None)
+                  heads if detector.get("own_heads") else None)
         lines.append(f"- no signal: class `{md[contract.NOISE_CLASS]}` (tagged `noise`)"
                      + (f", from {source}, calibrated to call {detector['noise_false_rate']:.1%} of known validation "
                         f"frames at SNR >= 0 dB noise" if source else ""))
