@@ -125,7 +125,7 @@ def test_the_export_writes_every_squeeze_excite_block_blocked(tmp_path):
     assert _export(tmp_path / "m1d.onnx", contract.CONV_LAYOUT_1D)["blocked"] is None
 
 
-def test_relayout_rewrites_an_older_export_and_keeps_its_metadata(tmp_path, monkeypatch):
+def test_relayout_rewrites_an_older_export_and_keeps_its_metadata(tmp_path, monkeypatch, capsys):
     old = tmp_path / "old.onnx"
     with monkeypatch.context() as m:  # an export from before the rewrite was part of it
         m.setattr(onnx_export, "keep_blocked", lambda proto: None)
@@ -140,16 +140,28 @@ def test_relayout_rewrites_an_older_export_and_keeps_its_metadata(tmp_path, monk
     assert modrec(["relayout", "--onnx", str(old), "--out", str(new)]) == 2
     assert modrec(["relayout", "--onnx", str(old), "--out", str(old), "--force"]) == 0
     assert _op_types(old) == _op_types(new)
+    # a file rewritten already: said so, and an unchanged copy written
+    capsys.readouterr()
+    assert modrec(["relayout", "--onnx", str(new), "--out", str(tmp_path / "again.onnx")]) == 0
+    assert "nothing to rewrite" in capsys.readouterr().out
+    assert (tmp_path / "again.onnx").read_bytes() == new.read_bytes()
 
 
-def test_relayout_refuses_a_1d_graph_and_a_quantised_model_by_name(tmp_path):
+def test_relayout_refuses_what_it_cannot_rewrite_by_name(tmp_path):
     one_d = tmp_path / "m1d.onnx"
     _export(one_d, contract.CONV_LAYOUT_1D)
     with pytest.raises(ValueError, match=r"m1d.onnx: a 1-D graph .*modrec from-onnx, then modrec export"):
         relayout_onnx(one_d, tmp_path / "out.onnx")
-    quantised = tmp_path / "q.onnx"
-    _export(quantised)
-    onnx_export.add_metadata(quantised, {contract.QUANTIZATION: "int8-qdq-per-channel"})
-    with pytest.raises(ValueError, match=r"q.onnx: a quantised model"):
-        relayout_onnx(quantised, tmp_path / "out.onnx")
+    # a quantised or early-exit file says what it is, whatever its layout
+    for name, values, message in [("q.onnx", {contract.QUANTIZATION: "int8-qdq-per-channel"}, "a quantised model"),
+                                  ("ee.onnx", {contract.EXITS: 2}, "an early-exit model")]:
+        _export(tmp_path / name, contract.CONV_LAYOUT_1D)
+        onnx_export.add_metadata(tmp_path / name, values)
+        with pytest.raises(ValueError, match=rf"{name}: {message}"):
+            relayout_onnx(tmp_path / name, tmp_path / "out.onnx")
+    (tmp_path / "notes.txt").write_text("not a model\n")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    for name in ("notes.txt", "empty.onnx"):
+        with pytest.raises(contract.ContractError, match=rf"{name}: not an ONNX model"):
+            relayout_onnx(tmp_path / name, tmp_path / "out.onnx")
     assert not (tmp_path / "out.onnx").exists()

@@ -148,7 +148,8 @@ def _parser():
     rl = sub.add_parser("relayout", help="rewrite a 2-D contract model exported before squeeze-excite and global pooling "
                                          "were kept in ONNX Runtime's blocked layout (the export does it now): the same "
                                          "outputs (checked), faster")
-    rl.add_argument("--onnx", required=True, metavar="MODEL", help=f"{_MODEL_ARG}; a plain fp32 model in the 2-D layout")
+    rl.add_argument("--onnx", required=True, metavar="MODEL",
+                    help=f"{_MODEL_ARG}; a plain fp32 model in the 2-D layout (e.g. a file exported before 2026-12-01)")
     rl.add_argument("--out", required=True, help="the model to write (may be --onnx itself, with --force)")
     rl.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out model"))
 
@@ -511,8 +512,12 @@ def main(argv=None):
             from .onnx_export import relayout_onnx
 
             counts = relayout_onnx(_model(args.onnx), args.out)
-            print(f"wrote {args.out}: {counts['global_pools']} reduction(s) as global pooling, "
-                  f"{counts['widened_gates']} squeeze-excite gate(s) widened (outputs checked against {args.onnx})")
+            if not any(counts.values()):
+                print(f"wrote {args.out}: nothing to rewrite (its graph is blocked already, or has no squeeze-excite "
+                      f"or pooling over time), an unchanged copy")
+            else:
+                print(f"wrote {args.out}: {counts['global_pools']} reduction(s) as global pooling, "
+                      f"{counts['widened_gates']} squeeze-excite gate(s) widened (outputs checked against {args.onnx})")
         elif args.cmd == "online-teacher":
             _refuse_overwrite(args.out, args.force, "online-teacher", "--out")
             from .online_teacher import online_teacher_checkpoint

@@ -187,17 +187,26 @@ def relayout_onnx(src, out):
     import onnxruntime as ort
 
     src, out = Path(src), Path(out)
-    proto = onnx.load(str(src))
+    try:
+        proto = onnx.load(str(src))
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise contract.ContractError(f"{src}: not an ONNX model (onnx cannot parse it: {err})") from None
+    if not proto.graph.node:
+        raise contract.ContractError(f"{src}: not an ONNX model (no graph in it)")
     metadata = contract.decode_metadata({p.key: p.value for p in proto.metadata_props}, source=str(src))
-    if metadata.get(contract.CONV_LAYOUT) != contract.CONV_LAYOUT_2D:
-        raise ValueError(f"{src}: a 1-D graph (metadata {contract.CONV_LAYOUT} is "
-                         f"{metadata.get(contract.CONV_LAYOUT, 'absent')!r}); re-export it in the 2-D layout instead: "
-                         f"modrec from-onnx, then modrec export")
-    if metadata[contract.EXITS] != 1:
-        raise ValueError(f"{src}: an early-exit model ({metadata[contract.EXITS]} exits); re-export it from its run")
     quantization = metadata.get(contract.QUANTIZATION, contract.QUANTIZATION_NONE)
     if quantization != contract.QUANTIZATION_NONE:
-        raise ValueError(f"{src}: a quantised model ({quantization!r}); relayout its fp32 model, then quantise that")
+        raise ValueError(f"{src}: a quantised model ({quantization!r}); relayout the fp32 model it was made from, "
+                         f"then quantise that (modrec quantize)")
+    if metadata[contract.EXITS] != 1:
+        raise ValueError(f"{src}: an early-exit model ({metadata[contract.EXITS]} exits); its stage files go with it: "
+                         f"re-export it from its training run (modrec export)")
+    if metadata.get(contract.CONV_LAYOUT) != contract.CONV_LAYOUT_2D:
+        layout = metadata.get(contract.CONV_LAYOUT)
+        found = (f"metadata {contract.CONV_LAYOUT} is {layout!r}" if layout else
+                 f"no {contract.CONV_LAYOUT} in its metadata: exported before the 2-D layout")
+        raise ValueError(f"{src}: a 1-D graph ({found}); re-export it in the 2-D layout instead: "
+                         f"modrec from-onnx, then modrec export")
     counts = keep_blocked(proto)
     onnx.checker.check_model(proto, full_check=True)
     before = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
