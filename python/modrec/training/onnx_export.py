@@ -315,7 +315,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
             path.unlink(missing_ok=True)
             raise ValueError(f"{path}: ONNX export at opset {opset} failed ({type(err).__name__}: {err})") from err
     proto = clean_exported(onnx.load(str(path), load_external_data=True))
-    blocked = keep_blocked(proto) if blocked and conv_layout == contract.CONV_LAYOUT_2D else None
+    rewrites = keep_blocked(proto) if blocked and conv_layout == contract.CONV_LAYOUT_2D else None
     written = _default_opset(proto)
     if written != opset:
         path.unlink(missing_ok=True)
@@ -347,7 +347,7 @@ def export_onnx(model, path, *, classes, frame_len, samples_per_symbol=DEFAULT_S
     contract.decode_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props}, source=str(path))
 
     info = {"path": str(path), "params": params, "flops": flops, "bytes": path.stat().st_size,
-            "exporter": exporter, "opset": written, "conv_layout": conv_layout, "blocked": blocked}
+            "exporter": exporter, "opset": written, "conv_layout": conv_layout, "blocked": rewrites}
     if parity:
         worst, report = check_parity(model, path, frame_len, real_like=real_like, detector=detector,
                                      noise_bias=noise_bias)
