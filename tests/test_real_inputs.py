@@ -2,6 +2,7 @@
 made here in the real files' layouts, go through ``modrec evaluate`` and ``modrec train``; every
 score equals scoring the same frames directly with the model."""
 
+import os
 import json
 from pathlib import Path
 
@@ -205,3 +206,17 @@ def test_distillation_pruning_and_exits_eval_read_a_radioml_file(rml2016_file, t
     names = [k[0] for k, v in known.items() for _ in range(len(v))]
     assert r["all"]["plain_accuracy"] == pytest.approx(
         _direct_accuracy(ROOT / "models" / "mobilenet1d.onnx", x, names), abs=1e-9)
+
+
+def test_evaluate_runs_under_a_one_core_affinity_mask(rml2016_file, tmp_path):
+    # taskset -c 0 modrec evaluate ...: the runtime refuses more threads than the process may use,
+    # so evaluate asks for the cores of its affinity mask, not the machine's
+    path, _ = rml2016_file
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        assert main(["evaluate", "--onnx", str(SHIPPED), "--data", str(path), "--out", str(tmp_path / "eval"),
+                     "--no-latency"]) == 0
+    finally:
+        os.sched_setaffinity(0, before)
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["n_frames"] == 300

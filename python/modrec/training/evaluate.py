@@ -169,10 +169,12 @@ def evaluate(out_dir, checkpoint=None, onnx_path=None, data=None, split=None, ba
 
     if onnx_path is not None:
         from ..runtime import load_model
+        from ..runtime.onnx_model import available_cores
 
         # The runtime's loader validates the file against the contract, as the blocks do (and
-        # runs an early-exit model as its cascade, as the blocks do).
-        onnx_model = load_model(onnx_path, threads=os.cpu_count() or 1)
+        # runs an early-exit model as its cascade, as the blocks do). Every core this process may
+        # run on: under an affinity mask (taskset) that is fewer than the machine has.
+        onnx_model = load_model(onnx_path, threads=available_cores())
         md = onnx_model.metadata
         model_file, model_classes, model_frame_len = str(onnx_path), list(md[contract.CLASSES]), int(md[contract.FRAME_LEN])
         predict = onnx_model.predict

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..runtime.onnx_model import available_cores
 from . import distributed
 from .augment import augment, receiver_frames
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -108,8 +109,9 @@ def train(cfg, resume=False, progress=True, command=None, stop_after_epochs=None
 def _train(cfg, ctx, device, resume, progress, command, stop_after_epochs, log, init_model, pruning):
     if not ctx.is_main:  # one voice and one writer per job: rank 0
         log, progress = (lambda *a: None), False
-    # ranks share the cores of a machine; more threads than cores per rank only contend
-    torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // ctx.world_size))
+    # ranks share the cores this process may run on (its affinity mask: taskset); more threads
+    # than cores per rank only contend
+    torch.set_num_threads(cfg.train.threads or max(1, available_cores() // ctx.world_size))
     seed_everything(cfg.seed)
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
