@@ -25,7 +25,7 @@ def _conv_kernel_ranks(path):
 
 # early-exit models run their segments from a plain list, which reuses the backbone's layers
 LAYOUT_2D = ["cnn3", "mobilenet1d", "mini_inception_resnet", "inception_resnet", "signal_detector", "cnn3_ee",
-             "mobilenet1d_ee", "mini_inception_resnet_ee", "mobilenet1d_det"]
+             "mobilenet1d_ee", "mini_inception_resnet_ee", "mobilenet1d_det", "ensemble"]
 KEPT_1D = {"clst": "its attention reads time as axis 2 (transposes)"}
 
 

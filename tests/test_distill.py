@@ -489,10 +489,10 @@ def second_teacher_ckpt(dataset, tmp_path_factory):
 def test_an_ensemble_teacher_averages_logits_and_joins_features(dataset, teacher_ckpt, second_teacher_ckpt, tmp_path,
                                                                   monkeypatch):
     from gnuradio.modrec.training.checkpoint import model_from_checkpoint
-    from gnuradio.modrec.training.distill.ensemble import TeacherEnsemble
+    from gnuradio.modrec.training.models.ensemble import Ensemble
 
     members = [model_from_checkpoint(teacher_ckpt), model_from_checkpoint(second_teacher_ckpt)]
-    ensemble = TeacherEnsemble(members).eval()
+    ensemble = Ensemble(members).eval()
     x = torch.randn(5, 2, 128)
     with torch.no_grad():
         feats, logits = ensemble.forward_features(x)
@@ -501,7 +501,7 @@ def test_an_ensemble_teacher_averages_logits_and_joins_features(dataset, teacher
         torch.testing.assert_close(ensemble(x), logits)
         torch.testing.assert_close(feats[:, :32], members[0].forward_features(x)[0])
     with pytest.raises(ValueError, match="at least 2 members"):
-        TeacherEnsemble(members[:1])
+        Ensemble(members[:1])
 
     monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
     distill = {"method": "skd", "teacher": {"checkpoints": [str(teacher_ckpt), str(second_teacher_ckpt)]},
@@ -518,3 +518,53 @@ def test_an_ensemble_teacher_averages_logits_and_joins_features(dataset, teacher
     with pytest.raises(ValueError, match="resuming would mix teachers"):
         train(_cfg(dataset, tmp_path / "run", epochs=2, distill=swapped), resume=True, progress=False,
               log=lambda *a: None)
+
+
+def test_modrec_ensemble_is_a_model_that_evaluates_exports_and_teaches(dataset, teacher_ckpt, second_teacher_ckpt,
+                                                                       tmp_path, monkeypatch, capsys):
+    from gnuradio.modrec.runtime import load_model
+    from gnuradio.modrec.training.checkpoint import save_checkpoint
+
+    out = tmp_path / "ens" / "best.pt"
+    assert main(["ensemble", "--checkpoints", str(teacher_ckpt), str(second_teacher_ckpt), "--out", str(out)]) == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt["model_name"] == "ensemble" and ckpt["classes"] == load_checkpoint(teacher_ckpt)["classes"]
+    assert [m["checkpoint"] for m in ckpt["training"]["ensemble_of"]] == [str(teacher_ckpt), str(second_teacher_ckpt)]
+    members = [model_from_checkpoint(teacher_ckpt), model_from_checkpoint(second_teacher_ckpt)]
+    model, x = model_from_checkpoint(out), torch.randn(6, 2, int(ckpt["model_cfg"]["frame_len"]))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), (members[0](x) + members[1](x)) / 2)
+
+    # exported and run by the runtime like any model; evaluated, with a card that names the members
+    onnx_path, card = tmp_path / "ens.onnx", tmp_path / "ens.md"
+    assert main(["export", "--checkpoint", str(out), "--out", str(onnx_path)]) == 0
+    with torch.no_grad():
+        expected = torch.softmax(model(x), dim=1).numpy()
+    np.testing.assert_allclose(load_model(onnx_path).predict(x.numpy()), expected, atol=1e-5)
+    assert main(["evaluate", "--checkpoint", str(out), "--onnx", str(onnx_path), "--out", str(tmp_path / "eval"),
+                 "--card", str(card), "--no-latency"]) == 0
+    text = card.read_text()
+    assert "an ensemble of 2 trained models, their logits averaged" in text and "optimiser" not in text
+    assert f"modrec ensemble --checkpoints runs/{teacher_ckpt.parent.name}/best.pt " in text
+
+    # a teacher like any checkpoint
+    monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
+    run = train(_cfg(dataset, tmp_path / "student", epochs=1, distill={"method": "kd", "teacher": {"checkpoint": str(out)}}),
+                progress=False, log=lambda *a: None)
+    assert load_checkpoint(run / "best.pt")["distill"]["teacher"]["model"] == "ensemble"
+
+    # refused, naming the problem
+    other = load_checkpoint(second_teacher_ckpt)
+    other["classes"] = list(reversed(other["classes"]))
+    save_checkpoint(tmp_path / "other.pt", **{k: v for k, v in other.items() if k != "format"})
+    for given, message in (([teacher_ckpt, second_teacher_ckpt], "exists"),  # --out, without --force
+                           ([teacher_ckpt], "at least 2 checkpoints, got 1"),
+                           ([teacher_ckpt, teacher_ckpt], "the same checkpoint is given twice"),
+                           ([out, teacher_ckpt], "holds an ensemble; give its members' checkpoints"),
+                           ([teacher_ckpt, tmp_path / "other.pt"], "other.pt: classes"),
+                           ([teacher_ckpt, tmp_path / "missing.pt"], "missing.pt: checkpoint not found")):
+        target = out if message == "exists" else tmp_path / "refused.pt"
+        capsys.readouterr()
+        assert main(["ensemble", "--checkpoints", *map(str, given), "--out", str(target)]) != 0
+        assert message in capsys.readouterr().err
+        assert message == "exists" or not target.exists()

@@ -15,7 +15,7 @@ from gnuradio.modrec.training.models import registry
 from gnuradio.modrec.training.models import create_model, default_config, list_models, register_model
 
 
-@pytest.mark.parametrize("name", list_models(kind="classifier"))
+@pytest.mark.parametrize("name", list_models(kind="classifier") + list_models(kind="ensemble"))
 @pytest.mark.parametrize("n_classes", [11, 5])
 def test_every_model_builds_and_outputs_logits(name, n_classes):
     torch.manual_seed(0)
@@ -28,7 +28,8 @@ def test_every_model_builds_and_outputs_logits(name, n_classes):
 
 def test_the_signal_detector_estimates_snr_and_noise_at_any_gain():
     assert list_models(kind="detector") == ["signal_detector"]
-    everything = set(list_models(kind="classifier")) | {"signal_detector"} | set(list_models(kind="detecting"))
+    everything = (set(list_models(kind="classifier")) | {"signal_detector"} | set(list_models(kind="detecting"))
+                  | set(list_models(kind="ensemble")))
     assert set(list_models()) == everything
     torch.manual_seed(0)
     model = create_model("signal_detector").eval()

@@ -1,4 +1,4 @@
-"""Command line: ``modrec {data,train,evaluate,export,from-onnx,online-teacher,card,report,...}`` (also ``python -m gnuradio.modrec.training``)."""
+"""Command line: ``modrec {data,train,evaluate,export,from-onnx,online-teacher,ensemble,card,report,...}`` (also ``python -m gnuradio.modrec.training``)."""
 
 import argparse
 import json
@@ -159,6 +159,14 @@ def _parser():
                                                         "(runs/<experiment>/best.pt: the teacher saved with it)")
     ot.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/<experiment>-teacher/best.pt")
     ot.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out checkpoint"))
+
+    en = sub.add_parser("ensemble", help="join trained classifiers into one checkpoint of the ensemble model "
+                                         "(averaged logits), to evaluate, export, ship and distil from")
+    en.add_argument("--checkpoints", nargs="+", required=True, metavar="CHECKPOINT",
+                    help="the members' checkpoints (at least 2; runs/<run>/best.pt, or rebuilt from a shipped file "
+                         "by modrec from-onnx): the same classes, frame length and training data")
+    en.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/<name>/best.pt")
+    en.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out checkpoint"))
 
     q = sub.add_parser("quantize", help="an int8 copy of a contract model (static, QDQ, per-channel weights, "
                                         "calibrated on generated frames; onnxruntime.quantization)")
@@ -523,6 +531,12 @@ def main(argv=None):
             from .online_teacher import online_teacher_checkpoint
 
             print(f"wrote {online_teacher_checkpoint(args.checkpoint, args.out)}")
+        elif args.cmd == "ensemble":
+            _refuse_overwrite(args.out, args.force, "ensemble", "--out")
+            from .ensemble_checkpoint import ensemble_checkpoint
+
+            out = ensemble_checkpoint(args.checkpoints, args.out)
+            print(f"wrote {out}; next: modrec evaluate --checkpoint {out} --out {out.parent}/eval, or modrec export")
         elif args.cmd == "quantize":
             _refuse_overwrite(args.out, args.force, "quantize", "--out")
             from .quantize import quantize_int8

@@ -390,7 +390,7 @@ def _validate_distill(dc, source):
     if cls.online:
         allowed, required = ("model", "cfg"), "model"
     else:
-        # a trained checkpoint, or several (an ensemble teacher: distill/ensemble.py)
+        # a trained checkpoint, or several (an ensemble teacher: models/ensemble.py)
         allowed, required = ("checkpoint", "checkpoints"), "checkpoints" if "checkpoints" in teacher else "checkpoint"
     unknown = sorted(set(teacher) - set(allowed))
     if unknown:

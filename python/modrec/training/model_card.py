@@ -71,7 +71,7 @@ def render_model_card(summary, name, figures=None):
         for k in thr:
             lines.append(f"| ORT throughput, batch {k.rsplit('batch', 1)[1]}, 1 thread | {summary[k]:,.0f} frames/s |")
     lines += [
-        f"| evaluated on | {summary.get('n_frames')} frames, split `{summary.get('split')}` of `{summary.get('data_root')}` |",
+        f"| evaluated on | {summary.get('n_frames')} frames, split `{summary.get('split')}` of `{_portable(summary.get('data_root'))}` |",
         "",
         "## Interface",
         "",
@@ -87,10 +87,15 @@ def render_model_card(summary, name, figures=None):
         f"- data: `{data.get('name', 'n/a')}` (generator seed {data.get('seed', 'n/a')}, frames per class and SNR "
         f"{_j(data.get('frames_per_class_snr'))}, {data.get('train_frames', 'n/a')} train / {data.get('val_frames', 'n/a')} val frames)",
     ]
-    if cfg:
-        lines += [f"- model: `{_j(cfg.get('model'))}`", f"- optimiser: `{_j(cfg.get('optim'))}`",
-                  f"- schedule: `{_j(cfg.get('schedule'))}`", f"- training: `{_j(cfg.get('train'))}`",
-                  f"- augmentation: `{_j(cfg.get('augment'))}`"]
+    members = training.get("ensemble_of")
+    if cfg:  # an ensemble's config holds its model and data only: its members (listed) were trained by their own
+        lines += [f"- {label}: `{_j(cfg[key])}`" for label, key in (("model", "model"), ("optimiser", "optim"),
+                  ("schedule", "schedule"), ("training", "train"), ("augmentation", "augment"))
+                  if key in cfg and not (members and key == "model")]
+    if members:  # modrec ensemble (ensemble_checkpoint.py)
+        lines.append(f"- an ensemble of {len(members)} trained models, their logits averaged (models/ensemble.py):")
+        lines += [f"  - `{_portable(m['checkpoint'])}`: {m['model']}, distillation {m.get('distillation', 'none')}, "
+                  f"validation accuracy {_fmt(m.get('val_acc'))}" for m in members]
     distill = training.get("distill")
     if distill:
         teacher = distill.get("teacher") or {}
@@ -117,7 +122,7 @@ def render_model_card(summary, name, figures=None):
                      f"{after['params']:,} parameters, {before['flops'] / 1e6:.2f} -> {after['flops'] / 1e6:.2f} MFLOPs/frame "
                      f"({1 - after['flops'] / before['flops']:.1%} cut), then fine-tuned")
     ck = training.get("checkpoint")
-    if ck:
+    if ck and not members:  # an ensemble's checkpoint is its members' (above): no epoch of its own
         lines.append(f"- checkpoint: epoch {ck.get('epoch')}, validation accuracy {_fmt(ck.get('val_acc'))}")
     calibration, export_flags = training.get("exit_calibration"), ""
     if calibration:  # an early-exit model: the rule its export calibrated
@@ -151,7 +156,24 @@ def render_model_card(summary, name, figures=None):
                      f"{quantized['weights']} weights on {', '.join(quantized.get('ops', []))}, "
                      f"{quantized['calibration']} calibration on {quantized['calibration_frames']:,} generated frames "
                      f"(seed {quantized['calibration_seed']}), from `{quantized['from']}`")
-    if cfg.get("source"):
+    if members:
+        experiment = cfg.get("experiment", name)
+        runs = [Path(m["checkpoint"]).parent.name for m in members]
+        lines += [
+            "",
+            "## Reproduce",
+            "",
+            "```sh",
+            *[f"modrec train --config configs/{run}.yaml      # or rebuild it from its shipped file: modrec from-onnx "
+              f"--onnx models/{run}.onnx --out runs/{run}/best.pt" for run in runs],
+            f"modrec ensemble --checkpoints {' '.join(f'runs/{run}/best.pt' for run in runs)} --out "
+            f"runs/{experiment}/best.pt --force",
+            f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx{export_flags} --force",
+            f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx{_evaluate_data(summary, data)} "
+            f"--out runs/{experiment}/eval --card models/{name}.md --force",
+            "```",
+        ]
+    elif cfg.get("source"):
         experiment = cfg.get("experiment", name)
         # an int8 file is quantised from the fp32 file its export writes
         exported = Path(quantized["from"]).stem if quantized else name

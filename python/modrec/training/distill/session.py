@@ -29,10 +29,10 @@ from ..augment import augment, receiver_frames
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..distributed import MethodAsForward
 from ..models import create_model
+from ..models.ensemble import Ensemble
 from ..models.interface import ModRecModel
 from ..objective import Objective, distill_method
 from ..predict import predict_logits
-from .ensemble import TeacherEnsemble
 from .registry import create_distiller, get_distiller
 from .teacher_cache import teacher_outputs, weights_sha256
 
@@ -100,7 +100,7 @@ class DistillSession(Objective):
             self.teacher = create_model(dc.teacher["model"], **tcfg).to(device)
             self.teacher_desc = {"model": dc.teacher["model"], "model_cfg": self.teacher.model_cfg, "online": True}
         else:
-            # one checkpoint, or several: an ensemble teacher (distill/ensemble.py)
+            # one checkpoint, or several: an ensemble teacher (models/ensemble.py)
             paths = [dc.teacher["checkpoint"]] if "checkpoint" in dc.teacher else list(dc.teacher["checkpoints"])
             field = "distill.teacher.checkpoint" if "checkpoint" in dc.teacher else "distill.teacher.checkpoints"
             members, descs = [], []
@@ -117,10 +117,10 @@ class DistillSession(Objective):
             if len(members) == 1:
                 self.teacher, self.teacher_desc = members[0], descs[0]
             else:
-                self.teacher = TeacherEnsemble(members).to(device).requires_grad_(False).eval()
+                self.teacher = Ensemble(members).to(device).requires_grad_(False).eval()
                 joined = hashlib.sha256("".join(d["weights_sha256"] for d in descs).encode()).hexdigest()
                 self.teacher_desc = {"checkpoint": ", ".join(d["checkpoint"] for d in descs), "weights_sha256": joined,
-                                     "model": self.teacher.model_name, "model_cfg": [d["model_cfg"] for d in descs],
+                                     "model": self.teacher.description, "model_cfg": [d["model_cfg"] for d in descs],
                                      "members": descs, "online": False}
 
         dims = {}

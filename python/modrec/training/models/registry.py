@@ -11,8 +11,9 @@ import inspect
 _MODELS = {}
 _KINDS = {}
 # (N, 2, L) -> class logits | -> (SNR dB, noise logit), models/signal_detector.py | -> class logits, with
-# forward_detect giving the detector's outputs too, models/detecting.py
-KINDS = ("classifier", "detector", "detecting")
+# forward_detect giving the detector's outputs too, models/detecting.py | -> class logits averaged over
+# trained members, no backbone of its own (no exits or detector heads), models/ensemble.py
+KINDS = ("classifier", "detector", "detecting", "ensemble")
 
 
 def register_model(fn=None, *, name=None, kind="classifier"):

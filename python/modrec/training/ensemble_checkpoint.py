@@ -1,0 +1,91 @@
+"""Several trained checkpoints joined into one checkpoint of the ``ensemble`` model
+(models/ensemble.py: averaged logits), which ``modrec evaluate``, ``modrec export`` and a
+distillation config's ``distill.teacher.checkpoint`` take like any trained model.
+
+    modrec ensemble --checkpoints runs/a/best.pt runs/b/best.pt ... --out runs/<name>/best.pt
+"""
+
+import copy
+import hashlib
+from pathlib import Path
+
+
+def ensemble_checkpoint(checkpoints, out):
+    """Write the ensemble of ``checkpoints`` (at least 2 paths, each a classifier's checkpoint:
+    runs/<run>/best.pt or one rebuilt by ``modrec from-onnx``) to ``out``; returns ``out``.
+
+    The members must agree on their classes (same names, same order), frame length, samples per
+    symbol and training data (the dataset ``modrec evaluate`` then reads by default); the new
+    checkpoint records each member's path, architecture, distillation, validation accuracy and
+    weights' SHA-256 (``training.ensemble_of``). Raises ValueError naming the file and the field
+    where they differ, where a file is not a plain classifier (a signal detector, a classifier
+    with detector heads, an early-exit model, an ensemble), where fewer than 2 are given or one twice; FileNotFoundError for a
+    missing file; UnsafeCheckpointError (a ValueError) for a file that holds more than tensors and
+    plain values.
+    """
+    # torch only here, as in online_teacher.py
+    from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+    from .distill.teacher_cache import weights_sha256
+    from .flops import count_flops, count_params
+    from .models import create_model, list_models
+
+    paths = [Path(p).expanduser() for p in checkpoints]
+    if len(paths) < 2:
+        raise ValueError(f"an ensemble needs at least 2 checkpoints, got {len(paths)}")
+    if len(set(p.resolve() for p in paths)) < len(paths):
+        raise ValueError("the same checkpoint is given twice: each member is averaged once (give each file once)")
+    ckpts = []
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: checkpoint not found (train it, or rebuild it from a shipped file: "
+                                    f"modrec from-onnx)")
+        ckpt = load_checkpoint(path)
+        name = ckpt["model_name"]
+        if name == "ensemble":
+            raise ValueError(f"{path}: holds an ensemble; give its members' checkpoints instead (an ensemble inside "
+                             f"an ensemble would weigh its members unequally)")
+        if name not in list_models(kind="classifier") or name in list_models("*_ee"):
+            raise ValueError(f"{path}: holds a {name}; an ensemble's members are plain classifiers (not a signal "
+                             f"detector, a classifier with detector heads or an early-exit model)")
+        ckpts.append(ckpt)
+
+    first, first_path = ckpts[0], paths[0]
+
+    def same(value_of, field):
+        for path, ckpt in zip(paths[1:], ckpts[1:]):
+            if value_of(ckpt) != value_of(first):
+                raise ValueError(f"{path}: {field} {value_of(ckpt)!r} differs from {first_path}'s "
+                                 f"{value_of(first)!r}: an ensemble's members must agree on it")
+
+    same(lambda c: list(c.get("classes") or []), "classes")
+    same(lambda c: int(c["model_cfg"].get("frame_len", (c.get("meta") or {}).get("frame_len", 0))), "frame_len")
+    same(lambda c: (c.get("meta") or {}).get("samples_per_symbol"), "meta.samples_per_symbol")
+    same(lambda c: (c.get("training") or {}).get("data"), "training.data")
+
+    classes = list(first["classes"])
+    frame_len = int(first["model_cfg"].get("frame_len", (first.get("meta") or {}).get("frame_len", 128)))
+    members = [{"name": c["model_name"], "cfg": {k: v for k, v in c["model_cfg"].items()
+                                                 if k not in ("n_classes", "frame_len")}} for c in ckpts]
+    model = create_model("ensemble", n_classes=len(classes), frame_len=frame_len, members=members)
+    for module, ckpt in zip(model.members, ckpts):
+        module.load_state_dict(model_from_checkpoint(ckpt).state_dict())
+    model.eval()
+
+    descs = [{"checkpoint": str(path), "model": c["model_name"], "weights_sha256": weights_sha256(c),
+              "distillation": (c.get("training") or {}).get("distillation", "none"), "val_acc": c.get("val_acc"),
+              "epoch": c.get("epoch")} for path, c in zip(paths, ckpts)]
+    out = Path(out)
+    # the ensemble's own recipe is its members and their data: their optimiser, schedule and
+    # distillation are each member's (training.ensemble_of names their checkpoints)
+    config = {"experiment": out.parent.name, "data": copy.deepcopy((first.get("config") or {}).get("data")),
+              "model": {"name": "ensemble", "cfg": {"members": members}}}
+    training = {"command": "modrec ensemble --checkpoints " + " ".join(str(p) for p in paths) + f" --out {out}",
+                "config": config, "data": copy.deepcopy((first.get("training") or {}).get("data")),
+                "distillation": "none", "ensemble_of": descs}
+    identity = hashlib.sha256("".join(d["weights_sha256"] for d in descs).encode()).hexdigest()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, model_name="ensemble", model_cfg=dict(model.model_cfg), state_dict=model.state_dict(),
+                    classes=classes, meta=copy.deepcopy(first.get("meta")), config=config, training=training,
+                    epoch=None, val_acc=None, params=count_params(model), flops=count_flops(model, frame_len),
+                    pruning=None, members_sha256=identity)
+    return out
