@@ -554,6 +554,8 @@ def test_modrec_ensemble_is_a_model_that_evaluates_exports_and_teaches(dataset, 
     assert load_checkpoint(run / "best.pt")["distill"]["teacher"]["model"] == "ensemble"
 
     # refused, naming the problem
+    with pytest.raises(ValueError, match=r"members\[1\] is a 'signal_detector'; members are plain classifiers"):
+        create_model("ensemble", members=[{"name": "cnn3"}, {"name": "signal_detector"}])
     other = load_checkpoint(second_teacher_ckpt)
     other["classes"] = list(reversed(other["classes"]))
     save_checkpoint(tmp_path / "other.pt", **{k: v for k, v in other.items() if k != "format"})

@@ -6,7 +6,6 @@ distillation config's ``distill.teacher.checkpoint`` take like any trained model
 """
 
 import copy
-import hashlib
 from pathlib import Path
 
 
@@ -19,9 +18,9 @@ def ensemble_checkpoint(checkpoints, out):
     checkpoint records each member's path, architecture, distillation, validation accuracy and
     weights' SHA-256 (``training.ensemble_of``). Raises ValueError naming the file and the field
     where they differ, where a file is not a plain classifier (a signal detector, a classifier
-    with detector heads, an early-exit model, an ensemble), where fewer than 2 are given or one twice; FileNotFoundError for a
-    missing file; UnsafeCheckpointError (a ValueError) for a file that holds more than tensors and
-    plain values.
+    with detector heads, an early-exit model, an ensemble), and where fewer than 2 files are given
+    or one twice; FileNotFoundError for a missing file; UnsafeCheckpointError (a ValueError) for a
+    file that holds more than tensors and plain values.
     """
     # torch only here, as in online_teacher.py
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -82,10 +81,9 @@ def ensemble_checkpoint(checkpoints, out):
     training = {"command": "modrec ensemble --checkpoints " + " ".join(str(p) for p in paths) + f" --out {out}",
                 "config": config, "data": copy.deepcopy((first.get("training") or {}).get("data")),
                 "distillation": "none", "ensemble_of": descs}
-    identity = hashlib.sha256("".join(d["weights_sha256"] for d in descs).encode()).hexdigest()
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model_name="ensemble", model_cfg=dict(model.model_cfg), state_dict=model.state_dict(),
                     classes=classes, meta=copy.deepcopy(first.get("meta")), config=config, training=training,
                     epoch=None, val_acc=None, params=count_params(model), flops=count_flops(model, frame_len),
-                    pruning=None, members_sha256=identity)
+                    pruning=None)
     return out

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .interface import ModRecModel
-from .registry import create_model, register_model
+from .registry import create_model, list_models, register_model
 
 
 class Ensemble(ModRecModel):
@@ -69,6 +69,10 @@ def ensemble(n_classes=11, frame_len=128, members=DEFAULT_MEMBERS):
     for i, spec in enumerate(members):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ValueError(f"ensemble: members[{i}] must be {{'name': architecture, 'cfg': {{...}}}}, got {spec!r}")
+        plain = [n for n in list_models(kind="classifier") if not n.endswith("_ee")]
+        if spec["name"] not in plain:
+            raise ValueError(f"ensemble: members[{i}] is a {spec['name']!r}; members are plain classifiers: "
+                             f"{', '.join(plain)}")
         cfg = dict(spec.get("cfg") or {})
         for key, value in (("n_classes", n_classes), ("frame_len", frame_len)):
             if cfg.setdefault(key, value) != value:
