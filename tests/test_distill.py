@@ -8,6 +8,7 @@ Reference values are computed in numpy here (and written out), never by the torc
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -545,7 +546,8 @@ def test_modrec_ensemble_is_a_model_that_evaluates_exports_and_teaches(dataset, 
                  "--card", str(card), "--no-latency"]) == 0
     text = card.read_text()
     assert "an ensemble of 2 trained models, their logits averaged" in text and "optimiser" not in text
-    assert f"modrec ensemble --checkpoints runs/{teacher_ckpt.parent.name}/best.pt " in text
+    # both members are experiment kd-test: the recipe names them by the paths they were read from
+    assert f"modrec ensemble --checkpoints {teacher_ckpt} {second_teacher_ckpt} --out runs/ens/best.pt" in text
 
     # a teacher like any checkpoint
     monkeypatch.setenv("MODREC_CACHE", str(tmp_path / "cache"))
@@ -559,14 +561,37 @@ def test_modrec_ensemble_is_a_model_that_evaluates_exports_and_teaches(dataset, 
     other = load_checkpoint(second_teacher_ckpt)
     other["classes"] = list(reversed(other["classes"]))
     save_checkpoint(tmp_path / "other.pt", **{k: v for k, v in other.items() if k != "format"})
-    for given, message in (([teacher_ckpt, second_teacher_ckpt], "exists"),  # --out, without --force
-                           ([teacher_ckpt], "at least 2 checkpoints, got 1"),
-                           ([teacher_ckpt, teacher_ckpt], "the same checkpoint is given twice"),
-                           ([out, teacher_ckpt], "holds an ensemble; give its members' checkpoints"),
-                           ([teacher_ckpt, tmp_path / "other.pt"], "other.pt: classes"),
-                           ([teacher_ckpt, tmp_path / "missing.pt"], "missing.pt: checkpoint not found")):
-        target = out if message == "exists" else tmp_path / "refused.pt"
+    elsewhere = load_checkpoint(second_teacher_ckpt)  # the same data stored in another folder: accepted
+    elsewhere["training"]["data"]["root"] = "/elsewhere/" + Path(elsewhere["training"]["data"]["root"]).name
+    save_checkpoint(tmp_path / "elsewhere.pt", **{k: v for k, v in elsewhere.items() if k != "format"})
+    assert main(["ensemble", "--checkpoints", str(teacher_ckpt), str(tmp_path / "elsewhere.pt"), "--out",
+                 str(tmp_path / "ok" / "best.pt")]) == 0
+    other_data = load_checkpoint(second_teacher_ckpt)
+    other_data["training"]["data"]["seed"] = 1 + other_data["training"]["data"]["seed"]
+    save_checkpoint(tmp_path / "otherdata.pt", **{k: v for k, v in other_data.items() if k != "format"})
+    (tmp_path / "copy.pt").write_bytes(Path(teacher_ckpt).read_bytes())
+    (tmp_path / "text.pt").write_text("hello")
+    (tmp_path / "dir").mkdir()
+    onnx_member = tmp_path / "ens.onnx"
+    for given, message, target in (
+            ([teacher_ckpt, second_teacher_ckpt], "exists", out),  # without --force
+            ([teacher_ckpt], "at least 2 checkpoints, got 1", None),
+            ([teacher_ckpt, teacher_ckpt], "given twice", None),
+            ([teacher_ckpt, tmp_path / "copy.pt"], "copy.pt: the same weights as", None),
+            ([out, teacher_ckpt], "holds an ensemble; give its members' checkpoints", None),
+            ([teacher_ckpt, tmp_path / "other.pt"], "other.pt: classes", None),
+            ([teacher_ckpt, tmp_path / "otherdata.pt"], "otherdata.pt: trained on other data", None),
+            ([teacher_ckpt, tmp_path / "missing.pt"], "missing.pt: checkpoint not found", None),
+            ([teacher_ckpt, tmp_path / "text.pt"], "text.pt: not a gr-modrec checkpoint", None),
+            ([teacher_ckpt, onnx_member], "ens.onnx: an ONNX model, not a training checkpoint", None),
+            ([teacher_ckpt, second_teacher_ckpt], "(--out) is a directory", tmp_path / "dir"),
+            ([teacher_ckpt, second_teacher_ckpt], "(--out) is one of the members", teacher_ckpt)):
+        target = target or tmp_path / "refused.pt"
+        force = [] if message == "exists" else ["--force"]
+        before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
         capsys.readouterr()
-        assert main(["ensemble", "--checkpoints", *map(str, given), "--out", str(target)]) != 0
-        assert message in capsys.readouterr().err
-        assert message == "exists" or not target.exists()
+        assert main(["ensemble", "--checkpoints", *map(str, given), "--out", str(target), *force]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+        # nothing written, nothing replaced
+        assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, message

@@ -80,13 +80,22 @@ def load_checkpoint_file(path, map_location="cpu"):
     """``torch.load`` of ``path`` admitting tensors, plain Python values and ``_allowed()`` only.
 
     FileNotFoundError when there is no such file; UnsafeCheckpointError (a ValueError and a
-    pickle.UnpicklingError) naming the file and the refused global when it names anything else.
+    pickle.UnpicklingError) naming the file and the refused global when it names anything else;
+    ValueError naming the file when it is an ONNX model or cannot be read as a checkpoint at all
+    (empty, truncated, another format).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    if path.suffix.lower() == ".onnx":
+        raise ValueError(f"{path}: an ONNX model, not a training checkpoint; rebuild one from it with "
+                         f"modrec from-onnx --onnx {path} --out runs/<name>/best.pt")
     with torch.serialization.safe_globals(_allowed()):
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as err:
             raise _refusal(path, err) from None
+        except Exception as err:  # noqa: BLE001 (an empty, truncated or foreign file fails anywhere in the reader)
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            raise ValueError(f"{path}: not a gr-modrec checkpoint: it cannot be read as one "
+                             f"({type(err).__name__}{': ' + first if first else ''})") from None

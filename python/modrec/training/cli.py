@@ -137,10 +137,12 @@ def _parser():
     x.add_argument("--samples-per-symbol", type=_at_least(1), help="the model's samples per symbol, when its training data "
                                                            "did not state it (RadioML 2018, SigMF)")
 
-    fo = sub.add_parser("from-onnx", help="rebuild a checkpoint from a shipped plain student's ONNX file "
-                                          "(exact in evaluation; for exits.init_from when the run is gone)")
+    fo = sub.add_parser("from-onnx", help="rebuild a checkpoint from a shipped plain classifier's ONNX file "
+                                          "(exact in evaluation; a teacher, exits.init_from or an ensemble member "
+                                          "when the run is gone)")
     fo.add_argument("--onnx", required=True, metavar="MODEL",
-                    help=f"{_MODEL_ARG}; a plain student (not early-exit, not pruned)")
+                    help=f"{_MODEL_ARG}; a plain classifier: a student, a teacher or an ensemble (not early-exit, "
+                         f"not pruned, not joined to a signal detector, not int8)")
     fo.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/mobilenet1d/best.pt")
     fo.add_argument("--force", action="store_true", help=_FORCE_HELP.format(what="an --out checkpoint") +
                     "; a training run's own best.pt is worth more than the rebuilt one")

@@ -17,10 +17,11 @@ def ensemble_checkpoint(checkpoints, out):
     symbol and training data (the dataset ``modrec evaluate`` then reads by default); the new
     checkpoint records each member's path, architecture, distillation, validation accuracy and
     weights' SHA-256 (``training.ensemble_of``). Raises ValueError naming the file and the field
-    where they differ, where a file is not a plain classifier (a signal detector, a classifier
-    with detector heads, an early-exit model, an ensemble), and where fewer than 2 files are given
-    or one twice; FileNotFoundError for a missing file; UnsafeCheckpointError (a ValueError) for a
-    file that holds more than tensors and plain values.
+    where they differ (the data by every recorded field but its folder), where a file is not a
+    plain classifier (a signal detector, a classifier with detector heads, an early-exit model, an
+    ensemble), where fewer than 2 files are given, one twice or two with the same weights, and
+    where ``out`` is a directory or a member; FileNotFoundError for a missing file;
+    UnsafeCheckpointError (a ValueError) for a file that holds more than tensors and plain values.
     """
     # torch only here, as in online_teacher.py
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -28,11 +29,21 @@ def ensemble_checkpoint(checkpoints, out):
     from .flops import count_flops, count_params
     from .models import create_model, list_models
 
-    paths = [Path(p).expanduser() for p in checkpoints]
+    paths, out = [Path(p).expanduser() for p in checkpoints], Path(out).expanduser()
     if len(paths) < 2:
         raise ValueError(f"an ensemble needs at least 2 checkpoints, got {len(paths)}")
-    if len(set(p.resolve() for p in paths)) < len(paths):
-        raise ValueError("the same checkpoint is given twice: each member is averaged once (give each file once)")
+    seen = {}
+    for path in paths:
+        if path.resolve() in seen:
+            raise ValueError(f"{path}: given twice (as {seen[path.resolve()]} too): each member is averaged once")
+        seen[path.resolve()] = path
+    # where the result goes, checked before any member is read
+    if out.is_dir():
+        raise ValueError(f"{out} (--out) is a directory; give the checkpoint file to write, e.g. {out}/best.pt")
+    if out.resolve() in seen:
+        raise ValueError(f"{out} (--out) is one of the members; write the ensemble to another file")
+    if any(parent.exists() and not parent.is_dir() for parent in out.parents):
+        raise ValueError(f"{out} (--out): a folder above it is a file")
     ckpts = []
     for path in paths:
         if not path.is_file():
@@ -59,7 +70,19 @@ def ensemble_checkpoint(checkpoints, out):
     same(lambda c: list(c.get("classes") or []), "classes")
     same(lambda c: int(c["model_cfg"].get("frame_len", (c.get("meta") or {}).get("frame_len", 0))), "frame_len")
     same(lambda c: (c.get("meta") or {}).get("samples_per_symbol"), "meta.samples_per_symbol")
-    same(lambda c: (c.get("training") or {}).get("data"), "training.data")
+    # the same data wherever it was stored: every recorded field but the dataset's folder
+    data = [{k: v for k, v in ((c.get("training") or {}).get("data") or {}).items() if k != "root"} for c in ckpts]
+    for path, d in zip(paths[1:], data[1:]):
+        differ = sorted(k for k in set(d) | set(data[0]) if d.get(k) != data[0].get(k))
+        if differ:
+            raise ValueError(f"{path}: trained on other data than {first_path} (training.data fields "
+                             f"{', '.join(differ)} differ): an ensemble's members must share their training data")
+
+    digests = [weights_sha256(c) for c in ckpts]
+    for k, digest in enumerate(digests):
+        if digest in digests[:k]:
+            raise ValueError(f"{paths[k]}: the same weights as {paths[digests.index(digest)]}: each member is "
+                             f"averaged once")
 
     classes = list(first["classes"])
     frame_len = int(first["model_cfg"].get("frame_len", (first.get("meta") or {}).get("frame_len", 128)))
@@ -70,13 +93,15 @@ def ensemble_checkpoint(checkpoints, out):
         module.load_state_dict(model_from_checkpoint(ckpt).state_dict())
     model.eval()
 
-    descs = [{"checkpoint": str(path), "model": c["model_name"], "weights_sha256": weights_sha256(c),
+    descs = [{"checkpoint": str(path), "model": c["model_name"], "weights_sha256": digest,
+              "experiment": ((c.get("training") or {}).get("config") or {}).get("experiment"),
+              "rebuilt_from_onnx": (c.get("training") or {}).get("rebuilt_from_onnx"),
               "distillation": (c.get("training") or {}).get("distillation", "none"), "val_acc": c.get("val_acc"),
-              "epoch": c.get("epoch")} for path, c in zip(paths, ckpts)]
-    out = Path(out)
+              "epoch": c.get("epoch")} for path, c, digest in zip(paths, ckpts, digests)]
     # the ensemble's own recipe is its members and their data: their optimiser, schedule and
     # distillation are each member's (training.ensemble_of names their checkpoints)
-    config = {"experiment": out.parent.name, "data": copy.deepcopy((first.get("config") or {}).get("data")),
+    # its name: runs/<name>/best.pt names it after its folder, any other file after itself
+    config = {"experiment": out.parent.name if out.name == "best.pt" else out.stem, "data": copy.deepcopy((first.get("config") or {}).get("data")),
               "model": {"name": "ensemble", "cfg": {"members": members}}}
     training = {"command": "modrec ensemble --checkpoints " + " ".join(str(p) for p in paths) + f" --out {out}",
                 "config": config, "data": copy.deepcopy((first.get("training") or {}).get("data")),

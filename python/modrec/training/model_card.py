@@ -95,7 +95,9 @@ def render_model_card(summary, name, figures=None):
     if members:  # modrec ensemble (ensemble_checkpoint.py)
         lines.append(f"- an ensemble of {len(members)} trained models, their logits averaged (models/ensemble.py):")
         lines += [f"  - `{_portable(m['checkpoint'])}`: {m['model']}, distillation {m.get('distillation', 'none')}, "
-                  f"validation accuracy {_fmt(m.get('val_acc'))}" for m in members]
+                  f"validation accuracy {_fmt(m.get('val_acc'))}"
+                  + (f", rebuilt from `{_portable(m['rebuilt_from_onnx'])}`" if m.get("rebuilt_from_onnx") else "")
+                  for m in members]
     distill = training.get("distill")
     if distill:
         teacher = distill.get("teacher") or {}
@@ -158,15 +160,13 @@ def render_model_card(summary, name, figures=None):
                      f"(seed {quantized['calibration_seed']}), from `{quantized['from']}`")
     if members:
         experiment = cfg.get("experiment", name)
-        runs = [Path(m["checkpoint"]).parent.name for m in members]
         lines += [
             "",
             "## Reproduce",
             "",
             "```sh",
-            *[f"modrec train --config configs/{run}.yaml      # or rebuild it from its shipped file: modrec from-onnx "
-              f"--onnx models/{run}.onnx --out runs/{run}/best.pt" for run in runs],
-            f"modrec ensemble --checkpoints {' '.join(f'runs/{run}/best.pt' for run in runs)} --out "
+            *_member_steps(members),
+            f"modrec ensemble --checkpoints {' '.join(_member_checkpoint(m, members) for m in members)} --out "
             f"runs/{experiment}/best.pt --force",
             f"modrec export --checkpoint runs/{experiment}/best.pt --out models/{name}.onnx{export_flags} --force",
             f"modrec evaluate --checkpoint runs/{experiment}/best.pt --onnx models/{name}.onnx{_evaluate_data(summary, data)} "
@@ -216,6 +216,28 @@ def render_model_card(summary, name, figures=None):
         lines.append(f"| {r['snr_db']:g} | {r['n']} | {_fmt(r['accuracy'])} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _member_checkpoint(member, members):
+    """Where a Reproduce section puts an ensemble member: runs/<its experiment>/best.pt, or the
+    path it was read from when two members share an experiment name."""
+    names = [m.get("experiment") for m in members]
+    run = member.get("experiment")
+    return f"runs/{run}/best.pt" if run and names.count(run) == 1 else _portable(member["checkpoint"])
+
+
+def _member_steps(members):
+    """The commands that give an ensemble's members their checkpoints: rebuilt from the ONNX file
+    a member was rebuilt from, else trained by its experiment's config."""
+    steps = []
+    for m in members:
+        where = _member_checkpoint(m, members)
+        if m.get("rebuilt_from_onnx"):
+            steps.append(f"modrec from-onnx --onnx {_portable(m['rebuilt_from_onnx'])} --out {where}")
+        elif m.get("experiment"):
+            steps.append(f"modrec train --config configs/{m['experiment']}.yaml --out {Path(where).parent}      "
+                         f"# its own card has the recipe")
+    return steps
 
 
 def _evaluate_data(summary, data):
