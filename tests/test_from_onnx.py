@@ -38,6 +38,14 @@ def test_models_it_cannot_rebuild_are_named(tmp_path, capsys):
     pruned = next(MODELS.glob("cnn3-prune-*.onnx"))
     assert modrec(["from-onnx", "--onnx", str(pruned), "--out", str(tmp_path / "b.pt")]) == 2
     assert "pruned" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a model")
+    for given, message in ((MODELS / "mobilenet1d-skd-v2.onnx", "joined to a signal detector"),
+                           (MODELS / "cnn3-int8.onnx", "a quantised model"),
+                           (tmp_path / "notes.txt", "notes.txt: not an ONNX model")):
+        assert modrec(["from-onnx", "--onnx", str(given), "--out", str(tmp_path / "c.pt")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "c.pt").exists()
     # an ONNX file whose architecture is not what its weights were trained as
     proto = onnx.load(str(MODELS / "cnn3.onnx"))
     for prop in proto.metadata_props:

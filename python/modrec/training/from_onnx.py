@@ -14,13 +14,13 @@ statistics are gone, so pruning or full fine-tuning should start from the origin
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from onnx import numpy_helper
 from torch import nn
 
 from .. import contract
-from .models import create_model
+from .models import create_model, list_models
+from .onnx_export import read_onnx
 
 PREFIX = "model."  # the export wraps the network as ``model`` (softmax on top)
 # in the 2-D layout (conv2d_layout.Conv2dLayout) the network is that wrapper's ``model``, and each
@@ -44,8 +44,14 @@ def _conv_batch_norms(model):
 def model_from_onnx(onnx_path, tol=1e-4):
     """(torch model in eval mode, metadata) rebuilt from a contract ONNX student."""
     onnx_path = Path(onnx_path)
-    proto = onnx.load(str(onnx_path))
+    proto = read_onnx(onnx_path)
     metadata = contract.decode_metadata({p.key: p.value for p in proto.metadata_props}, source=str(onnx_path))
+    quantization = metadata.get(contract.QUANTIZATION, contract.QUANTIZATION_NONE)
+    if quantization != contract.QUANTIZATION_NONE:
+        raise ValueError(f"{onnx_path}: a quantised model ({quantization!r}); rebuild from the fp32 file it was made from")
+    if metadata.get(contract.NOISE_CLASS) and metadata[contract.ARCHITECTURE] not in list_models(kind="detecting"):
+        raise ValueError(f"{onnx_path}: a classifier joined to a signal detector (class {metadata[contract.NOISE_CLASS]!r}); "
+                         f"rebuild the classifier from its own file (its card names it) and the detector from its run")
     if metadata[contract.EXITS] != 1:
         raise ValueError(f"{onnx_path}: an early-exit model (exits = {metadata['exits']}); rebuild the plain student it extends")
     if contract.decode_pruning(metadata[contract.PRUNING], source=str(onnx_path)) is not None:

@@ -175,6 +175,19 @@ def add_metadata(path, values):
     contract.decode_open_set_metadata(decoded, source=str(path))
 
 
+def read_onnx(path):
+    """The ONNX ModelProto in ``path``; contract.ContractError naming the file when it is not an
+    ONNX model (onnx cannot parse it, or it holds no graph: a text file, a checkpoint)."""
+    path = Path(path)
+    try:
+        proto = onnx.load(str(path))
+    except Exception as err:  # noqa: BLE001 (protobuf's DecodeError and friends)
+        raise contract.ContractError(f"{path}: not an ONNX model (onnx cannot parse it: {err})") from None
+    if not proto.graph.node:
+        raise contract.ContractError(f"{path}: not an ONNX model (no graph in it)")
+    return proto
+
+
 def relayout_onnx(src, out):
     """Write ``src`` (a contract model in the 2-D layout, exported before nchwc_graph.keep_blocked
     was part of the export) to ``out`` rewritten by keep_blocked: its metadata kept, its outputs
@@ -187,12 +200,7 @@ def relayout_onnx(src, out):
     import onnxruntime as ort
 
     src, out = Path(src), Path(out)
-    try:
-        proto = onnx.load(str(src))
-    except Exception as err:  # protobuf's DecodeError and friends
-        raise contract.ContractError(f"{src}: not an ONNX model (onnx cannot parse it: {err})") from None
-    if not proto.graph.node:
-        raise contract.ContractError(f"{src}: not an ONNX model (no graph in it)")
+    proto = read_onnx(src)
     metadata = contract.decode_metadata({p.key: p.value for p in proto.metadata_props}, source=str(src))
     quantization = metadata.get(contract.QUANTIZATION, contract.QUANTIZATION_NONE)
     if quantization != contract.QUANTIZATION_NONE:
