@@ -569,6 +569,9 @@ def test_modrec_ensemble_is_a_model_that_evaluates_exports_and_teaches(dataset, 
     other_data = load_checkpoint(second_teacher_ckpt)
     other_data["training"]["data"]["seed"] = 1 + other_data["training"]["data"]["seed"]
     save_checkpoint(tmp_path / "otherdata.pt", **{k: v for k, v in other_data.items() if k != "format"})
+    pruned = load_checkpoint(second_teacher_ckpt)
+    pruned["pruning"] = {"criterion": "bn-gamma", "ratio": 0.3}
+    save_checkpoint(tmp_path / "pruned.pt", **{k: v for k, v in pruned.items() if k != "format"})
     (tmp_path / "copy.pt").write_bytes(Path(teacher_ckpt).read_bytes())
     (tmp_path / "text.pt").write_text("hello")
     (tmp_path / "dir").mkdir()
@@ -581,6 +584,7 @@ def test_modrec_ensemble_is_a_model_that_evaluates_exports_and_teaches(dataset, 
             ([out, teacher_ckpt], "holds an ensemble; give its members' checkpoints", None),
             ([teacher_ckpt, tmp_path / "other.pt"], "other.pt: classes", None),
             ([teacher_ckpt, tmp_path / "otherdata.pt"], "otherdata.pt: trained on other data", None),
+            ([teacher_ckpt, tmp_path / "pruned.pt"], "pruned.pt: a pruned cnn3", None),
             ([teacher_ckpt, tmp_path / "missing.pt"], "missing.pt: checkpoint not found", None),
             ([teacher_ckpt, tmp_path / "text.pt"], "text.pt: not a gr-modrec checkpoint", None),
             ([teacher_ckpt, onnx_member], "ens.onnx: an ONNX model, not a training checkpoint", None),

@@ -19,7 +19,7 @@ def ensemble_checkpoint(checkpoints, out):
     weights' SHA-256 (``training.ensemble_of``). Raises ValueError naming the file and the field
     where they differ (the data by every recorded field but its folder), where a file is not a
     plain classifier (a signal detector, a classifier with detector heads, an early-exit model, an
-    ensemble), where fewer than 2 files are given, one twice or two with the same weights, and
+    ensemble) or is pruned, where fewer than 2 files are given, one twice or two with the same weights, and
     where ``out`` is a directory or a member; FileNotFoundError for a missing file;
     UnsafeCheckpointError (a ValueError) for a file that holds more than tensors and plain values.
     """
@@ -27,7 +27,8 @@ def ensemble_checkpoint(checkpoints, out):
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
     from .distill.teacher_cache import weights_sha256
     from .flops import count_flops, count_params
-    from .models import create_model, list_models
+    from .models import create_model
+    from .models.ensemble import plain_classifiers
 
     paths, out = [Path(p).expanduser() for p in checkpoints], Path(out).expanduser()
     if len(paths) < 2:
@@ -54,9 +55,12 @@ def ensemble_checkpoint(checkpoints, out):
         if name == "ensemble":
             raise ValueError(f"{path}: holds an ensemble; give its members' checkpoints instead (an ensemble inside "
                              f"an ensemble would weigh its members unequally)")
-        if name not in list_models(kind="classifier") or name in list_models("*_ee"):
+        if name not in plain_classifiers():
             raise ValueError(f"{path}: holds a {name}; an ensemble's members are plain classifiers (not a signal "
                              f"detector, a classifier with detector heads or an early-exit model)")
+        if ckpt.get("pruning"):
+            raise ValueError(f"{path}: a pruned {name}: its channel counts are not those its config builds, which "
+                             f"an ensemble's config records; join unpruned members")
         ckpts.append(ckpt)
 
     first, first_path = ckpts[0], paths[0]
@@ -99,9 +103,10 @@ def ensemble_checkpoint(checkpoints, out):
               "distillation": (c.get("training") or {}).get("distillation", "none"), "val_acc": c.get("val_acc"),
               "epoch": c.get("epoch")} for path, c, digest in zip(paths, ckpts, digests)]
     # the ensemble's own recipe is its members and their data: their optimiser, schedule and
-    # distillation are each member's (training.ensemble_of names their checkpoints)
-    # its name: runs/<name>/best.pt names it after its folder, any other file after itself
-    config = {"experiment": out.parent.name if out.name == "best.pt" else out.stem, "data": copy.deepcopy((first.get("config") or {}).get("data")),
+    # distillation are each member's (training.ensemble_of names their checkpoints). Its name:
+    # runs/<name>/best.pt names it after its folder, any other file after itself.
+    config = {"experiment": out.parent.name if out.name == "best.pt" else out.stem,
+              "data": copy.deepcopy((first.get("config") or {}).get("data")),
               "model": {"name": "ensemble", "cfg": {"members": members}}}
     training = {"command": "modrec ensemble --checkpoints " + " ".join(str(p) for p in paths) + f" --out {out}",
                 "config": config, "data": copy.deepcopy((first.get("training") or {}).get("data")),

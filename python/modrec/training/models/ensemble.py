@@ -52,6 +52,11 @@ class Ensemble(ModRecModel):
         raise NotImplementedError("an ensemble has no single backbone: early exits and detector heads need one model")
 
 
+def plain_classifiers():
+    """The registered architectures an ensemble may hold: classifiers without early exits."""
+    return [n for n in list_models(kind="classifier") if not n.endswith("_ee")]
+
+
 # the default: the architectures of the shipped ensemble5 (models/README.md), each at its defaults
 DEFAULT_MEMBERS = (*[{"name": "mobilenet1d", "cfg": {}}] * 3, *[{"name": "mini_inception_resnet", "cfg": {}}] * 2)
 
@@ -69,7 +74,7 @@ def ensemble(n_classes=11, frame_len=128, members=DEFAULT_MEMBERS):
     for i, spec in enumerate(members):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ValueError(f"ensemble: members[{i}] must be {{'name': architecture, 'cfg': {{...}}}}, got {spec!r}")
-        plain = [n for n in list_models(kind="classifier") if not n.endswith("_ee")]
+        plain = plain_classifiers()
         if spec["name"] not in plain:
             raise ValueError(f"ensemble: members[{i}] is a {spec['name']!r}; members are plain classifiers: "
                              f"{', '.join(plain)}")
