@@ -17,7 +17,11 @@ Three flowgraphs push the same complex noise through `head` into a null sink:
 Figures are samples/s (best of --repeats) and the classifier's ratio to each baseline. The ratio to
 raw ORT is also given per round (the raw run right after the classifier's), whose median holds
 better than a ratio of two bests where the machine's speed drifts between runs (a shared VM's
-did by 20-30 % within a minute, 2026-12-01).
+did by 20-30 % within a minute, 2026-12-01). Steadier still is the share of each run's time spent
+inside the model's ``session.run`` (timed in both): the machine's speed moves the model and the
+rest alike within one run, so the shares held within 0.5 % over rounds whose ratio moved 0.83-1.05
+(2026-12-01); the ratio of the shares is classifier / raw ORT where the model runs as fast in
+the block as alone.
 """
 
 import argparse
@@ -72,8 +76,26 @@ def run_once(make_middle, n_samples, noise):
     return n_samples / elapsed
 
 
-def recording_batches(clf, batches):
-    """``clf`` with its model's batch sizes appended to ``batches`` as it runs."""
+class _TimedSession:
+    """An ONNX Runtime session whose ``run`` calls add their seconds to ``seconds[0]``."""
+
+    def __init__(self, session, seconds):
+        self._session, self._seconds = session, seconds
+
+    def run(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self._session.run(*args, **kwargs)
+        finally:
+            self._seconds[0] += time.perf_counter() - start
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+def recording_batches(clf, batches, ort_seconds):
+    """``clf`` with its model's batch sizes appended to ``batches`` as it runs, and the seconds
+    its ONNX Runtime session spends in ``run`` added to ``ort_seconds[0]``."""
     model = clf.model
     predict = model.predict_details
 
@@ -82,14 +104,15 @@ def recording_batches(clf, batches):
         return predict(frames)
 
     model.predict_details = recorded
+    model._session = _TimedSession(model._session, ort_seconds)  # a benchmark may reach inside
     return clf
 
 
 def raw_samples_per_second(model_path, batches, noise, frame_len):
-    """Samples/s of the model's ONNX Runtime session alone (one thread, the runtime's session
-    options) over sum(batches) frames of ``noise`` in those batch sizes, each in the session calls
-    the runtime makes of it (slices of RUN_FRAMES), framing included as numpy (complex frames ->
-    (N, 2, L) float32, as the block's decisions do)."""
+    """(samples/s, share of the time in ``session.run``) of the model's ONNX Runtime session alone
+    (one thread, the runtime's session options) over sum(batches) frames of ``noise`` in those
+    batch sizes, each in the session calls the runtime makes of it (slices of RUN_FRAMES),
+    framing included as numpy (complex frames -> (N, 2, L) float32, as the block's decisions do)."""
     from gnuradio.modrec.runtime.onnx_model import RUN_FRAMES, open_session, session_options
 
     session = open_session(model_path, session_options(1))
@@ -98,13 +121,16 @@ def raw_samples_per_second(model_path, batches, noise, frame_len):
     stream = np.resize(noise, total * frame_len).reshape(total, frame_len)
     iq = np.empty((total, 2, frame_len), dtype=np.float32)
     session.run(None, {name: iq[:1]})
+    timed = [0.0]
+    session = _TimedSession(session, timed)  # timed as the classifier's is, at the same cost
     start, pos = time.perf_counter(), 0
     for b in batches:
         iq[pos : pos + b, 0], iq[pos : pos + b, 1] = stream[pos : pos + b].real, stream[pos : pos + b].imag
         for s in range(pos, pos + b, RUN_FRAMES):
             session.run(None, {name: iq[s : min(s + RUN_FRAMES, pos + b)]})
         pos += b
-    return total * frame_len / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return total * frame_len / elapsed, timed[0] / elapsed
 
 
 def viewed_classifier(model_path):
@@ -145,7 +171,7 @@ def main(argv=None):
     makers = {
         "plain": lambda tb: (None, []),
         "passthrough": lambda tb: (python_passthrough(), []),
-        "classifier": lambda tb: (recording_batches(modrec.classifier(model_path), batches), []),
+        "classifier": lambda tb: (recording_batches(modrec.classifier(model_path), batches, ort_seconds), []),
         "python core": lambda tb: (modrec.classifier(model_path, _core="python"), []),
         "unchecked": lambda tb: (modrec.classifier(model_path, check_oversampling=False), []),
         "resampled": lambda tb: (modrec.classifier(model_path, sample_rate=2.0 * sps, symbol_rate=1.0), []),
@@ -154,16 +180,23 @@ def main(argv=None):
     best = {name: 0.0 for name in makers}
     best["raw ORT"] = 0.0
     paired = []  # classifier / raw ORT in each round, the raw run right after the classifier's
+    # share of each run's time inside session.run: the block's and the raw loop's (their ratio
+    # does not move with the machine's speed, which changes between two runs)
+    shares = []
+    ort_seconds = [0.0]
     # rounds, each running every flowgraph once: a slow spell of the machine hits all alike
     for _ in range(args.repeats):
         for name, make in makers.items():
             batches.clear()
+            ort_seconds[0] = 0.0
             rate = run_once(make, args.samples, noise)
             best[name] = max(best[name], rate)
             if name == "classifier":
-                raw = raw_samples_per_second(model_path, batches, noise, frame_len)
+                block_share = ort_seconds[0] / (args.samples / rate)
+                raw, raw_share = raw_samples_per_second(model_path, batches, noise, frame_len)
                 best["raw ORT"] = max(best["raw ORT"], raw)
                 paired.append(rate / raw)
+                shares.append((block_share, raw_share))
                 mean_batch = float(np.mean(batches))
 
     print(f"block throughput ({args.samples} samples, best of {args.repeats}, frame_len {frame_len}, hop {frame_len}, "
@@ -178,6 +211,10 @@ def main(argv=None):
         print(f"  {name:<12} {rate / 1e6:8.2f} MS/s{extra}")
     print(f"  classifier / raw ORT     = {best['classifier'] / best['raw ORT']:.3f} (the same model, frames and batches; "
           f"paired in each round: median {np.median(paired):.3f}, {min(paired):.3f}-{max(paired):.3f})")
+    block_share, raw_share = np.median(np.array(shares), axis=0)
+    print(f"  session.run share of the time: classifier {block_share:.3f}, raw ORT {raw_share:.3f} (medians); "
+          f"their ratio {block_share / raw_share:.3f} is classifier / raw ORT where the model runs as fast in the "
+          f"block as alone")
     print(f"  classifier / python core = {best['classifier'] / best['python core']:.3f} (what the C++ core buys)")
     print(f"  classifier / passthrough = {best['classifier'] / best['passthrough']:.3f}")
     print(f"  classifier / plain       = {best['classifier'] / best['plain']:.3f}")

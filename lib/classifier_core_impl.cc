@@ -215,7 +215,19 @@ pmt::pmt_t classifier_core_impl::frame_tag(size_t k, uint64_t start, const frame
     value = pmt::dcons(d_frame_len_field, value);
     value = pmt::acons(d_f_frame_start, pmt::from_uint64(start + d_shift), value);
     if (d_tag_exit) {
-        value = pmt::acons(d_f_exit, pmt::from_long(d.exits[k]), value);
+        const int64_t exit = d.exits[k];
+        if (exit >= -1 && exit < 255) { // an exit index; anything else is not worth a cell
+            const size_t i = static_cast<size_t>(exit + 1);
+            if (i >= d_exit_fields.size()) {
+                d_exit_fields.resize(i + 1);
+            }
+            if (!d_exit_fields[i]) {
+                d_exit_fields[i] = pmt::cons(d_f_exit, pmt::from_long(exit));
+            }
+            value = pmt::dcons(d_exit_fields[i], value);
+        } else {
+            value = pmt::acons(d_f_exit, pmt::from_long(exit), value);
+        }
     }
     if (d_tag_snr) {
         value = pmt::acons(d_f_snr, pmt::from_double(d.snr_db[k]), value);

@@ -81,6 +81,9 @@ private:
     // the last (sps_estimate . value) made, reused while the estimate stays (frame_tag)
     pmt::pmt_t d_sps_estimate_field;
     double d_sps_estimate_shared = 0.0;
+    // (exit . e) for the exits seen so far, index e + 1 (e >= -1): a model has a few exits, and a
+    // plain one tags every frame with the same
+    std::vector<pmt::pmt_t> d_exit_fields;
     pmt::pmt_t d_f_class, d_f_index, d_f_confidence, d_f_probs, d_f_frame_len, d_f_frame_start,
         d_f_exit, d_f_snr, d_f_sps_estimate, d_f_sps_mismatch;
 

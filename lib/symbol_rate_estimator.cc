@@ -184,6 +184,59 @@ void envelope_and_steps(const float* x_re,
     }
 }
 
+// One step of a running median's window, kept sorted: `sorted` (w values, ascending, between
+// two sentinels: sorted[-1] = -inf, sorted[w] = +inf) loses one value equal to `out` and gains
+// `in`; the result, ascending, goes to `next` (same layout). Every output is a select among its
+// neighbours (no search, no branch, no memmove), so both clones vectorise it: an erase and an
+// insert on a std::vector took 15 % of an estimate (perf), their searches mispredicting.
+MODREC_HOT_LOOP
+void slide_sorted(const double* sorted, long w, double out, double in, double* next)
+{
+    long below_out = 0, below_in = 0; // where `out` is (its first copy) and where `in` goes
+    for (long i = 0; i < w; i++) {
+        below_out += sorted[i] < out ? 1 : 0;
+        below_in += sorted[i] < in ? 1 : 0;
+    }
+    const long p = below_out;                        // sorted[p] == out is removed ...
+    const long q = below_in - (out < in ? 1 : 0);    // ... and `in` inserted at q of what is left
+    for (long i = 0; i < w; i++) {
+        // what is left, b[j] = j < p ? sorted[j] : sorted[j + 1], at j = i and j = i - 1
+        const double b_i = i < p ? sorted[i] : sorted[i + 1];
+        const double b_prev = i - 1 < p ? sorted[i - 1] : sorted[i];
+        next[i] = i < q ? b_i : (i == q ? in : b_prev);
+    }
+}
+
+// Welch's inner loops for one segment: `in` = (seg - mean) * window (float, as numpy's detrend
+// and window do), and after the FFT, `spectrum` += |out|^2 (each |out|^2 in float, summed in
+// float64). Element by element, so both clones round alike.
+MODREC_HOT_LOOP
+void windowed(const float* seg, float mean, const float* window, size_t n, float* in)
+{
+    for (size_t i = 0; i < n; i++) {
+        in[i] = (seg[i] - mean) * window[i];
+    }
+}
+
+MODREC_HOT_LOOP
+void add_power(const gr_complex* out, size_t bins, double* spectrum)
+{
+    const float* v = reinterpret_cast<const float*>(out);
+    for (size_t k = 0; k < bins; k++) {
+        const float re = v[2 * k], im = v[2 * k + 1];
+        spectrum[k] += static_cast<double>(re * re + im * im);
+    }
+}
+
+// x[i] = float(x[i] * gain), the product in float64 (gain may exceed float32's range).
+MODREC_HOT_LOOP
+void scale_by(float* x, size_t n, double gain)
+{
+    for (size_t i = 0; i < n; i++) {
+        x[i] = static_cast<float>(x[i] * gain);
+    }
+}
+
 } // namespace
 
 struct symbol_rate_estimator::impl {
@@ -232,7 +285,7 @@ struct symbol_rate_estimator::impl {
         window_power = 1.0 / (sum * sum);
         spectrum.resize(segment_len + 1);
         ratio.resize(segment_len + 1);
-        neighbours.resize(2 * median_half_width + 1);
+        neighbours.resize(2 * (2 * median_half_width + 1) + 4); // two windows, each between sentinels
     }
 
     // Welch's averaged one-sided power spectrum of a real feature into `spectrum`.
@@ -246,14 +299,9 @@ struct symbol_rate_estimator::impl {
         const gr_complex* out = fft.get_outbuf();
         for (size_t s = 0; s < segments; s++) {
             const float* seg = feature.data() + s * nseg;
-            const float m = static_cast<float>(sum(seg, nseg) / nseg);
-            for (size_t i = 0; i < nseg; i++) {
-                in[i] = (seg[i] - m) * window[i];
-            }
+            windowed(seg, static_cast<float>(sum(seg, nseg) / nseg), window.data(), nseg, in);
             fft.execute();
-            for (size_t k = 0; k < bins; k++) {
-                spectrum[k] += std::norm(out[k]);
-            }
+            add_power(out, bins, spectrum.data());
         }
         const double scale = window_power / segments;
         for (size_t k = 0; k < bins; k++) {
@@ -263,14 +311,18 @@ struct symbol_rate_estimator::impl {
     }
 
     // `spectrum` over its running median (floored) at the searched bins, 0 elsewhere. The
-    // median's window is kept sorted as it slides: one value out, one in, per bin.
+    // median's window is kept sorted as it slides (slide_sorted): one value out, one in, per bin.
     void line_ratio()
     {
         const long bins = segment_len + 1;
-        const long h = median_half_width;
+        const long h = median_half_width, w = 2 * h + 1;
         const double lowest = min_line_amplitude * min_line_amplitude / 2.0 / line_strength;
         auto at = [&](long k) { return spectrum[std::clamp(k, 0L, bins - 1)]; };
-        bool sliding = false; // neighbours holds bin k - 1's window, sorted
+        // two sorted windows between sentinels, the current one and the next
+        double* current = neighbours.data() + 1;
+        double* next = neighbours.data() + w + 3;
+        current[-1] = next[-1] = -std::numeric_limits<double>::infinity();
+        bool sliding = false; // current holds bin k - 1's window
         for (long k = 0; k < bins; k++) {
             if (!searched[k]) {
                 ratio[k] = 0.0;
@@ -278,17 +330,17 @@ struct symbol_rate_estimator::impl {
                 continue;
             }
             if (sliding) {
-                neighbours.erase(std::lower_bound(neighbours.begin(), neighbours.end(), at(k - 1 - h)));
-                const double in = at(k + h);
-                neighbours.insert(std::upper_bound(neighbours.begin(), neighbours.end(), in), in);
+                slide_sorted(current, w, at(k - 1 - h), at(k + h), next);
+                std::swap(current, next);
             } else {
                 for (long j = -h; j <= h; j++) {
-                    neighbours[j + h] = at(k + j);
+                    current[j + h] = at(k + j);
                 }
-                std::sort(neighbours.begin(), neighbours.end());
+                std::sort(current, current + w);
                 sliding = true;
             }
-            ratio[k] = spectrum[k] / std::max(neighbours[h], lowest);
+            current[w] = std::numeric_limits<double>::infinity();
+            ratio[k] = spectrum[k] / std::max(current[h], lowest);
         }
     }
 };
@@ -371,10 +423,8 @@ symbol_rate_estimator::estimate(const gr_complex* samples, size_t n, int interpo
     }
     // in float64: 1 / peak overflows float32 for a subnormal peak
     const double gain = 1.0 / peak;
-    for (size_t i = 0; i < n; i++) {
-        s.x_re[i] = static_cast<float>(s.x_re[i] * gain);
-        s.x_im[i] = static_cast<float>(s.x_im[i] * gain);
-    }
+    scale_by(s.x_re.data(), n, gain);
+    scale_by(s.x_im.data(), n, gain);
 
     // Interpolated by 2 (why: oversampling.py): y[2i] = x[i + half], y[2i + 1] between them.
     const size_t n_taps = s.taps.size(), half = n_taps / 2 - 1;
