@@ -4,17 +4,19 @@
 FLOPs are the wrong guide on a CPU (depthwise convolutions and squeeze-excite cost more time per
 FLOP than dense ones; MnasNet, Tan et al. CVPR 2019, and MobileNetV3, Howard et al. ICCV 2019,
 search with latency measured on the target device for the same reason). configs/studies/latency_search.yaml
-names the axes; every combination is a candidate.
+names the axes; every combination is a candidate. configs/studies/latency_search_c16.yaml is a second,
+narrower round around what the first found (channel counts in multiples of 16, ReLU everywhere),
+run with ``--config`` and reported into the same page between its own markers.
 
   --stage measure  each candidate (fresh weights) exported in the 2-D layout (conv2d_layout.py)
                    and timed in ONNX Runtime, one thread, batch 256, in paired rounds against the
                    reference (runtime/timing.py: the ratio is measured side by side); its params
-                   and FLOPs. Writes runs/latency_search/latency.json.
+                   and FLOPs. Writes runs/<config name>/latency.json.
   --stage report   the table of every candidate, with the test-split accuracy of those trained
                    to the end (the config's ``trained``: their evaluation summaries, e.g.
                    models/<name>.summary.json), and a plot of accuracy against measured frames/s
                    with today's shipped students on it (timed as they are, in the same paired
-                   way). Writes models/LATENCY.md (between its markers) and models/latency_search.png.
+                   way). Writes models/LATENCY.md (between the study's markers) and models/<config name>.png.
 """
 
 import argparse
@@ -31,20 +33,47 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- latency:begin -->", "<!-- latency:end -->"
+BEGIN, END = "<!-- latency:begin -->", "<!-- latency:end -->"  # a study's ``marker`` key replaces "latency"
+
+
+def markers(study):
+    """The lines between which the report writes a study's table in its page."""
+    name = study.get("marker", "latency")
+    return BEGIN.replace("latency", name), END.replace("latency", name)
 
 
 def candidate_cfg(axes):
-    """mobilenet1d build settings for one point of the search space (configs/studies/latency_search.yaml)."""
+    """mobilenet1d build settings for one point of the search space (configs/studies/latency_search.yaml).
+
+    Axes a study may leave out take the default's value: ``channels`` "default" (the model's own
+    rounding to multiples of 8) or 16 (every block's expand and output channels rounded up to a
+    multiple of 16 after the width multiplier, which is then folded into the blocks: ONNX
+    Runtime's blocked layout on AVX-512 works in blocks of 16 floats, models/LATENCY.md);
+    ``activation`` "default", "relu" (ReLU in every block) or "relu_all" (also in the stem, the
+    last 1x1 convolution and the head: ``outer_act``)."""
     from gnuradio.modrec.training.models.mobilenet1d import DEFAULT_BLOCKS
+
+    activation, width = axes["activation"], float(axes["width_mult"])
+    multiple = axes.get("channels", "default")
+    if multiple not in ("default", 16):
+        raise ValueError(f"channels: expected 'default' or 16, got {multiple!r}")
+    if activation not in ("default", "relu", "relu_all"):
+        raise ValueError(f"activation: expected 'default', 'relu' or 'relu_all', got {activation!r}")
+
+    def rounded(c):  # None: the model rounds (to 8, after its width multiplier)
+        return c if multiple == "default" else -(-int(c * width) // 16) * 16
 
     blocks = []
     for i, (k, e, o, se, act, stride) in enumerate(DEFAULT_BLOCKS[: axes["depth"]]):
         expand = e if i == 0 else max(o, int(e * axes["expansion"]))  # the first block has no expansion
-        blocks.append([k if axes["kernel"] == "default" else int(axes["kernel"]), expand, o,
-                       bool(se and axes["squeeze_excite"]), act if axes["activation"] == "default" else axes["activation"],
-                       stride])
-    return {"blocks": blocks, "width_mult": float(axes["width_mult"])}
+        blocks.append([k if axes["kernel"] == "default" else int(axes["kernel"]), rounded(expand), rounded(o),
+                       bool(se and axes["squeeze_excite"]), act if activation == "default" else "relu", stride])
+    cfg = {"blocks": blocks, "width_mult": width if multiple == "default" else 1.0}
+    if multiple == 16 and width != 1.0:
+        cfg.update(stem_channels=rounded(16), last_channels=rounded(128))
+    if activation == "relu_all":
+        cfg["outer_act"] = "relu"
+    return cfg
 
 
 def candidate_name(axes):
@@ -122,8 +151,9 @@ def report(study, measured, out_md, out_png, rounds):
     trained = {json.dumps(axes, sort_keys=True): name for name, axes in (study.get("trained") or {}).items()}
     for name, axes in (study.get("trained") or {}).items():
         config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
-        if config["model"]["cfg"]["blocks"] != candidate_cfg(axes)["blocks"]:
-            sys.exit(f"configs/{name}.yaml: its blocks are not those of the candidate {candidate_name(axes)}")
+        built = {"width_mult": 1.0, **config["model"]["cfg"]}
+        if any(built.get(k) != v for k, v in candidate_cfg(axes).items()):
+            sys.exit(f"configs/{name}.yaml: its model is not the candidate {candidate_name(axes)}")
 
     # today's shipped students (plain, fp32, under 1 MB), timed as shipped against the reference
     results = {r["name"]: r for r in json.loads((ROOT / "models" / "results.json").read_text())["models"]}
@@ -169,9 +199,12 @@ def report(study, measured, out_md, out_png, rounds):
             f"{fps['reference']:,.0f} frames/s in the 2-D layout in the report's run. Candidates timed in "
             f"the measure run; shipped students timed as shipped, paired with the same reference.\n\n"
             + "\n".join(lines))
-    page = out_md.read_text() if out_md.is_file() else f"{BEGIN}\n{END}\n"
-    head, rest = page.split(BEGIN, 1)
-    out_md.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    begin, end = markers(study)
+    page = out_md.read_text() if out_md.is_file() else f"{begin}\n{end}\n"
+    if begin not in page or end not in page:
+        sys.exit(f"{out_md}: expected the lines {begin} and {end} around the study's table")
+    head, rest = page.split(begin, 1)
+    out_md.write_text(head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1])
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -194,17 +227,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=("measure", "report"), required=True)
     parser.add_argument("--config", default=str(ROOT / "configs" / "studies" / "latency_search.yaml"))
-    parser.add_argument("--measured", default=str(ROOT / "runs" / "latency_search" / "latency.json"),
-                        help="the measure stage's output, the report stage's input")
+    parser.add_argument("--measured", default="",
+                        help="the measure stage's output, the report stage's input (default: "
+                             "runs/<the config's name>/latency.json)")
     parser.add_argument("--rounds", type=int, default=3, help="paired timing rounds per comparison (the median counts)")
     parser.add_argument("--out", default=str(ROOT / "models" / "LATENCY.md"))
-    parser.add_argument("--plot", default=str(ROOT / "models" / "latency_search.png"))
+    parser.add_argument("--plot", default="", help="default: models/<the config's name>.png")
     args = parser.parse_args(argv)
+    stem = Path(args.config).stem
+    measured = Path(args.measured or ROOT / "runs" / stem / "latency.json")
     study = yaml.safe_load(Path(args.config).read_text())
     if args.stage == "measure":
-        measure(study, Path(args.measured), args.rounds)
+        measure(study, measured, args.rounds)
     else:
-        report(study, Path(args.measured), Path(args.out), Path(args.plot), args.rounds)
+        report(study, measured, Path(args.out), Path(args.plot or ROOT / "models" / f"{stem}.png"), args.rounds)
 
 
 if __name__ == "__main__":

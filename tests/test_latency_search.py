@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gnuradio.modrec.training.config import load_config
@@ -16,14 +17,25 @@ SPEC = importlib.util.spec_from_file_location("latency_search", ROOT / "apps" / 
 ls = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(ls)
 STUDY = yaml.safe_load((ROOT / "configs" / "studies" / "latency_search.yaml").read_text())
+ROUND_2 = yaml.safe_load((ROOT / "configs" / "studies" / "latency_search_c16.yaml").read_text())
 
 
-def test_the_trained_candidates_are_points_of_the_space_and_their_configs_build_them():
-    for name, axes in STUDY["trained"].items():
-        assert set(axes) == set(STUDY["axes"]) and all(axes[k] in STUDY["axes"][k] for k in axes), name
+@pytest.mark.parametrize("study", [STUDY, ROUND_2], ids=["round 1", "round 2"])
+def test_the_trained_candidates_are_points_of_the_space_and_their_configs_build_them(study):
+    for name, axes in study["trained"].items():
+        assert set(axes) == set(study["axes"]) and all(axes[k] in study["axes"][k] for k in axes), name
         cfg = load_config(ROOT / "configs" / f"{name}.yaml")
         assert cfg.experiment == name
-        assert [list(b) for b in cfg.model.cfg["blocks"]] == ls.candidate_cfg(axes)["blocks"]
+        built = {"width_mult": 1.0, **cfg.model.cfg}
+        built["blocks"] = [list(b) for b in built["blocks"]]
+        assert {k: built.get(k) for k in ls.candidate_cfg(axes)} == ls.candidate_cfg(axes), name
+
+
+def test_the_two_rounds_write_between_their_own_markers():
+    assert ls.markers(STUDY) == (ls.BEGIN, ls.END)
+    assert ls.markers(ROUND_2) == ("<!-- latency-c16:begin -->", "<!-- latency-c16:end -->")
+    page = (ROOT / "models" / "LATENCY.md").read_text()
+    assert all(marker in page for marker in ls.markers(STUDY) + ls.markers(ROUND_2))
 
 
 def test_the_axes_change_what_they_say():
@@ -39,6 +51,20 @@ def test_the_axes_change_what_they_say():
     assert half[0][1] == 16 and half[1][1] == 32  # the first block has no expansion to halve
     assert len(ls.candidate_cfg({**base, "depth": 5})["blocks"]) == 5
     assert {b[0] for b in ls.candidate_cfg({**base, "kernel": 7})["blocks"]} == {7}
+    # round 2's axes: absent, they are the default's
+    assert ls.candidate_cfg({**base, "channels": "default"}) == ls.candidate_cfg(base)
+    c16 = ls.candidate_cfg({**base, "channels": 16})
+    assert all(b[1] % 16 == 0 and b[2] % 16 == 0 for b in c16["blocks"]) and c16["blocks"][4][1:3] == [128, 48]
+    narrow = ls.candidate_cfg({**base, "channels": 16, "width_mult": 0.75})
+    assert narrow["width_mult"] == 1.0 and narrow["blocks"][4][1:3] == [96, 32]  # 120 x 0.75 = 90 -> 96; 40 x 0.75 = 30 -> 32
+    assert narrow["stem_channels"] == 16 and narrow["last_channels"] == 96
+    create_model("mobilenet1d", **narrow)  # builds
+    assert "outer_act" not in ls.candidate_cfg({**base, "activation": "relu"})
+    relu_all = ls.candidate_cfg({**base, "activation": "relu_all"})
+    assert relu_all["outer_act"] == "relu" and {b[4] for b in relu_all["blocks"]} == {"relu"}
+    for bad in ({"channels": 32}, {"activation": "gelu"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ls.candidate_cfg({**base, **bad})
 
 
 def test_measure_and_report_on_a_two_point_space(tmp_path, monkeypatch):
