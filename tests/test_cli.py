@@ -113,6 +113,8 @@ def test_models_json_is_valid_and_complete(capsys):
     assert 0.5 < shipped["cnn3"]["accuracy_snr_ge_0"] < 1 and shipped["cnn3"]["flops"] == 3745152
     assert [name for name, s in shipped.items() if s["default"]] == [DEFAULT_MODEL_NAME[:-len(".onnx")]]
     assert shipped["mobilenet1d_ee"]["kind"].startswith("early-exit")
+    assert shipped["ensemble5"]["training"] == "ensemble of 5"  # joined by modrec ensemble, not trained
+    assert shipped["mobilenet1d-skd"]["training"] == "skd" and shipped["cnn3"]["training"] == "none"
     assert not any(".stage" in name or ".exits" in name for name in shipped)
 
 

@@ -354,6 +354,10 @@ def _shipped_figures(path):
     kind = (f"early-exit ({exits} exits)" if exits > 1 else
             "classifier + detector" if md.get(contract.NOISE_CLASS) else "classifier")
     training = [t for t in (md.get(contract.DISTILLATION), md.get(contract.PRUNING)) if t and t != "none"]
+    if md.get(contract.ARCHITECTURE) == "ensemble":  # made by modrec ensemble, not trained
+        config = (md.get(contract.TRAINING) or {}).get("config") or {}
+        members = ((config.get("model") or {}).get("cfg") or {}).get("members")
+        training.insert(0, f"ensemble of {len(members)}" if members else "ensemble")
     if md.get(contract.QUANTIZATION, contract.QUANTIZATION_NONE) != contract.QUANTIZATION_NONE:
         training.append("int8")
     return {"architecture": md.get(contract.ARCHITECTURE), "kind": kind, "version": md.get(contract.VERSION),
@@ -379,7 +383,8 @@ def _table(header, rows, right):
 def _models_tables(listing):
     arch_rows = [(a["name"], a["kind"], _fmt_count(a["params"]), _fmt_count(a["flops"], 1e6, 2),
                   a["default_config"].get("frame_len", "-")) for a in listing["architectures"]]
-    parts = ["Architectures (train one: modrec train --config configs/<name>.yaml; sizes at the default config):",
+    parts = ["Architectures (train one: modrec train --config configs/<name>.yaml, or join trained classifiers: "
+             "modrec ensemble; sizes at the default config):",
              _table(("name", "kind", "params", "MFLOPs/frame", "frame_len"), arch_rows,
                     right={"params", "MFLOPs/frame", "frame_len"}), ""]
     if listing["shipped"]:
