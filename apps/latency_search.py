@@ -60,7 +60,7 @@ def candidate_cfg(axes):
     if activation not in ("default", "relu", "relu_all"):
         raise ValueError(f"activation: expected 'default', 'relu' or 'relu_all', got {activation!r}")
 
-    def rounded(c):  # None: the model rounds (to 8, after its width multiplier)
+    def rounded(c):  # channels 'default': left to the model (multiples of 8, after its width multiplier)
         return c if multiple == "default" else -(-int(c * width) // 16) * 16
 
     blocks = []

@@ -187,7 +187,7 @@ void envelope_and_steps(const float* x_re,
 // One step of a running median's window, kept sorted: `sorted` (w values, ascending, between
 // two sentinels: sorted[-1] = -inf, sorted[w] = +inf) loses one value equal to `out` and gains
 // `in`; the result, ascending, goes to `next` (same layout). Every output is a select among its
-// neighbours (no search, no branch, no memmove), so both clones vectorise it: an erase and an
+// neighbours (no binary search, no memmove), so both clones vectorise it: an erase and an
 // insert on a std::vector took 15 % of an estimate (perf), their searches mispredicting.
 MODREC_HOT_LOOP
 void slide_sorted(const double* sorted, long w, double out, double in, double* next)

@@ -354,7 +354,9 @@ def _shipped_figures(path):
     kind = (f"early-exit ({exits} exits)" if exits > 1 else
             "classifier + detector" if md.get(contract.NOISE_CLASS) else "classifier")
     training = [t for t in (md.get(contract.DISTILLATION), md.get(contract.PRUNING)) if t and t != "none"]
-    if md.get(contract.ARCHITECTURE) == "ensemble":  # made by modrec ensemble, not trained
+    from .models import list_models
+
+    if md.get(contract.ARCHITECTURE) in list_models(kind="ensemble"):  # joined by modrec ensemble, not trained
         config = (md.get(contract.TRAINING) or {}).get("config") or {}
         members = ((config.get("model") or {}).get("cfg") or {}).get("members")
         training.insert(0, f"ensemble of {len(members)}" if members else "ensemble")
