@@ -76,6 +76,14 @@ def candidate_cfg(axes):
     return cfg
 
 
+def builds_candidate(model_cfg, axes):
+    """Whether a config's ``model.cfg`` builds the candidate at ``axes`` (a setting the config
+    leaves out is the model's default: width_mult 1.0)."""
+    built = {"width_mult": 1.0, **model_cfg}
+    built["blocks"] = [list(b) for b in built.get("blocks", [])]
+    return all(built.get(k) == v for k, v in candidate_cfg(axes).items())
+
+
 def candidate_name(axes):
     return ", ".join(f"{k} {v}" for k, v in axes.items())
 
@@ -151,8 +159,7 @@ def report(study, measured, out_md, out_png, rounds):
     trained = {json.dumps(axes, sort_keys=True): name for name, axes in (study.get("trained") or {}).items()}
     for name, axes in (study.get("trained") or {}).items():
         config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
-        built = {"width_mult": 1.0, **config["model"]["cfg"]}
-        if any(built.get(k) != v for k, v in candidate_cfg(axes).items()):
+        if not builds_candidate(config["model"]["cfg"], axes):
             sys.exit(f"configs/{name}.yaml: its model is not the candidate {candidate_name(axes)}")
 
     # today's shipped students (plain, fp32, under 1 MB), timed as shipped against the reference

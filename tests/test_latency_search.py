@@ -26,9 +26,10 @@ def test_the_trained_candidates_are_points_of_the_space_and_their_configs_build_
         assert set(axes) == set(study["axes"]) and all(axes[k] in study["axes"][k] for k in axes), name
         cfg = load_config(ROOT / "configs" / f"{name}.yaml")
         assert cfg.experiment == name
-        built = {"width_mult": 1.0, **cfg.model.cfg}
-        built["blocks"] = [list(b) for b in built["blocks"]]
-        assert {k: built.get(k) for k in ls.candidate_cfg(axes)} == ls.candidate_cfg(axes), name
+        assert [list(b) for b in cfg.model.cfg["blocks"]] == ls.candidate_cfg(axes)["blocks"], name
+        assert ls.builds_candidate(cfg.model.cfg, axes), name  # outer_act and width too, as the report checks
+        other = {**axes, "depth": 5 if axes["depth"] != 5 else 7}
+        assert not ls.builds_candidate(cfg.model.cfg, other), name
 
 
 def test_the_two_rounds_write_between_their_own_markers():
@@ -62,6 +63,9 @@ def test_the_axes_change_what_they_say():
     assert "outer_act" not in ls.candidate_cfg({**base, "activation": "relu"})
     relu_all = ls.candidate_cfg({**base, "activation": "relu_all"})
     assert relu_all["outer_act"] == "relu" and {b[4] for b in relu_all["blocks"]} == {"relu"}
+    assert ls.builds_candidate(relu_all, {**base, "activation": "relu_all"})
+    without_outer = {k: v for k, v in relu_all.items() if k != "outer_act"}  # the blocks alone are not enough
+    assert not ls.builds_candidate(without_outer, {**base, "activation": "relu_all"})
     for bad in ({"channels": 32}, {"activation": "gelu"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ls.candidate_cfg({**base, **bad})
