@@ -149,7 +149,7 @@ bool classifier_core_impl::stop()
             d_carry_tags.push_back({ kept + t.offset - d_start, t.key, t.value, t.srcid });
         }
         for (const auto& t : d_frame_tags) {
-            d_carry_tags.push_back({ kept + t.offset - d_start, d_key, t.value, d_srcid });
+            d_carry_tags.push_back({ kept + t.offset - d_start, d_key, t.value, d_srcid, true });
         }
         d_carry.insert(d_carry.end(), d_buf.begin() + d_head, d_buf.begin() + d_head + d_len);
         d_start += d_len;
@@ -292,9 +292,13 @@ int classifier_core_impl::send_carry(gr_complex* out, int noutput_items)
     std::vector<held_tag> keep;
     for (const auto& t : d_carry_tags) {
         if (t.offset < n) {
-            add_item_tag(0, first + t.offset, t.key, t.value, t.srcid);
+            // A frame's tag says where the frame starts: offsets restarted at the start, so its
+            // frame_start becomes the offset the tag now sits on (the message keeps the old run's)
+            const pmt::pmt_t value =
+                t.frame ? pmt::dict_add(t.value, d_f_frame_start, pmt::from_uint64(first + t.offset)) : t.value;
+            add_item_tag(0, first + t.offset, t.key, value, t.srcid);
         } else {
-            keep.push_back({ t.offset - n, t.key, t.value, t.srcid });
+            keep.push_back({ t.offset - n, t.key, t.value, t.srcid, t.frame });
         }
     }
     d_carry_tags.swap(keep);

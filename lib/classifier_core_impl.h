@@ -49,6 +49,7 @@ private:
     struct held_tag {
         uint64_t offset; // absolute input offset (relative to the carry in d_carry_tags)
         pmt::pmt_t key, value, srcid;
+        bool frame = false; // a frame's tag (in d_carry_tags: its frame_start is rewritten)
     };
 
     // the framer: samples [d_start, d_start + d_len) held, next frame start d_next_frame

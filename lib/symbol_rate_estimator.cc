@@ -9,6 +9,7 @@
 #include <gnuradio/modrec/symbol_rate_estimator.h>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -131,29 +132,56 @@ void interpolate_mid(const float* taps,
 }
 
 // Split complex samples into real and imaginary parts, zeroing any sample with a NaN or Inf
-// part; returns the largest |part| of the finite samples and counts the others. Selects, no
-// branches, so it vectorises (a branch per sample kept it scalar: a fifth of an estimate, perf).
+// part; returns the largest |part| of the finite samples and counts the others. Worked in the
+// floats' bits: a non-negative float orders as its bit pattern does, so the peak is an integer
+// maximum and finiteness an integer compare, eight samples at a time (written as a plain loop in
+// floats, GCC 12 kept it scalar: a tenth of an estimate, perf).
 MODREC_HOT_LOOP
 float split_finite(const gr_complex* samples, size_t n, float* x_re, float* x_im, size_t& non_finite)
 {
-    const float* iq = reinterpret_cast<const float*>(samples);
-    float peak = 0.0f;
+    typedef uint32_t u32x8 __attribute__((vector_size(32)));
+    constexpr uint32_t magnitude = 0x7fffffffu, infinity = 0x7f800000u; // NaN, +-Inf: the largest
+    const auto* iq = reinterpret_cast<const char*>(samples);
+    u32x8 peak8 = {}, bad8 = {};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        u32x8 lo, hi; // samples i..i+3 and i+4..i+7, interleaved re, im
+        std::memcpy(&lo, iq + 8 * i, sizeof lo);
+        std::memcpy(&hi, iq + 8 * i + sizeof lo, sizeof hi);
+        const u32x8 re = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+        const u32x8 im = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
+        const u32x8 a = re & magnitude, b = im & magnitude;
+        const u32x8 finite = (u32x8)((a < infinity) & (b < infinity)); // all ones where finite
+        const u32x8 r = re & finite, m = im & finite;
+        std::memcpy(x_re + i, &r, sizeof r);
+        std::memcpy(x_im + i, &m, sizeof m);
+        const u32x8 larger = (a > b ? a : b) & finite;
+        peak8 = larger > peak8 ? larger : peak8;
+        bad8 += ~finite & 1u;
+    }
+    uint32_t peak = 0;
     size_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float re = iq[2 * i], im = iq[2 * i + 1];
-        // |v| <= FLT_MAX is false for NaN and +-Inf: isfinite without a library call
-        const bool finite = std::fabs(re) <= std::numeric_limits<float>::max() &&
-                            std::fabs(im) <= std::numeric_limits<float>::max();
-        const float r = finite ? re : 0.0f, m = finite ? im : 0.0f;
-        x_re[i] = r;
-        x_im[i] = m;
-        const float a = std::fabs(r), b = std::fabs(m);
-        const float larger = a > b ? a : b;
+    for (int k = 0; k < 8; k++) {
+        peak = peak8[k] > peak ? peak8[k] : peak;
+        bad += bad8[k];
+    }
+    for (; i < n; i++) {
+        uint32_t re, im;
+        std::memcpy(&re, iq + 8 * i, sizeof re);
+        std::memcpy(&im, iq + 8 * i + sizeof re, sizeof im);
+        const uint32_t a = re & magnitude, b = im & magnitude;
+        const bool finite = a < infinity && b < infinity;
+        const uint32_t r = finite ? re : 0u, m = finite ? im : 0u;
+        std::memcpy(x_re + i, &r, sizeof r);
+        std::memcpy(x_im + i, &m, sizeof m);
+        const uint32_t larger = finite ? (a > b ? a : b) : 0u;
         peak = larger > peak ? larger : peak;
         bad += finite ? 0 : 1;
     }
     non_finite = bad;
-    return peak;
+    float peak_value;
+    std::memcpy(&peak_value, &peak, sizeof peak_value);
+    return peak_value;
 }
 
 // The two features of y, the stream interpolated by 2 (y[2i] = x[i + half], y[2i + 1] = mid[i]),

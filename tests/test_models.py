@@ -65,6 +65,9 @@ def test_the_detector_s_dc_removed_spectrum_drops_a_dc_offset_but_keeps_a_carrie
     spectra = DcRemovedSpectra(128)
     for x in (dc, carrier):
         torch.testing.assert_close(spectra(x)[:, :1], LogPowerSpectrum(128)(x))  # channel 0: the plain spectrum
+        # channel 1 comes from the same DFT less the mean's transform: the spectrum of x less its mean
+        torch.testing.assert_close(spectra(x)[:, 1:], LogPowerSpectrum(128)(x - x.mean(dim=-1, keepdim=True)),
+                                   rtol=0, atol=2e-4)
     peak = lambda x: spectra(x)[:, 1].max(dim=1).values.min()  # noqa: E731
     flat = LogPowerSpectrum(128)(noise)[:, 0].max(dim=1).values.max()
     assert peak(dc) < flat + 0.5 and peak(carrier) > flat + 1.0  # log10 power: the carrier stays >10x above

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +72,15 @@ class chunked_source(gr.sync_block):
 
 
 class run_recorder(gr.sync_block):
-    """Sink keeping each run's samples and classifier tags apart (offsets restart at every start)."""
+    """Sink keeping each run's samples and classifier tags apart (offsets restart at every start).
+    ``slow``: take at most 64 samples a call and sleep 1 ms, so that the block upstream holds
+    samples (and the frame tags on them) whenever the flowgraph stops."""
 
-    def __init__(self):
+    def __init__(self, slow=False):
         gr.sync_block.__init__(self, name="run_recorder", in_sig=[np.complex64], out_sig=None)
         self.runs = []
         self._parts = None
+        self._slow = slow
 
     def start(self):
         self._parts, self._tags = [], []
@@ -85,7 +89,10 @@ class run_recorder(gr.sync_block):
 
     def work(self, input_items, output_items):
         n = len(input_items[0])
-        self._parts.append(np.array(input_items[0], dtype=np.complex64))
+        if self._slow:
+            n = min(n, 64)
+            time.sleep(0.001)
+        self._parts.append(np.array(input_items[0][:n], dtype=np.complex64))
         self._tags += [(t.offset, t.value) for t in self.get_tags_in_window(0, 0, n, pmt.intern("modrec"))]
         return n
 
@@ -509,6 +516,33 @@ class qa_classifier(gr_unittest.TestCase):
                 np.testing.assert_allclose(v["probs"], expected, rtol=1e-4, atol=1e-5)
                 checked += 1
         self.assertGreater(checked, 100)
+
+    def test_a_frame_tag_carried_over_a_restart_names_the_offset_it_sits_on(self):
+        # The C++ core gathers frames into batches, and classifies what it gathered when the
+        # flowgraph stops; those frames' samples go out first in the next run, where offsets
+        # restart at 0: their tags' frame_start must be that run's offset (they kept the old run's,
+        # seen under load in the test above). A slow sink makes the core hold such frames at
+        # every stop. (The Python core classifies every complete frame at once, so it carries
+        # only samples behind an incomplete frame, with no frame tag on them.)
+        src = counting_source(200_000)
+        clf = classifier(self.model_path, hop=20)
+        snk = run_recorder(slow=True)
+        self._keep = (src, clf, snk)
+        self.tb.connect(src, clf, snk)
+        for _ in range(3):
+            self.tb.start()
+            threading.Event().wait(0.15)
+            self.tb.stop()
+            self.tb.wait()
+        checked = 0
+        for data, tags in snk.runs[1:]:
+            for offset, value in tags:
+                self.assertEqual(_tag_dict(value)["frame_start"], offset)
+                if offset + L <= len(data):
+                    expected = self.model.predict(complex_to_iq(data[None, offset : offset + L]))[0]
+                    np.testing.assert_allclose(_tag_dict(value)["probs"], expected, rtol=1e-4, atol=1e-5)
+                checked += 1
+        self.assertGreater(checked, 20)
 
     # --- batching ----------------------------------------------------------------------
 

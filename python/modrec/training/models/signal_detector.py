@@ -52,13 +52,19 @@ class LogPowerSpectrum(nn.Module):
         self.register_buffer("sin", (torch.sin(angle) * window).float(), persistent=False)
         self.floor = floor
 
-    def forward(self, x):
+    def dft(self, x):
+        """(N, 2, L) I/Q -> (re, im), each (N, L): the Hann-windowed DFT X[k]."""
         i, q = x[:, 0], x[:, 1]
         # X[k] = sum_n (i + jq)(cos - j sin)
-        re = i @ self.cos + q @ self.sin
-        im = q @ self.cos - i @ self.sin
+        return i @ self.cos + q @ self.sin, q @ self.cos - i @ self.sin
+
+    def log_power(self, re, im):
+        """(re, im) of dft() -> (N, L) log10 of the periodogram, floored at ``floor``."""
         power = (re * re + im * im) / self.cos.shape[0]
-        return torch.log10(torch.clamp(power, min=self.floor)).unsqueeze(1)
+        return torch.log10(torch.clamp(power, min=self.floor))
+
+    def forward(self, x):
+        return self.log_power(*self.dft(x)).unsqueeze(1)
 
 
 class DcRemovedSpectra(nn.Module):
@@ -68,14 +74,27 @@ class DcRemovedSpectra(nn.Module):
     leaves flat noise; a carrier (an AM-DSB carrier in an audio pause, a spur) sits off 0 Hz by
     its carrier offset and survives: at 0.005 cycles/sample 81 % of its power stays in a
     128-sample frame (1 - sinc^2 of the 0.64 cycles it turns through). The 128-point spectrum
-    alone cannot tell the two apart (both fill bin 0)."""
+    alone cannot tell the two apart (both fill bin 0).
+
+    The DFT is linear, so the frame less its mean m has the transform X[k] - m W[k], W the
+    window's own transform: one DFT serves both spectra (the same values within float32
+    rounding; a second DFT cost 6 % of a detecting student's time in ONNX Runtime, measured)."""
 
     def __init__(self, frame_len):
         super().__init__()
         self.spectrum = LogPowerSpectrum(frame_len)
+        # W[k] = sum_n window[n] (cos - j sin): the DFT matrices' column sums (not saved either)
+        self.register_buffer("w_re", self.spectrum.cos.double().sum(dim=0).float(), persistent=False)
+        self.register_buffer("w_im", -self.spectrum.sin.double().sum(dim=0).float(), persistent=False)
 
     def forward(self, x):
-        return torch.cat([self.spectrum(x), self.spectrum(x - x.mean(dim=-1, keepdim=True))], dim=1)
+        spectrum = self.spectrum
+        re, im = spectrum.dft(x)
+        m_i, m_q = x[:, 0].mean(dim=-1, keepdim=True), x[:, 1].mean(dim=-1, keepdim=True)
+        # m W = (m_i + j m_q)(W_re + j W_im)
+        re_dc = re - (m_i * self.w_re - m_q * self.w_im)
+        im_dc = im - (m_i * self.w_im + m_q * self.w_re)
+        return torch.stack([spectrum.log_power(re, im), spectrum.log_power(re_dc, im_dc)], dim=1)
 
 
 class SignalDetector(nn.Module):
