@@ -6,7 +6,8 @@ Three flowgraphs push the same complex noise through `head` into a null sink:
   passthrough  source -> head -> Python copy block -> sink (the Python block ceiling)
   classifier   source -> head -> modrec.classifier -> sink (hop = frame_len; the C++ core)
   python core  the same with the Python core (what the C++ core buys)
-  unchecked    the same with check_oversampling=False: what the oversampling check costs
+  unchecked    the same with check_oversampling=False: what the oversampling check costs (its
+               session.run share timed too: the block's own cost with the check left out)
   resampled    the same with sample_rate = 2 x the model's samples per symbol x symbol_rate: the
                block resamples by 1/2 before framing (a capture at 16 samples per symbol)
   viewed       the classifier's output also into a QT GUI Classification Sink (which reads its
@@ -173,7 +174,8 @@ def main(argv=None):
         "passthrough": lambda tb: (python_passthrough(), []),
         "classifier": lambda tb: (recording_batches(modrec.classifier(model_path), batches, ort_seconds), []),
         "python core": lambda tb: (modrec.classifier(model_path, _core="python"), []),
-        "unchecked": lambda tb: (modrec.classifier(model_path, check_oversampling=False), []),
+        "unchecked": lambda tb: (recording_batches(modrec.classifier(model_path, check_oversampling=False), [],
+                                                   ort_seconds), []),
         "resampled": lambda tb: (modrec.classifier(model_path, sample_rate=2.0 * sps, symbol_rate=1.0), []),
         "viewed": viewed_classifier(model_path),
     }
@@ -183,6 +185,7 @@ def main(argv=None):
     # share of each run's time inside session.run: the block's and the raw loop's (their ratio
     # does not move with the machine's speed, which changes between two runs)
     shares = []
+    unchecked_shares = []  # the unchecked run's session.run share, beside the classifier's
     ort_seconds = [0.0]
     # rounds, each running every flowgraph once: a slow spell of the machine hits all alike
     for _ in range(args.repeats):
@@ -191,6 +194,8 @@ def main(argv=None):
             ort_seconds[0] = 0.0
             rate = run_once(make, args.samples, noise)
             best[name] = max(best[name], rate)
+            if name == "unchecked":
+                unchecked_shares.append(ort_seconds[0] / (args.samples / rate))
             if name == "classifier":
                 block_share = ort_seconds[0] / (args.samples / rate)
                 raw, raw_share = raw_samples_per_second(model_path, batches, noise, frame_len)
@@ -215,6 +220,9 @@ def main(argv=None):
     print(f"  session.run share of the time: classifier {block_share:.3f}, raw ORT {raw_share:.3f} (medians); "
           f"their ratio {block_share / raw_share:.3f} is classifier / raw ORT where the model runs as fast in the "
           f"block as alone")
+    unchecked_share = float(np.median(unchecked_shares))
+    print(f"  without the oversampling check: session.run share {unchecked_share:.3f}, ratio to raw ORT's "
+          f"{unchecked_share / raw_share:.3f} (the block's own cost, the check's left out)")
     print(f"  classifier / python core = {best['classifier'] / best['python core']:.3f} (what the C++ core buys)")
     print(f"  classifier / passthrough = {best['classifier'] / best['passthrough']:.3f}")
     print(f"  classifier / plain       = {best['classifier'] / best['plain']:.3f}")
