@@ -207,6 +207,20 @@ def test_the_running_median_is_scipy_s_median_filter_bit_for_bit():
         np.testing.assert_array_equal(_running_median(values, 16), median_filter(values, size=33, mode="nearest"))
 
 
+def test_the_samples_past_the_last_eight_count_for_the_bad_share(estimate):
+    # The C++ estimator checks samples eight at a time; a window whose length is not a multiple
+    # of eight leaves a few over, which count all the same.
+    n = WINDOW_LEN + 5
+    x = _stream("QPSK", 4, n=n, seed=3)
+    limit = int(n * 0.01)  # the most bad samples a window may hold (1 %: 163 of 16,389)
+    bad = x.copy()
+    bad[: limit - 2] = np.nan
+    bad[-2:] = np.inf  # the limit exactly, two of them among the last five
+    assert estimate(bad).samples_per_symbol == pytest.approx(4, rel=0.05)
+    bad[-3] = np.nan  # one more, also among the last five: too many
+    assert math.isnan(estimate(bad).samples_per_symbol)
+
+
 def test_the_c_plus_plus_estimator_agrees_with_the_numpy_one():
     # the block's estimator (lib/symbol_rate_estimator.cc) against the documented one, over the
     # classes and oversamplings of the oversampling study: the same line, strengths within float32
