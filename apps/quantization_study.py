@@ -31,6 +31,9 @@ from gnuradio.modrec.runtime.timing import paired_times, speed_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- quantization:begin -->", "<!-- quantization:end -->"
+HEADER = ("| model | conv layout | fp32 frames/s | int8 frames/s | int8 / fp32 speed | fp32 SNR >= 0 | int8 SNR >= 0 "
+          "| change (pp) | all SNRs fp32 / int8 | KB fp32 / int8 | int8 ships |",
+          "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def test_split(config):
@@ -62,7 +65,7 @@ def main(argv=None):
                              "10 %% of 1 is within the machine's noise)")
     parser.add_argument("--rounds", type=int, default=5, help="paired timing rounds (the median counts)")
     parser.add_argument("--write", action="store_true", help="write the int8 files that qualify to models/, with cards")
-    parser.add_argument("--out", help="markdown file whose table (between the quantization markers) is replaced")
+    parser.add_argument("--out", help="markdown file whose table (between the quantization markers) is replaced; with --only, only those models' rows are")
     parser.add_argument("--json", help="write the figures as JSON here")
     args = parser.parse_args(argv)
 
@@ -100,16 +103,11 @@ def main(argv=None):
                 target = ROOT / "models" / f"{name}-int8.onnx"
                 target.write_bytes(int8_path.read_bytes())
 
-    table = ["| model | conv layout | fp32 frames/s | int8 frames/s | int8 / fp32 speed | fp32 SNR >= 0 | int8 SNR >= 0 "
-             "| change (pp) | all SNRs fp32 / int8 | KB fp32 / int8 | int8 ships |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        table.append(f"| {r['name']} | {r['conv_layout']} | {r['fp32_frames_per_s']:,.0f} | {r['int8_frames_per_s']:,.0f} | "
-                     f"{r['speedup']:.2f}x | {100 * r['fp32_accuracy_snr_ge_0']:.2f} % | {100 * r['int8_accuracy_snr_ge_0']:.2f} % | "
-                     f"{-r['loss_pp_snr_ge_0']:+.2f} | {100 * r['fp32_accuracy']:.1f} / {100 * r['int8_accuracy']:.1f} % | "
-                     f"{r['fp32_kb']:.0f} / {r['int8_kb']:.0f} | {'yes' if r['ships'] else 'no'} |")
-    text = "\n".join(table)
-    print(text)
+    lines = [f"| {r['name']} | {r['conv_layout']} | {r['fp32_frames_per_s']:,.0f} | {r['int8_frames_per_s']:,.0f} | "
+             f"{r['speedup']:.2f}x | {100 * r['fp32_accuracy_snr_ge_0']:.2f} % | {100 * r['int8_accuracy_snr_ge_0']:.2f} % | "
+             f"{-r['loss_pp_snr_ge_0']:+.2f} | {100 * r['fp32_accuracy']:.1f} / {100 * r['int8_accuracy']:.1f} % | "
+             f"{r['fp32_kb']:.0f} / {r['int8_kb']:.0f} | {'yes' if r['ships'] else 'no'} |" for r in rows]
+    print("\n".join([*HEADER, *lines]))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.out:
@@ -117,8 +115,23 @@ def main(argv=None):
         if BEGIN not in page or END not in page:
             sys.exit(f"{args.out}: no {BEGIN} ... {END} markers to put the table between")
         head, rest = page.split(BEGIN, 1)
-        Path(args.out).write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+        table, tail = rest.split(END, 1)
+        # --only measures some models: the others keep the rows of the run that measured them
+        kept = table_rows(table) if args.only else {}
+        text = "\n".join([*HEADER, *merged_rows(kept, lines)])
+        Path(args.out).write_text(head + BEGIN + "\n" + text + "\n" + END + tail)
 
+
+def table_rows(table):
+    """{model name: its line} of a table this script wrote (the text between the markers)."""
+    return {line.split("|")[1].strip(): line for line in table.splitlines()
+            if line.startswith("| ") and line not in HEADER}
+
+
+def merged_rows(kept, lines):
+    """The table's rows in name order: ``kept`` ({name: line}, rows measured earlier) with the new
+    ``lines`` in place of their names' old rows."""
+    return [line for _, line in sorted({**kept, **table_rows("\n".join(lines))}.items())]
 
 if __name__ == "__main__":
     main()
