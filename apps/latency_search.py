@@ -50,7 +50,9 @@ def candidate_cfg(axes):
     multiple of 16 after the width multiplier, which is then folded into the blocks: ONNX
     Runtime's blocked layout on AVX-512 works in blocks of 16 floats, models/LATENCY.md);
     ``activation`` "default", "relu" (ReLU in every block) or "relu_all" (also in the stem, the
-    last 1x1 convolution and the head: ``outer_act``)."""
+    last 1x1 convolution and the head: ``outer_act``); ``fused`` 0 or the number of leading
+    blocks built as Fused-MBConv (one regular convolution for the expansion and the depthwise
+    one: ``fused_blocks``)."""
     from gnuradio.modrec.training.models.mobilenet1d import DEFAULT_BLOCKS
 
     activation, width = axes["activation"], float(axes["width_mult"])
@@ -59,6 +61,9 @@ def candidate_cfg(axes):
         raise ValueError(f"channels: expected 'default' or 16, got {multiple!r}")
     if activation not in ("default", "relu", "relu_all"):
         raise ValueError(f"activation: expected 'default', 'relu' or 'relu_all', got {activation!r}")
+    fused = axes.get("fused", 0)
+    if not (isinstance(fused, int) and 0 <= fused <= axes["depth"]):
+        raise ValueError(f"fused: expected 0..depth ({axes['depth']}) leading blocks, got {fused!r}")
 
     def rounded(c):  # channels 'default': left to the model (multiples of 8, after its width multiplier)
         return c if multiple == "default" else -(-int(c * width) // 16) * 16
@@ -73,6 +78,8 @@ def candidate_cfg(axes):
         cfg.update(stem_channels=rounded(16), last_channels=rounded(128))
     if activation == "relu_all":
         cfg["outer_act"] = "relu"
+    if fused:
+        cfg["fused_blocks"] = fused
     return cfg
 
 

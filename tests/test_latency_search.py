@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from gnuradio.modrec.training.config import load_config
@@ -18,9 +19,10 @@ ls = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(ls)
 STUDY = yaml.safe_load((ROOT / "configs" / "studies" / "latency_search.yaml").read_text())
 ROUND_2 = yaml.safe_load((ROOT / "configs" / "studies" / "latency_search_c16.yaml").read_text())
+ROUND_3 = yaml.safe_load((ROOT / "configs" / "studies" / "latency_search_fused.yaml").read_text())
 
 
-@pytest.mark.parametrize("study", [STUDY, ROUND_2], ids=["round 1", "round 2"])
+@pytest.mark.parametrize("study", [STUDY, ROUND_2, ROUND_3], ids=["round 1", "round 2", "round 3"])
 def test_the_trained_candidates_are_points_of_the_space_and_their_configs_build_them(study):
     for name, axes in study["trained"].items():
         assert set(axes) == set(study["axes"]) and all(axes[k] in study["axes"][k] for k in axes), name
@@ -32,11 +34,12 @@ def test_the_trained_candidates_are_points_of_the_space_and_their_configs_build_
         assert not ls.builds_candidate(cfg.model.cfg, other), name
 
 
-def test_the_two_rounds_write_between_their_own_markers():
+def test_the_rounds_write_between_their_own_markers():
     assert ls.markers(STUDY) == (ls.BEGIN, ls.END)
     assert ls.markers(ROUND_2) == ("<!-- latency-c16:begin -->", "<!-- latency-c16:end -->")
+    assert ls.markers(ROUND_3) == ("<!-- latency-fused:begin -->", "<!-- latency-fused:end -->")
     page = (ROOT / "models" / "LATENCY.md").read_text()
-    assert all(marker in page for marker in ls.markers(STUDY) + ls.markers(ROUND_2))
+    assert all(page.count(marker) == 1 for marker in ls.markers(STUDY) + ls.markers(ROUND_2) + ls.markers(ROUND_3))
 
 
 def test_the_axes_change_what_they_say():
@@ -66,7 +69,16 @@ def test_the_axes_change_what_they_say():
     assert ls.builds_candidate(relu_all, {**base, "activation": "relu_all"})
     without_outer = {k: v for k, v in relu_all.items() if k != "outer_act"}  # the blocks alone are not enough
     assert not ls.builds_candidate(without_outer, {**base, "activation": "relu_all"})
-    for bad in ({"channels": 32}, {"activation": "gelu"}):
+    # round 3's: the first blocks fused (one regular convolution for expansion and depthwise)
+    assert ls.candidate_cfg({**base, "fused": 0}) == ls.candidate_cfg(base)
+    fused = create_model("mobilenet1d", **ls.candidate_cfg({**base, "fused": 2}))
+    first_convs = [next(m for m in block.modules() if isinstance(m, torch.nn.Conv1d)) for block in fused.blocks]
+    depthwise = [any(isinstance(m, torch.nn.Conv1d) and m.groups > 1 for m in block.modules()) for block in fused.blocks]
+    assert depthwise == [False, False, True, True, True, True, True]
+    assert [c.kernel_size[0] for c in first_convs[:2]] == [3, 3]  # the fused ones take the depthwise kernel
+    assert first_convs[1].stride == (2,) and first_convs[1].out_channels == 64  # and its stride, to the expansion
+    assert count_params(fused) > count_params(default)
+    for bad in ({"channels": 32}, {"activation": "gelu"}, {"fused": 8}, {"fused": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ls.candidate_cfg({**base, **bad})
 

@@ -80,15 +80,22 @@ class SqueezeExcite1d(nn.Module):
 
 
 class InvertedResidual1d(nn.Module):
-    def __init__(self, c_in, c_exp, c_out, k, stride, use_se, act):
+    """MBConv: 1x1 expand (when c_exp != c_in) -> depthwise k -> squeeze-excite -> linear 1x1 project.
+    ``fused``: Fused-MBConv (M. Tan, Q. V. Le, "EfficientNetV2", ICML 2021), one regular k-tap
+    convolution c_in -> c_exp in place of the expansion and the depthwise convolution."""
+
+    def __init__(self, c_in, c_exp, c_out, k, stride, use_se, act, fused=False):
         super().__init__()
         if k % 2 == 0:
             raise ValueError(f"mobilenet1d: depthwise kernels must be odd (got {k}) so padding keeps alignment")
         self.use_residual = stride == 1 and c_in == c_out
         layers = []
-        if c_exp != c_in:
-            layers.append(_conv_bn(c_in, c_exp, 1, act=act))
-        layers.append(_conv_bn(c_exp, c_exp, k, stride=stride, groups=c_exp, act=act))
+        if fused:
+            layers.append(_conv_bn(c_in, c_exp, k, stride=stride, act=act))
+        else:
+            if c_exp != c_in:
+                layers.append(_conv_bn(c_in, c_exp, 1, act=act))
+            layers.append(_conv_bn(c_exp, c_exp, k, stride=stride, groups=c_exp, act=act))
         if use_se:
             layers.append(SqueezeExcite1d(c_exp, make_divisible(c_exp // 4)))
         # linear bottleneck: a nonlinearity on the narrow projection would destroy information
@@ -102,20 +109,24 @@ class InvertedResidual1d(nn.Module):
 
 class MobileNet1d(ModRecModel):
     def __init__(self, n_classes, blocks, width_mult, stem_channels, stem_kernel, last_channels, hidden,
-                 dropout, eps, outer_act="hswish"):
+                 dropout, eps, outer_act="hswish", fused_blocks=0):
         super().__init__()
         if not blocks:
             raise ValueError("mobilenet1d: at least one block spec is needed")
+        if not 0 <= fused_blocks <= len(blocks):
+            raise ValueError(f"mobilenet1d: fused_blocks must be 0..{len(blocks)} (the number of blocks), "
+                             f"got {fused_blocks}")
         self.norm = RMSNormIQ(eps)
         c_in = make_divisible(stem_channels * width_mult)
         self.stem = _conv_bn(2, c_in, stem_kernel, stride=2, act=outer_act)
         layers = []
-        for spec in blocks:
+        for i, spec in enumerate(blocks):
             if len(spec) != 6:
                 raise ValueError(f"mobilenet1d: block spec {spec!r} must be (kernel, expand, out, se, act, stride)")
             k, exp, out, se, act, stride = spec
             c_exp, c_out = make_divisible(exp * width_mult), make_divisible(out * width_mult)
-            layers.append(InvertedResidual1d(c_in, c_exp, c_out, int(k), int(stride), bool(se), act))
+            layers.append(InvertedResidual1d(c_in, c_exp, c_out, int(k), int(stride), bool(se), act,
+                                             fused=i < fused_blocks))
             c_in = c_out
         self.blocks = nn.Sequential(*layers)
         c_last = make_divisible(last_channels * width_mult)
@@ -166,12 +177,17 @@ def mobilenet1d(
     dropout=0.2,
     eps=1e-12,
     outer_act="hswish",
+    fused_blocks=0,
 ):
     """MobileNet-1D (module docstring). Each block names its own activation (``blocks``);
     ``outer_act`` is that of the stem, the last 1x1 convolution and the head's hidden layer
     ("hswish" as in MobileNetV3, or "relu": ONNX Runtime fuses ReLU into the convolution before
-    it, hard-swish runs as operators of its own; models/LATENCY.md)."""
+    it, hard-swish runs as operators of its own; models/LATENCY.md). ``fused_blocks``: how many
+    of the first blocks are Fused-MBConv (``InvertedResidual1d``), as EfficientNetV2 does in its
+    early stages, where a depthwise convolution over few channels does little work per memory
+    access. Raises ValueError for an unknown activation, an even kernel or fused_blocks outside
+    0..len(blocks)."""
     # frame_len is recorded for export and metadata; global pooling makes the net itself length-agnostic.
     del frame_len
     return MobileNet1d(n_classes, [tuple(b) for b in blocks], float(width_mult), stem_channels, stem_kernel,
-                       last_channels, hidden, dropout, eps, str(outer_act))
+                       last_channels, hidden, dropout, eps, str(outer_act), int(fused_blocks))
