@@ -65,7 +65,8 @@ def main(argv=None):
                              "10 %% of 1 is within the machine's noise)")
     parser.add_argument("--rounds", type=int, default=5, help="paired timing rounds (the median counts)")
     parser.add_argument("--write", action="store_true", help="write the int8 files that qualify to models/, with cards")
-    parser.add_argument("--out", help="markdown file whose table (between the quantization markers) is replaced; with --only, only those models' rows are")
+    parser.add_argument("--out", help="markdown file whose table (between the quantization markers) is replaced; "
+                                      "with --only, only those models' rows are")
     parser.add_argument("--json", help="write the figures as JSON here")
     args = parser.parse_args(argv)
 
@@ -132,6 +133,7 @@ def merged_rows(kept, lines):
     """The table's rows in name order: ``kept`` ({name: line}, rows measured earlier) with the new
     ``lines`` in place of their names' old rows."""
     return [line for _, line in sorted({**kept, **table_rows("\n".join(lines))}.items())]
+
 
 if __name__ == "__main__":
     main()

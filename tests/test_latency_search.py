@@ -73,7 +73,8 @@ def test_the_axes_change_what_they_say():
     assert ls.candidate_cfg({**base, "fused": 0}) == ls.candidate_cfg(base)
     fused = create_model("mobilenet1d", **ls.candidate_cfg({**base, "fused": 2}))
     first_convs = [next(m for m in block.modules() if isinstance(m, torch.nn.Conv1d)) for block in fused.blocks]
-    depthwise = [any(isinstance(m, torch.nn.Conv1d) and m.groups > 1 for m in block.modules()) for block in fused.blocks]
+    depthwise = [any(isinstance(m, torch.nn.Conv1d) and m.groups > 1 for m in block.modules())
+                 for block in fused.blocks]
     assert depthwise == [False, False, True, True, True, True, True]
     assert [c.kernel_size[0] for c in first_convs[:2]] == [3, 3]  # the fused ones take the depthwise kernel
     assert first_convs[1].stride == (2,) and first_convs[1].out_channels == 64  # and its stride, to the expansion
