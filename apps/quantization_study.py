@@ -119,7 +119,7 @@ def main(argv=None):
         table, tail = rest.split(END, 1)
         # --only measures some models: the others keep the rows of the run that measured them
         kept = table_rows(table) if args.only else {}
-        text = "\n".join([*HEADER, *merged_rows(kept, lines)])
+        text = "\n".join([*HEADER, *merged_rows(kept, {r["name"]: line for r, line in zip(rows, lines)})])
         Path(args.out).write_text(head + BEGIN + "\n" + text + "\n" + END + tail)
 
 
@@ -129,10 +129,10 @@ def table_rows(table):
             if line.startswith("| ") and line not in HEADER}
 
 
-def merged_rows(kept, lines):
-    """The table's rows in name order: ``kept`` ({name: line}, rows measured earlier) with the new
-    ``lines`` in place of their names' old rows."""
-    return [line for _, line in sorted({**kept, **table_rows("\n".join(lines))}.items())]
+def merged_rows(kept, measured):
+    """The table's rows in name order: ``kept`` ({name: line}, rows measured earlier) with the
+    ``measured`` ones ({name: line}) in place of their names' old rows."""
+    return [line for _, line in sorted({**kept, **measured}.items())]
 
 
 if __name__ == "__main__":

@@ -24,5 +24,5 @@ def test_the_shipped_table_reads_back_one_row_per_model():
 
 def test_only_the_remeasured_rows_change_and_a_new_one_takes_its_place_in_name_order():
     old = "\n".join([*qs.HEADER, row("a", "1.00x"), row("c", "2.00x"), row("d", "3.00x")])
-    merged = qs.merged_rows(qs.table_rows(old), [row("c", "9.00x"), row("b", "5.00x")])
+    merged = qs.merged_rows(qs.table_rows(old), {"c": row("c", "9.00x"), "b": row("b", "5.00x")})
     assert merged == [row("a", "1.00x"), row("b", "5.00x"), row("c", "9.00x"), row("d", "3.00x")]
