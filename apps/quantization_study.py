@@ -64,8 +64,9 @@ def main(argv=None):
                         help="int8 / fp32 speed an int8 file must reach to count as faster (default 1.1: a ratio within "
                              "10 %% of 1 is within the machine's noise)")
     parser.add_argument("--rounds", type=int, default=5, help="paired timing rounds (the median counts)")
-    parser.add_argument("--write", action="store_true", help="write the int8 files that qualify to models/ (each one's card is then made with "
-                        "modrec evaluate --onnx models/<name>-int8.onnx --card models/<name>-int8.md)")
+    parser.add_argument("--write", action="store_true",
+                        help="write the int8 files that qualify to models/ (each one's card is then made with "
+                             "modrec evaluate --onnx models/<name>-int8.onnx --card models/<name>-int8.md)")
     parser.add_argument("--out", help="markdown file whose table (between the quantization markers) is replaced; "
                                       "with --only, only those models' rows are")
     parser.add_argument("--json", help="write the figures as JSON here")
